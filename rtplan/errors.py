@@ -1,0 +1,58 @@
+"""Errors raised by rtplan.
+
+Every user-facing failure is an :class:`RtplanError`.  Its message is one line that
+names the file, the structure (where there is one) and the problem; the command line
+prints it on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class RtplanError(Exception):
+    """Base class of every error rtplan reports to a user.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in one line.
+    path : str, optional
+        The file (or folder) the problem was found in.
+    structure : str, optional
+        The structure concerned.
+    """
+
+    def __init__(self, message: str, *, path: object = None, structure: str | None = None):
+        self.problem = message
+        self.path = None if path is None else str(path)
+        self.structure = structure
+        parts = []
+        if self.path:
+            parts.append(self.path)
+        if structure:
+            parts.append(f"structure '{structure}'")
+        parts.append(message)
+        super().__init__(": ".join(parts).replace("\n", " "))
+
+
+class DicomReadError(RtplanError):
+    """A file is not DICOM, is truncated, or lacks a tag rtplan needs."""
+
+
+class GeometryError(RtplanError):
+    """Inconsistent geometry: frames of reference, orientations, slice positions, grids."""
+
+
+class ContourError(RtplanError):
+    """A contour cannot stand for a volume: empty, too few points, self-intersecting."""
+
+
+class StructureNotFoundError(RtplanError):
+    """A structure name that is not present (the message lists the closest names)."""
+
+
+class DoseCoverageError(RtplanError):
+    """A dose grid does not cover what a computation needs."""
+
+
+class InputError(RtplanError):
+    """Malformed user input: metric strings, margins, protocol files, options."""
