@@ -1,0 +1,50 @@
+"""The ``rtplan`` command line: a thin layer over the Python API.
+
+Each subcommand lives in ``rtplan/commands/<name>.py`` and provides ``add_parser(subparsers)``
+(which registers its arguments and sets ``func``) and a ``run(args) -> int`` function.
+
+Exit codes: 0 success (and every mandatory constraint passed), 1 a constraint or a cohort member
+failed, 2 bad input (an :class:`rtplan.errors.RtplanError`, printed as one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rtplan import __version__
+from rtplan.errors import RtplanError
+
+#: Subcommand modules under ``rtplan.commands``, in the order ``rtplan --help`` lists them.
+COMMANDS = ["info"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtplan",
+        description="Radiotherapy contour-and-dose toolkit (DICOM-RT; LPS mm, Gy, cc).",
+    )
+    parser.add_argument("--version", action="version", version=f"rtplan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"rtplan.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RtplanError as exc:
+        print(f"rtplan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rtplan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

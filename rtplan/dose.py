@@ -1,0 +1,70 @@
+"""Dose distributions on a voxel grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rtplan.errors import GeometryError
+from rtplan.grid import Grid
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedDVH:
+    """A DVH stored by the planning system in an RTDOSE DVHSequence.
+
+    ``dose_gy`` are bin upper edges (Gy) and ``volume_cc`` the cumulative volume (cc)
+    receiving at least that dose; both as read from the file (DVHDoseScaling applied).
+    """
+
+    roi_number: int
+    dose_gy: np.ndarray
+    volume_cc: np.ndarray
+    dvh_type: str = "CUMULATIVE"
+    volume_units: str = "CM3"
+    min_dose_gy: float | None = None
+    max_dose_gy: float | None = None
+    mean_dose_gy: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Dose:
+    """A 3-D dose distribution in Gy on a :class:`~rtplan.grid.Grid`.
+
+    Parameters
+    ----------
+    values_gy : numpy.ndarray
+        Dose in Gy, indexed ``[k, j, i]`` like ``grid`` (DoseGridScaling already applied,
+        FRACTION doses already multiplied by the number of fractions).
+    grid : Grid
+        Where the values sit (voxel centres, LPS mm).
+    frame_of_reference_uid : str
+        FrameOfReferenceUID of the RTDOSE.
+    summation_type : str
+        DICOM DoseSummationType of the *source* file(s) (PLAN, FRACTION, BEAM, ...).
+    source : str
+        File(s) the dose was read from, for messages.
+    """
+
+    values_gy: np.ndarray
+    grid: Grid
+    frame_of_reference_uid: str = ""
+    summation_type: str = "PLAN"
+    dose_type: str = "PHYSICAL"
+    source: str = ""
+    sop_instance_uid: str = ""
+    referenced_plan_uid: str = ""
+    embedded_dvhs: tuple[EmbeddedDVH, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if tuple(np.shape(self.values_gy)) != tuple(self.grid.shape):
+            raise GeometryError(
+                f"dose array shape {np.shape(self.values_gy)} does not match grid {self.grid.shape}",
+                path=self.source or None,
+            )
+
+    @property
+    def max_gy(self) -> float:
+        """Largest dose value on the grid (Gy)."""
+        return float(np.max(self.values_gy))
