@@ -1,0 +1,429 @@
+"""Reading RT Structure Sets into :class:`StructureSet` (a named collection of
+:class:`~rtplan.structure.Structure`).
+
+What is read, per ROI: ROIName, ROINumber, RTROIInterpretedType (from
+RTROIObservationsSequence), ROIDisplayColor, ReferencedFrameOfReferenceUID and every
+contour with its ContourGeometricType.  ``CLOSED_PLANAR`` contours make the volume
+(several per plane; holes as nested contours under the even-odd rule; keyhole contours as
+drawn); ``CLOSEDPLANAR_XOR`` is read as ``CLOSED_PLANAR`` (the even-odd rule is XOR);
+``POINT``, ``OPEN_PLANAR`` and ``OPEN_NONPLANAR`` contours are kept and reported but are
+never volumes.
+
+Checks.  Each structure is checked for: no contours at all (empty), closed contours of
+fewer than three points, self-intersecting closed contours (proper edge crossings; the
+touching sides of a keyhole channel are allowed) and contours that are not on one axial
+plane.  Problems are kept in :attr:`StructureSet.problems`; ``read_rtstruct(strict=True)``
+raises the first as a :class:`~rtplan.errors.ContourError`, and looking up a structure
+that has a problem raises too, so no computation runs on a broken structure.
+
+With the referenced CT (``reference=``, a :class:`~rtplan.io.ct.CTSeries` or
+:class:`~rtplan.image.Image`): frames of reference must match
+(:class:`~rtplan.errors.GeometryError` otherwise); each structure's
+``slice_spacing_mm`` is the CT slice spacing (uniform series; ``None`` otherwise, when the
+structure infers it from its contour planes); contours whose plane is not on a CT slice
+(within :data:`ON_SLICE_TOLERANCE_MM` along the slice normal) are listed in
+:attr:`StructureSet.warnings`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+from rtplan.errors import ContourError, DicomReadError, GeometryError, StructureNotFoundError
+from rtplan.io.dicom_file import modality_of, read_dataset, require, text
+from rtplan.polygon import self_intersection
+from rtplan.structure import PLANE_TOLERANCE_MM, Contour, Structure
+
+#: A contour lies on a CT slice when its plane is this close (mm) to the slice position.
+ON_SLICE_TOLERANCE_MM = 0.01
+_CONTOUR_DATA = 0x30060050
+GEOMETRIC_TYPES = ("CLOSED_PLANAR", "OPEN_PLANAR", "OPEN_NONPLANAR", "POINT")
+
+
+@dataclass(frozen=True, eq=False)
+class StructureSet:
+    """The structures of one RTSTRUCT, with lookup by name.
+
+    Parameters
+    ----------
+    label : str
+        StructureSetLabel.
+    structures : tuple of Structure
+        In file order (StructureSetROISequence).
+    sop_instance_uid, series_instance_uid, study_instance_uid : str
+        Identity of the RTSTRUCT.
+    referenced_series_uid : str
+        The image series the contours were drawn on (RTReferencedSeriesSequence).
+    frame_of_reference_uid : str
+        The frame of reference of the contours.
+    source : str
+        The file, for messages.
+    warnings : tuple of str
+        Problems that do not stop reading (off-slice contours, odd ROI numbering).
+    problems : mapping of str to tuple of str
+        Per structure name, the reasons it cannot stand for a volume (see module docstring).
+    """
+
+    label: str
+    structures: tuple[Structure, ...]
+    sop_instance_uid: str = ""
+    series_instance_uid: str = ""
+    study_instance_uid: str = ""
+    referenced_series_uid: str = ""
+    frame_of_reference_uid: str = ""
+    patient_id: str = ""
+    patient_name: str = ""
+    name: str = ""
+    source: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    problems: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self):
+        object.__setattr__(self, "structures", tuple(self.structures))
+        object.__setattr__(self, "problems", MappingProxyType(dict(self.problems)))
+
+    @property
+    def names(self) -> list[str]:
+        """ROI names in file order."""
+        return [s.name for s in self.structures]
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    def __iter__(self):
+        return iter(self.structures)
+
+    def __contains__(self, name: str) -> bool:
+        return self._find(name) is not None
+
+    def _find(self, name: str) -> Structure | None:
+        for s in self.structures:
+            if s.name == name:
+                return s
+        folded = [s for s in self.structures if s.name.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None
+
+    def __getitem__(self, name: str) -> Structure:
+        """The structure called ``name`` (exact, else unique case-insensitive match).
+
+        Raises
+        ------
+        StructureNotFoundError
+            No such structure; the message lists the closest names.
+        ContourError
+            The structure has a problem (empty, self-intersecting, ...).
+        """
+        found = self._find(name)
+        if found is None:
+            close = difflib.get_close_matches(
+                name.casefold(), [n.casefold() for n in self.names], n=3, cutoff=0.5
+            )
+            closest = [n for c in close for n in self.names if n.casefold() == c]
+            hint = (
+                f"closest: {', '.join(closest)}"
+                if closest
+                else "available: "
+                + ", ".join(self.names[:12])
+                + (" ..." if len(self.names) > 12 else "")
+            )
+            raise StructureNotFoundError(
+                f"no structure '{name}' in structure set '{self.label}' ({hint})",
+                path=self.source or None,
+            )
+        self.check([found.name])
+        return found
+
+    def get(self, name: str, default=None):
+        """Like ``self[name]`` but ``default`` when the name is absent."""
+        return self[name] if name in self else default
+
+    def check(self, names=None) -> None:
+        """Raise :class:`~rtplan.errors.ContourError` for the first problem of the named
+        structures (all when ``names`` is None)."""
+        for n in self.names if names is None else names:
+            reasons = self.problems.get(n)
+            if reasons:
+                raise ContourError(reasons[0], path=self.source or None, structure=n)
+
+    @property
+    def volumes(self) -> tuple[Structure, ...]:
+        """Structures with closed planar contours (that enclose a volume)."""
+        return tuple(s for s in self.structures if s.is_volume)
+
+
+def read_rtstruct(
+    path: str | os.PathLike,
+    *,
+    reference=None,
+    strict: bool = True,
+    dataset: Dataset | None = None,
+) -> StructureSet:
+    """Read an RTSTRUCT file.
+
+    Parameters
+    ----------
+    path : path
+        The RTSTRUCT file (only read).
+    reference : CTSeries or Image, optional
+        The CT the contours were drawn on: checks the frame of reference, sets each
+        structure's ``slice_spacing_mm`` and reports contours off the CT slices.
+    strict : bool
+        Raise a :class:`~rtplan.errors.ContourError` for the first structure problem
+        (default).  With ``False`` problems are kept in ``StructureSet.problems``.
+    dataset : pydicom.Dataset, optional
+        The already-read dataset of ``path`` (avoids reading it twice).
+
+    Returns
+    -------
+    StructureSet
+
+    Raises
+    ------
+    DicomReadError
+        Not an RTSTRUCT, or a required tag is missing.
+    GeometryError
+        The frame of reference differs from the reference CT's.
+    ContourError
+        ``strict`` and a structure is empty, self-intersecting or degenerate.
+    """
+    path = Path(path)
+    ds = dataset if dataset is not None else read_dataset(path)
+    if modality_of(ds) != "RTSTRUCT":
+        raise DicomReadError(f"not an RTSTRUCT (modality {modality_of(ds)})", path=path)
+    warnings: list[str] = []
+
+    frame_uid, referenced_series = _references(ds)
+    roi_items = list(require(ds, "StructureSetROISequence", path))
+    rois: dict[int, Dataset] = {}
+    for n, item in enumerate(roi_items, start=1):
+        number = int(require(item, "ROINumber", path, f"StructureSetROISequence item {n}"))
+        if number in rois:
+            warnings.append(f"ROINumber {number} used twice; the first ROI of that number is kept")
+            continue
+        rois[number] = item
+    contours_by_roi: dict[int, Dataset] = {}
+    for n, item in enumerate(ds.get("ROIContourSequence", []) or [], start=1):
+        number = int(require(item, "ReferencedROINumber", path, f"ROIContourSequence item {n}"))
+        contours_by_roi[number] = item
+        if number not in rois:
+            warnings.append(f"ROIContourSequence item {n} refers to unknown ROI {number}; ignored")
+    types = {}
+    for item in ds.get("RTROIObservationsSequence", []) or []:
+        if "ReferencedROINumber" in item:
+            types.setdefault(int(item.ReferencedROINumber), text(item, "RTROIInterpretedType"))
+
+    if not frame_uid:
+        frame_uid = next(
+            (
+                text(i, "ReferencedFrameOfReferenceUID")
+                for i in rois.values()
+                if text(i, "ReferencedFrameOfReferenceUID")
+            ),
+            "",
+        )
+    spacing = None
+    if reference is not None:
+        ref_frame = getattr(reference, "frame_of_reference_uid", "")
+        if frame_uid and ref_frame and frame_uid != ref_frame:
+            raise GeometryError(
+                f"mismatched frames of reference: structure set {frame_uid}, "
+                f"CT series {ref_frame} ({getattr(reference, 'source', '')})",
+                path=path,
+            )
+        ref_series = getattr(reference, "series_instance_uid", "")
+        if referenced_series and ref_series and referenced_series != ref_series:
+            warnings.append(
+                f"contours were drawn on series {referenced_series}, checked against "
+                f"series {ref_series} of the same frame of reference"
+            )
+        grid = reference.grid
+        if grid.is_uniform and grid.is_axial:
+            spacing = float(grid.spacing_mm[0])
+        elif not grid.is_uniform:
+            warnings.append(
+                "the CT slices are unevenly spaced; slab thickness inferred from each "
+                "structure's contour planes"
+            )
+
+    structures, problems = [], {}
+    seen_names: set[str] = set()
+    for number, item in rois.items():
+        name = text(item, "ROIName") or f"ROI {number}"
+        if name in seen_names:
+            warnings.append(f"two ROIs named '{name}'; lookup by name returns the first")
+        seen_names.add(name)
+        rc = contours_by_roi.get(number)
+        contours, contour_warnings = _contours(rc, path, name)
+        warnings.extend(contour_warnings)
+        structure = Structure(
+            name=name,
+            contours=tuple(contours),
+            number=number,
+            interpreted_type=types.get(number, ""),
+            color=_color(rc),
+            frame_of_reference_uid=text(item, "ReferencedFrameOfReferenceUID") or frame_uid,
+            source=str(path),
+            slice_spacing_mm=spacing,
+        )
+        structures.append(structure)
+        reasons = structure_problems(structure)
+        if reasons and name not in problems:
+            problems[name] = tuple(reasons)
+        if reference is not None:
+            off = _off_slice(structure, reference.grid)
+            if off:
+                warnings.append(off)
+
+    result = StructureSet(
+        label=text(ds, "StructureSetLabel"),
+        structures=tuple(structures),
+        sop_instance_uid=text(ds, "SOPInstanceUID"),
+        series_instance_uid=text(ds, "SeriesInstanceUID"),
+        study_instance_uid=text(ds, "StudyInstanceUID"),
+        referenced_series_uid=referenced_series,
+        frame_of_reference_uid=frame_uid,
+        patient_id=text(ds, "PatientID"),
+        patient_name=text(ds, "PatientName"),
+        name=text(ds, "StructureSetName"),
+        source=str(path),
+        warnings=tuple(warnings),
+        problems=problems,
+    )
+    if strict:
+        result.check()
+    return result
+
+
+def structure_problems(structure: Structure) -> list[str]:
+    """Reasons a structure cannot stand for what it claims (empty list when fine).
+
+    Empty structure; closed contour of fewer than 3 points; closed contour not on one
+    axial plane; self-intersecting closed contour (:func:`rtplan.polygon.self_intersection`).
+    """
+    if not structure.contours:
+        return ["empty structure: no contours"]
+    reasons = []
+    for c in structure.contours:
+        if c.geometric_type != "CLOSED_PLANAR":
+            continue
+        pts = c.points_mm
+        if len(pts) < 3:
+            reasons.append(f"closed contour with {len(pts)} point(s) at z={c.z_mm:.2f} mm")
+            continue
+        if np.ptp(pts[:, 2]) > PLANE_TOLERANCE_MM:
+            reasons.append(
+                f"closed contour near z={c.z_mm:.2f} mm is not on an axial plane "
+                f"(z spans {np.ptp(pts[:, 2]):.2f} mm)"
+            )
+            continue
+        hit = self_intersection(pts[:, :2])
+        if hit is not None:
+            reasons.append(
+                f"self-intersecting contour at z={c.z_mm:.2f} mm "
+                f"(edges {hit[0]} and {hit[1]} cross)"
+            )
+    return reasons
+
+
+def _references(ds: Dataset) -> tuple[str, str]:
+    """(frame of reference UID, referenced image series UID) of a structure set."""
+    frame, series = "", ""
+    for rfor in ds.get("ReferencedFrameOfReferenceSequence", []) or []:
+        frame = frame or text(rfor, "FrameOfReferenceUID")
+        for study in rfor.get("RTReferencedStudySequence", []) or []:
+            for s in study.get("RTReferencedSeriesSequence", []) or []:
+                series = series or text(s, "SeriesInstanceUID")
+    frame = frame or text(ds, "FrameOfReferenceUID")
+    return frame, series
+
+
+def _contours(rc: Dataset | None, path: Path, name: str) -> tuple[list[Contour], list[str]]:
+    if rc is None:
+        return [], []
+    out, warnings = [], []
+    for n, item in enumerate(rc.get("ContourSequence", []) or [], start=1):
+        gtype = text(item, "ContourGeometricType", "CLOSED_PLANAR").upper()
+        if gtype == "CLOSEDPLANAR_XOR":
+            gtype = "CLOSED_PLANAR"
+        if gtype not in GEOMETRIC_TYPES:
+            raise DicomReadError(
+                f"structure '{name}': contour {n} has unknown ContourGeometricType {gtype!r}",
+                path=path,
+            )
+        values = _contour_values(item, path, name, n)
+        if len(values) % 3:
+            raise DicomReadError(
+                f"structure '{name}': contour {n} ContourData has {len(values)} values, "
+                "not a multiple of 3",
+                path=path,
+            )
+        points = values.reshape(-1, 3)
+        declared = item.get("NumberOfContourPoints", None)
+        if declared not in (None, "") and int(declared) != len(points):
+            warnings.append(
+                f"structure '{name}': contour {n} declares {int(declared)} points, "
+                f"ContourData holds {len(points)}"
+            )
+        out.append(Contour(points, gtype))
+    return out, warnings
+
+
+def _contour_values(item: Dataset, path: Path, name: str, n: int) -> np.ndarray:
+    """ContourData as floats, parsed straight from the raw bytes when possible (fast)."""
+    if _CONTOUR_DATA not in item:
+        raise DicomReadError(
+            f"structure '{name}': contour {n} has no ContourData (3006,0050)", path=path
+        )
+    elem = item.get_item(_CONTOUR_DATA)
+    try:
+        if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+            raw = elem.value.decode("ascii").replace("\x00", " ").strip()
+            values = np.array(raw.split("\\"), dtype=float) if raw else np.zeros(0)
+        else:
+            values = np.atleast_1d(np.asarray(item.ContourData, dtype=float))
+    except (ValueError, UnicodeDecodeError):
+        raise DicomReadError(
+            f"structure '{name}': contour {n} ContourData is not numeric", path=path
+        ) from None
+    if not np.all(np.isfinite(values)):
+        raise DicomReadError(
+            f"structure '{name}': contour {n} ContourData holds non-finite values", path=path
+        )
+    return values
+
+
+def _color(rc: Dataset | None) -> tuple[int, int, int] | None:
+    if rc is None or "ROIDisplayColor" not in rc:
+        return None
+    try:
+        values = [int(v) for v in rc.ROIDisplayColor]
+    except (TypeError, ValueError):
+        return None
+    return tuple(values) if len(values) == 3 else None
+
+
+def _off_slice(structure: Structure, grid) -> str:
+    """A warning listing the planar contours of ``structure`` not on a slice of ``grid``."""
+    planar = [c for c in structure.contours if c.geometric_type in ("CLOSED_PLANAR", "OPEN_PLANAR")]
+    if not planar:
+        return ""
+    normal = grid.direction_matrix[:, 0]
+    slices = float(np.dot(grid.origin_mm, normal)) + grid.slice_positions_mm
+    along = np.array([float(c.points_mm.mean(axis=0) @ normal) for c in planar])
+    nearest = np.abs(along[:, None] - slices[None, :]).min(axis=1)
+    off = np.flatnonzero(nearest > ON_SLICE_TOLERANCE_MM)
+    if not len(off):
+        return ""
+    where = ", ".join(f"{along[i]:.2f}" for i in off[:5]) + (" ..." if len(off) > 5 else "")
+    return (
+        f"structure '{structure.name}': {len(off)} contour(s) not on a CT slice "
+        f"(at {where} mm along the slice normal)"
+    )
