@@ -41,6 +41,7 @@ __all__ = [
     "Target",
     "available_protocols",
     "load_protocol",
+    "load_structure_mapping",
     "parse_protocol",
     "protocol_path",
 ]
@@ -73,6 +74,17 @@ def protocol_path(name_or_path: str | Path) -> Path:
     )
 
 
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what}: {exc}", path=path) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", path=path) from None
+
+
 def load_protocol(name_or_path: str | Path) -> Protocol:
     """Read and validate a protocol.
 
@@ -92,12 +104,40 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         names the file.
     """
     path = protocol_path(name_or_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read protocol: {exc}", path=path) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", path=path) from None
-    return parse_protocol(data, path=str(path))
+    return parse_protocol(_read_toml(path, "protocol"), path=str(path))
+
+
+def load_structure_mapping(path: str | Path) -> dict[str, str | tuple[str, ...]]:
+    """Read a user's structure mapping file (TOML).
+
+    The file has one table, ``[structures]``, whose keys are protocol role keys or TG-263
+    names and whose values are the structure name (or list of names) in the plan::
+
+        [structures]
+        Bag_Bowel = "BB opt"          # TG-263 name -> plan name
+        ptv = "PTV_eval"              # role key -> plan name
+        Femur_L = ["Femur L", "Femur R"]
+
+    Keys that no protocol role uses are ignored, so one file can serve several protocols.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, bad TOML, or a value that is not a name or a list of names.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("structure mapping file not found", path=p)
+    data = _read_toml(p, "structure mapping")
+    table = data.get("structures")
+    if set(data) != {"structures"} or not isinstance(table, dict):
+        raise InputError("a structure mapping file holds exactly one table, [structures]", path=p)
+    out: dict[str, str | tuple[str, ...]] = {}
+    for key, value in table.items():
+        if isinstance(value, str) and value:
+            out[key] = value
+        elif isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            out[key] = tuple(value)
+        else:
+            raise InputError(f"[structures] '{key}' must be a name or a list of names", path=p)
+    return out
