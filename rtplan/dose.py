@@ -43,6 +43,9 @@ class Dose:
         FrameOfReferenceUID of the RTDOSE.
     summation_type : str
         DICOM DoseSummationType of the *source* file(s) (PLAN, FRACTION, BEAM, ...).
+    fraction_scaling : int
+        The factor applied to the stored dose (the planned fractions for FRACTION and
+        FRACTION_SESSION and BEAM_SESSION doses, else 1).
     source : str
         File(s) the dose was read from, for messages.
     """
@@ -56,6 +59,12 @@ class Dose:
     sop_instance_uid: str = ""
     referenced_plan_uid: str = ""
     embedded_dvhs: tuple[EmbeddedDVH, ...] = field(default_factory=tuple)
+    #: Factor the stored dose was multiplied by (planned fractions for FRACTION doses).
+    fraction_scaling: int = 1
+    #: BEAM doses: the ReferencedBeamNumber(s) the values cover.
+    referenced_beam_numbers: tuple[int, ...] = field(default_factory=tuple)
+    #: Problems found while reading that did not stop it.
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         if tuple(np.shape(self.values_gy)) != tuple(self.grid.shape):

@@ -24,6 +24,22 @@ class FractionGroup:
 
 
 @dataclass(frozen=True)
+class DoseReference:
+    """An RTPLAN DoseReferenceSequence item: what dose the plan prescribes where.
+
+    ``prescription_gy`` is TargetPrescriptionDose (Gy, total over all fractions) for TARGET
+    references, ``None`` when absent.
+    """
+
+    number: int
+    reference_type: str = ""  # TARGET or ORGAN_AT_RISK
+    structure_type: str = ""  # POINT, VOLUME, COORDINATES, SITE
+    description: str = ""
+    roi_number: int | None = None
+    prescription_gy: float | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """The prescription and fractionation of an RTPLAN.
 
@@ -40,6 +56,10 @@ class Plan:
     frame_of_reference_uid: str = ""
     referenced_structure_set_uid: str = ""
     source: str = ""
+    dose_references: tuple[DoseReference, ...] = field(default_factory=tuple)
+    series_instance_uid: str = ""
+    study_instance_uid: str = ""
+    patient_id: str = ""
 
     @property
     def fractions(self) -> int:
