@@ -182,8 +182,12 @@ class Grid:
     def world_bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
         """Axis-aligned LPS bounding box ``(lo, hi)`` of the voxel centres."""
         corners = np.array(
-            [[k, j, i] for k in (0, self.shape[0] - 1) for j in (0, self.shape[1] - 1)
-             for i in (0, self.shape[2] - 1)],
+            [
+                [k, j, i]
+                for k in (0, self.shape[0] - 1)
+                for j in (0, self.shape[1] - 1)
+                for i in (0, self.shape[2] - 1)
+            ],
             dtype=float,
         )
         w = self.index_to_world(corners)
