@@ -1,0 +1,251 @@
+"""The DVH: a binless set of weighted dose samples and its cumulative curve.
+
+A :class:`DVH` holds samples ``(dose_gy, volume_cc, spread_gy)``: each stands for
+``volume_cc`` of the structure whose dose is spread *uniformly* over
+``[dose_gy - spread_gy, dose_gy + spread_gy]`` (``spread_gy = 0``: all at one dose).
+The cumulative curve ``V(D)`` (volume receiving at least ``D``) is therefore piecewise
+linear with its knots at the interval ends, and every metric is an exact evaluation or
+inverse of that curve: there are no bins and no rounding to a bin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from rtplan.errors import InputError
+
+#: Spreads below this (Gy) are treated as point masses.
+_MIN_SPREAD_GY = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class DVH:
+    """Dose-volume histogram of one structure, kept as weighted dose samples.
+
+    Parameters
+    ----------
+    dose_gy : array_like
+        Mean dose (Gy) of each sample.
+    volume_cc : array_like
+        Volume (cc) each sample stands for.
+    spread_gy : array_like, optional
+        Half-width (Gy) of the uniform dose interval of each sample (default 0).
+    name : str
+        Structure name.
+    min_gy, max_gy : float, optional
+        Exact dose extremes over the structure when the computation knows them (from
+        boundary points); the curve is confined to ``[min_gy, max_gy]``.  By default the
+        extremes of the sample intervals.
+    outside_dose_cc : float
+        Volume (cc) of the structure outside the dose grid (no dose known there).
+    prescription_gy : float, optional
+        Prescription dose, for ``...%Rx`` metrics.
+    conventions : mapping
+        How the samples were made (end caps, slab thickness, resolution, ...), reported
+        with the numbers.
+    flags : tuple of str
+        Warnings that affect the numbers (e.g. part of the structure outside the dose).
+
+    Examples
+    --------
+    Two cc uniformly between 10 and 20 Gy:
+
+    >>> dvh = DVH([15.0], [2.0], [5.0], name="box")
+    >>> round(dvh.mean_gy, 6), round(dvh.volume_at_dose_cc(12.5), 6)
+    (15.0, 1.5)
+    >>> round(dvh.dose_at_volume_gy(0.5), 6), round(dvh.metric("D50%"), 6)
+    (17.5, 15.0)
+    """
+
+    dose_gy: np.ndarray
+    volume_cc: np.ndarray
+    spread_gy: np.ndarray | None = None
+    name: str = ""
+    min_gy: float | None = None
+    max_gy: float | None = None
+    outside_dose_cc: float = 0.0
+    prescription_gy: float | None = None
+    conventions: Mapping[str, object] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        d = np.atleast_1d(np.asarray(self.dose_gy, dtype=float))
+        v = np.atleast_1d(np.asarray(self.volume_cc, dtype=float))
+        s = (
+            np.zeros_like(d)
+            if self.spread_gy is None
+            else np.atleast_1d(np.asarray(self.spread_gy, dtype=float))
+        )
+        if not (d.shape == v.shape == s.shape) or d.ndim != 1:
+            raise InputError("DVH samples need equal-length 1-D dose, volume and spread arrays")
+        if not (np.all(np.isfinite(d)) and np.all(np.isfinite(v)) and np.all(np.isfinite(s))):
+            raise InputError("DVH samples must be finite", structure=self.name or None)
+        if np.any(v < 0) or np.any(s < 0):
+            raise InputError("DVH volumes and spreads must be >= 0", structure=self.name or None)
+        keep = v > 0
+        order = np.argsort(d[keep], kind="stable")
+        object.__setattr__(self, "dose_gy", d[keep][order])
+        object.__setattr__(self, "volume_cc", v[keep][order])
+        object.__setattr__(self, "spread_gy", s[keep][order])
+        lo = float(np.min(self.dose_gy - self.spread_gy)) if len(self.dose_gy) else np.nan
+        hi = float(np.max(self.dose_gy + self.spread_gy)) if len(self.dose_gy) else np.nan
+        object.__setattr__(self, "min_gy", lo if self.min_gy is None else float(self.min_gy))
+        object.__setattr__(self, "max_gy", hi if self.max_gy is None else float(self.max_gy))
+        object.__setattr__(self, "outside_dose_cc", float(self.outside_dose_cc))
+        object.__setattr__(self, "flags", tuple(self.flags))
+
+    # ------------------------------------------------------------------ volumes
+    @property
+    def dosed_volume_cc(self) -> float:
+        """Volume (cc) inside the dose grid: the sum of the samples."""
+        return float(np.sum(self.volume_cc))
+
+    @property
+    def total_volume_cc(self) -> float:
+        """Structure volume (cc): inside plus outside the dose grid."""
+        return self.dosed_volume_cc + self.outside_dose_cc
+
+    @property
+    def mean_gy(self) -> float:
+        """Volume-weighted mean dose (Gy) over the dosed part."""
+        if self.dosed_volume_cc <= 0:
+            return float("nan")
+        return float(np.dot(self.dose_gy, self.volume_cc) / self.dosed_volume_cc)
+
+    # ------------------------------------------------------------------ curve
+    @cached_property
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """Points ``(x, F)`` of the piecewise-linear 'volume below dose' curve.
+
+        ``F`` is the volume (cc) with dose below ``x``.  Jumps (point masses) appear as
+        two points at the same ``x``.  Sample intervals are clipped to
+        ``[min_gy, max_gy]``, keeping their volume.
+        """
+        d, v, s = self.dose_gy, self.volume_cc, self.spread_gy
+        if len(d) == 0:
+            return np.zeros(0), np.zeros(0)
+        lo = np.clip(d - s, self.min_gy, self.max_gy)
+        hi = np.clip(d + s, self.min_gy, self.max_gy)
+        spread = (hi - lo) > _MIN_SPREAD_GY
+        point = ~spread
+        rho = v[spread] / (hi[spread] - lo[spread])
+        pos = np.concatenate([lo[spread], hi[spread], np.clip(d[point], self.min_gy, self.max_gy)])
+        dslope = np.concatenate([rho, -rho, np.zeros(point.sum())])
+        jump = np.concatenate([np.zeros(2 * spread.sum()), v[point]])
+        x, inv = np.unique(pos, return_inverse=True)
+        dslope = np.bincount(inv, weights=dslope, minlength=len(x))
+        jump = np.bincount(inv, weights=jump, minlength=len(x))
+        slope = np.cumsum(dslope)
+        slope[-1] = 0.0
+        rise = np.concatenate([[0.0], np.maximum(slope[:-1], 0.0) * np.diff(x)])
+        f_right = np.cumsum(jump + rise)
+        f_left = f_right - jump
+        # rescale the tiny rounding drift so the curve ends exactly at the total
+        scale = self.dosed_volume_cc / f_right[-1] if f_right[-1] > 0 else 1.0
+        xs = np.repeat(x, 2)
+        fs = np.stack([f_left, f_right], axis=1).ravel() * scale
+        return xs, np.maximum.accumulate(fs)
+
+    def volume_at_dose_cc(self, dose_gy) -> np.ndarray | float:
+        """Volume (cc) receiving at least ``dose_gy`` (the cumulative DVH).
+
+        Parameters
+        ----------
+        dose_gy : float or array_like
+            Dose level(s) in Gy.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            Volume in cc of the dosed part with dose ``>= dose_gy``.
+        """
+        xs, fs = self._knots
+        q = np.asarray(dose_gy, dtype=float)
+        if len(xs) == 0:
+            out = np.zeros(q.shape)
+        else:
+            # volume below q: last knot strictly left of q, then linear to q
+            j = np.searchsorted(xs, q, side="left") - 1
+            jj = np.clip(j, 0, len(xs) - 1)
+            nxt = np.clip(jj + 1, 0, len(xs) - 1)
+            span = xs[nxt] - xs[jj]
+            frac = np.where(span > 0, (q - xs[jj]) / np.where(span > 0, span, 1.0), 0.0)
+            below = fs[jj] + np.clip(frac, 0.0, 1.0) * (fs[nxt] - fs[jj])
+            below = np.where(j < 0, 0.0, below)
+            out = self.dosed_volume_cc - below
+        out = np.maximum(out, 0.0)
+        return float(out) if out.ndim == 0 else out
+
+    def dose_at_volume_gy(self, volume_cc) -> np.ndarray | float:
+        """Dose (Gy) received by at least ``volume_cc`` of the hottest part.
+
+        The largest dose ``D`` with ``V(D) >= volume_cc`` (the inverse of
+        :meth:`volume_at_dose_cc`; on a flat stretch of the curve, its upper end).
+        Volumes above the dosed volume give NaN.
+
+        Parameters
+        ----------
+        volume_cc : float or array_like
+            Volume(s) in cc.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            Dose in Gy.
+        """
+        xs, fs = self._knots
+        v = np.asarray(volume_cc, dtype=float)
+        total = self.dosed_volume_cc
+        if len(xs) == 0:
+            out = np.full(v.shape, np.nan)
+        else:
+            q = total - v  # volume below the answer
+            j = np.searchsorted(fs, q, side="right") - 1
+            j = np.clip(j, 0, len(xs) - 1)
+            nxt = np.clip(j + 1, 0, len(xs) - 1)
+            rise = fs[nxt] - fs[j]
+            frac = np.where(rise > 0, (q - fs[j]) / np.where(rise > 0, rise, 1.0), 0.0)
+            out = xs[j] + np.clip(frac, 0.0, 1.0) * (xs[nxt] - xs[j])
+            out = np.where(v > total * (1 + 1e-12), np.nan, out)
+            out = np.where(v < 0, np.nan, out)
+        return float(out) if out.ndim == 0 else out
+
+    def curve(self, step_gy: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The cumulative DVH as arrays ``(dose_gy, volume_cc)``.
+
+        Parameters
+        ----------
+        step_gy : float, optional
+            Sample the curve every ``step_gy`` from 0 to :attr:`max_gy`; by default return
+            its exact knots (piecewise linear between them).
+
+        Returns
+        -------
+        dose_gy, volume_cc : numpy.ndarray
+            Dose levels and the volume receiving at least each.
+        """
+        if step_gy is None:
+            xs, fs = self._knots
+            return xs.copy(), self.dosed_volume_cc - fs
+        if step_gy <= 0:
+            raise InputError(f"curve step must be positive, got {step_gy} Gy")
+        top = self.max_gy if np.isfinite(self.max_gy) else 0.0
+        dose = np.arange(0.0, top + step_gy, step_gy)
+        return dose, np.asarray(self.volume_at_dose_cc(dose))
+
+    # ------------------------------------------------------------------ metrics
+    def metric(self, text: str, **context) -> float:
+        """Evaluate a metric string such as ``"D95%"``, ``"V20Gy"`` or ``"Dmean"``.
+
+        See :func:`rtplan.dvh.metrics.evaluate` for the grammar, the units and the keyword
+        arguments (``prescription_gy``, ``isodose_volume_cc``, ``allow_outside``).  Returns
+        NaN when the metric is undefined (the reason is given by
+        :func:`~rtplan.dvh.metrics.evaluate`).
+        """
+        from rtplan.dvh.metrics import evaluate
+
+        return evaluate(self, text, **context).value
