@@ -3,23 +3,17 @@
 A :class:`Constraint` reads like a line of a planning protocol::
 
     Bag_Bowel   V45Gy < 195 cc        mandatory   (Kavanagh 2010, QUANTEC)
-    PTV         D95% >= 95 %Rx        mandatory
+    PTV         D95%Rx >= 95 %Rx      mandatory
     Femur       Dmean < 37 Gy         mandatory   (Casey 2021)
 
-Metric grammar (a subset of the DVH metric grammar, units in the name)
-----------------------------------------------------------------------
-``Dmean``, ``Dmin``, ``Dmax``
-    mean, minimum, maximum dose (Gy).
-``D<x>%``, ``D<x>cc``
-    dose (Gy) received by the hottest ``x`` % of the volume / ``x`` cc (e.g. ``D95%``, ``D2cc``,
-    ``D0.03cc``).
-``V<x>Gy``, ``V<x>Gy%``
-    volume receiving at least ``x`` Gy, in cc / in % of the structure volume.
-``V<x>%Rx``
-    volume (% of the structure) receiving at least ``x`` % of the prescription.
-
-Units of a constraint's limit: ``Gy`` or ``%Rx`` (percent of the prescription) for dose
-metrics, ``cc`` for ``V<x>Gy``, ``%`` for ``V<x>Gy%`` and ``V<x>%Rx``.
+Metrics
+-------
+The DVH metric grammar of :mod:`rtplan.dvh.metrics` (``Dmean``, ``Dmax``, ``D95%``, ``D2cc``,
+``D0.03cc``, ``V20Gy``, ``V20Gy%``, ``V95%Rx``, ``D95%Rx``, ``HI``).  A constraint's ``unit``
+is the unit of its metric's value: ``Gy`` for absolute doses, ``%Rx`` for doses relative to
+the prescription (``D95%Rx``), ``cc`` for ``V<x>Gy``, ``%`` for ``V<x>Gy%`` and ``V<x>%Rx``,
+``1`` for ``HI``.  The Paddick conformity index needs the whole patient and is not a
+constraint metric.
 
 Verdicts
 --------
@@ -32,7 +26,8 @@ Verdicts
 ``fail``
     the value misses every limit.
 ``not evaluated``
-    the constraint could not be evaluated (structure absent); the reason is given.
+    the constraint could not be evaluated; ``reason`` says why (an optional structure is
+    absent, or the metric is undefined, e.g. part of the structure lies outside the dose grid).
 
 ``margin`` says how far the value is from the limit, in the limit's unit: positive is
 headroom, negative is by how much the limit is exceeded (``limit - value`` for ``<``/``<=``,
@@ -50,123 +45,25 @@ numbers onto that basis (identity when nothing is converted); see :mod:`rtplan.c
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
 
+from rtplan.dvh.histogram import DVH
+from rtplan.dvh.metrics import Metric, evaluate, parse
 from rtplan.errors import InputError
 
 COMPARISONS = ("<", "<=", ">", ">=")
 PRIORITIES = ("mandatory", "optimal")
 DOSE_BASES = ("physical", "eqd2")
 VERDICTS = ("pass", "acceptable", "fail", "not evaluated")
-
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_METRIC_RE = re.compile(
-    rf"^(?:D(?P<stat>mean|min|max)"
-    rf"|D{_NUMBER}(?P<vunit>%|cc)"
-    rf"|V{_NUMBER}(?P<dunit>Gy%|Gy|%Rx))$"
-)
+#: Metric kinds (of :func:`rtplan.dvh.metrics.parse`) a constraint may use.
+CONSTRAINT_KINDS = ("dstat", "dvol", "vgy", "vrx", "hi")
 
 
-def _fmt(x: float) -> str:
-    """A number as the shortest exact-enough text for a metric string (no exponent)."""
+def format_number(x: float) -> str:
+    """A number as short text without exponent (``195``, ``0.03``, ``41.46``)."""
     text = f"{x:.6f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A parsed DVH metric string.
-
-    Attributes
-    ----------
-    text : str
-        The metric as written (``"V45Gy"``).
-    kind : str
-        ``"dose"`` (a D-metric, in Gy) or ``"volume"`` (a V-metric).
-    stat : str or None
-        ``"mean"``, ``"min"`` or ``"max"`` for ``Dmean``/``Dmin``/``Dmax``.
-    volume : float or None
-        The ``x`` of ``D<x>%`` / ``D<x>cc``; ``volume_unit`` is ``"%"`` or ``"cc"``.
-    dose : float or None
-        The ``x`` of ``V<x>Gy``, ``V<x>Gy%`` (Gy) or ``V<x>%Rx`` (% of prescription);
-        ``dose_unit`` is ``"Gy"`` or ``"%Rx"``.
-    result_unit : str
-        Unit of the metric's value: ``"Gy"``, ``"cc"`` or ``"%"``.
-    """
-
-    text: str
-    kind: str
-    stat: str | None = None
-    volume: float | None = None
-    volume_unit: str | None = None
-    dose: float | None = None
-    dose_unit: str | None = None
-    result_unit: str = "Gy"
-
-    @classmethod
-    def parse(cls, text: str) -> Metric:
-        """Parse ``text``; a malformed metric raises :class:`InputError`.
-
-        Examples
-        --------
-        >>> Metric.parse("V45Gy").result_unit
-        'cc'
-        >>> Metric.parse("V95%Rx").dose, Metric.parse("D0.03cc").volume
-        (95.0, 0.03)
-        """
-        m = _METRIC_RE.match(str(text).strip())
-        if m is None:
-            raise InputError(
-                f"malformed DVH metric '{text}' (expected Dmean, Dmin, Dmax, D<x>%, D<x>cc, "
-                "V<x>Gy, V<x>Gy% or V<x>%Rx)"
-            )
-        g = m.groups()
-        if m.group("stat"):
-            return cls(text, "dose", stat=m.group("stat"))
-        if m.group("vunit"):
-            volume = float(g[1])
-            if m.group("vunit") == "%" and volume > 100:
-                raise InputError(f"DVH metric '{text}': volume above 100%")
-            return cls(text, "dose", volume=volume, volume_unit=m.group("vunit"))
-        dunit = m.group("dunit")
-        return cls(
-            text,
-            "volume",
-            dose=float(g[3]),
-            dose_unit="%Rx" if dunit == "%Rx" else "Gy",
-            result_unit="cc" if dunit == "Gy" else "%",
-        )
-
-    @property
-    def uses_prescription(self) -> bool:
-        """True for ``V<x>%Rx`` (needs the prescription dose)."""
-        return self.dose_unit == "%Rx"
-
-    def absolute(self, *, rx_gy: float | None, dose_to_basis: Callable[[float], float]) -> str:
-        """The metric with its dose threshold in Gy on the evaluation basis.
-
-        ``V<x>%Rx`` becomes ``V<x/100*rx>Gy%``; ``V<x>Gy`` / ``V<x>Gy%`` have their ``x``
-        mapped by ``dose_to_basis``; dose metrics are returned unchanged.
-        """
-        if self.kind == "dose":
-            return self.text
-        threshold = self.dose
-        if self.uses_prescription:
-            if rx_gy is None:
-                raise InputError(f"metric '{self.text}' needs a prescription dose")
-            threshold = self.dose / 100.0 * rx_gy
-        suffix = "Gy" if self.result_unit == "cc" else "Gy%"
-        return f"V{_fmt(dose_to_basis(threshold))}{suffix}"
-
-
-def allowed_units(metric: Metric) -> tuple[str, ...]:
-    """Units a constraint on ``metric`` may state its limit in."""
-    if metric.kind == "dose":
-        return ("Gy", "%Rx")
-    return (metric.result_unit,)
+    return text if text not in ("", "-0") else "0"
 
 
 @dataclass(frozen=True)
@@ -186,8 +83,7 @@ class Constraint:
     limit : float
         The limit, in ``unit``.
     unit : str
-        ``Gy`` or ``%Rx`` for dose metrics, ``cc`` for ``V<x>Gy``, ``%`` for ``V<x>Gy%`` and
-        ``V<x>%Rx``.
+        Unit of the metric's value (``Gy``, ``%Rx``, ``cc``, ``%`` or ``1``).
     priority : str
         ``mandatory`` (a miss fails the check) or ``optimal`` (reported only).
     source : str
@@ -199,8 +95,7 @@ class Constraint:
     note : str
         Free text shown in reports (endpoint, caveats).
     verification : str
-        Verification status of the numbers, from the source (``verified``, ``partial``,
-        ``not verified``).
+        Verification status of the numbers (``verified``, ``partial``, ``not verified``).
     """
 
     id: str
@@ -218,20 +113,24 @@ class Constraint:
 
     def __post_init__(self):
         where = f"constraint '{self.id}'"
-        m = Metric.parse(self.metric)
+        try:
+            m = parse(self.metric)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc.problem}") from None
+        if m.kind not in CONSTRAINT_KINDS:
+            raise InputError(f"{where}: metric '{self.metric}' cannot be a constraint")
         if self.comparison not in COMPARISONS:
             raise InputError(f"{where}: comparison must be one of {COMPARISONS}")
         if self.priority not in PRIORITIES:
             raise InputError(f"{where}: priority must be one of {PRIORITIES}")
         if self.dose_basis not in DOSE_BASES:
             raise InputError(f"{where}: dose_basis must be one of {DOSE_BASES}")
-        if self.unit not in allowed_units(m):
+        if self.unit != m.unit:
             raise InputError(
-                f"{where}: unit '{self.unit}' does not fit metric '{self.metric}' "
-                f"(use {' or '.join(allowed_units(m))})"
+                f"{where}: unit '{self.unit}' does not fit metric '{self.metric}' (use '{m.unit}')"
             )
-        if self.is_relative and self.dose_basis != "physical":
-            raise InputError(f"{where}: prescription-relative constraints are physical dose")
+        if not self.is_absolute and self.dose_basis != "physical":
+            raise InputError(f"{where}: only absolute-dose constraints can have an EQD2 basis")
         for name in ("limit", "acceptable"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not math.isfinite(float(v))):
@@ -244,24 +143,28 @@ class Constraint:
 
     @property
     def parsed_metric(self) -> Metric:
-        """The metric, parsed."""
-        return Metric.parse(self.metric)
+        """The metric, parsed by :func:`rtplan.dvh.metrics.parse`."""
+        return parse(self.metric)
 
     @property
-    def is_relative(self) -> bool:
-        """True when the constraint depends on the prescription (``%Rx``)."""
-        return self.unit == "%Rx" or self.parsed_metric.uses_prescription
+    def is_absolute(self) -> bool:
+        """True when every dose in the constraint is in Gy (these can be EQD2-converted).
+
+        False for prescription-relative metrics (``D95%Rx``, ``V95%Rx``) and for ``HI``.
+        """
+        m = self.parsed_metric
+        return m.kind != "hi" and not m.needs_prescription
+
+    @property
+    def dose_numbers(self) -> tuple[float, ...]:
+        """The numbers of the metric string itself (``45`` of ``V45Gy``, ``95`` of ``D95%``)."""
+        number = self.parsed_metric.number
+        return () if number is None else (number,)
 
     def text(self) -> str:
         """The constraint as one line, e.g. ``V45Gy < 195 cc``."""
-        unit = "%" if self.unit == "%" else f" {self.unit}"
-        return f"{self.metric} {self.comparison} {_fmt(self.limit)}{unit}"
-
-
-class DVHLike(TypingProtocol):
-    """What :func:`evaluate_constraint` needs from a DVH."""
-
-    def metric(self, name: str) -> float: ...
+        unit = {"%": "%", "1": ""}.get(self.unit, f" {self.unit}")
+        return f"{self.metric} {self.comparison} {format_number(self.limit)}{unit}"
 
 
 @dataclass(frozen=True)
@@ -269,8 +172,9 @@ class ConstraintResult:
     """The outcome of one constraint on one structure.
 
     ``value``, ``limit`` and ``acceptable`` are on the evaluation basis (``basis``) and in
-    ``unit``; ``protocol_limit`` is the limit as the protocol states it.  ``queried_metric``
-    is the metric string actually asked of the DVH (thresholds in Gy on that basis).
+    ``unit``; :attr:`Constraint.limit` is the limit as the protocol states it.
+    ``queried_metric`` is the metric string actually evaluated (its dose threshold on the
+    evaluation basis).
     """
 
     constraint: Constraint
@@ -290,10 +194,6 @@ class ConstraintResult:
     def failed(self) -> bool:
         """True when a mandatory constraint failed (what makes ``rtplan check`` exit 1)."""
         return self.verdict == "fail" and self.constraint.priority == "mandatory"
-
-    @property
-    def protocol_limit(self) -> float:
-        return self.constraint.limit
 
 
 def _meets(value: float, comparison: str, limit: float) -> bool:
@@ -316,10 +216,10 @@ def not_evaluated(
 
 def evaluate_constraint(
     constraint: Constraint,
-    dvh: DVHLike,
+    dvh: DVH,
     *,
     structure_name: str | None = None,
-    rx_gy: float | None = None,
+    prescription_gy: float | None = None,
     dose_to_basis: Callable[[float], float] | None = None,
     basis: str = "physical",
 ) -> ConstraintResult:
@@ -330,58 +230,54 @@ def evaluate_constraint(
     constraint : Constraint
         What to check.
     dvh : DVH
-        The structure's DVH, computed on the evaluation basis (physical dose, or a voxel-wise
-        EQD2 grid); anything with ``metric(str) -> float`` in the DVH grammar's units.
+        The structure's DVH on the evaluation basis: physical dose, or a voxel-wise EQD2
+        dose grid.  Prescription-relative constraints must be given the physical DVH.
     structure_name : str, optional
-        Name of the structure in the plan (for the report).
-    rx_gy : float, optional
-        Prescription dose (Gy) of the target the constraint refers to; required for
-        ``%Rx`` constraints.  ``%Rx`` constraints are always judged on physical dose.
+        Name of the structure in the plan (for the report; default ``dvh.name``).
+    prescription_gy : float, optional
+        Prescription dose (Gy) of the target the constraint refers to; needed by ``%Rx``
+        metrics (default: the DVH's own).
     dose_to_basis : callable, optional
-        Maps a dose number of the constraint (Gy) onto the DVH's basis, e.g. to EQD2.
-        Identity when omitted.
+        Maps a dose of the constraint (Gy) onto the DVH's basis, e.g. to EQD2: applied to the
+        ``x`` of ``V<x>Gy`` and to dose limits of absolute-dose constraints.  Identity when
+        omitted; never applied to prescription-relative constraints.
     basis : str
-        Label of the evaluation basis, for the report (``"physical"``, ``"EQD2 (a/b 3 Gy)"``).
+        Label of the evaluation basis, for the report (``"physical"``, ``"EQD2 a/b=3 Gy"``).
 
     Returns
     -------
     ConstraintResult
+        ``not evaluated`` with the DVH's reason when the metric is undefined (e.g. part of
+        the structure lies outside the dose grid): never a number made up for it.
 
     Examples
     --------
-    >>> class Flat:  # 100 cc, every voxel at 50 Gy
-    ...     def metric(self, name):
-    ...         return {"V45Gy": 100.0, "Dmean": 50.0}[name]
+    600 cc of bowel bag: 300 cc uniformly between 0 and 20 Gy, 200 cc between 20 and 40 Gy,
+    100 cc between 40 and 50 Gy.  Half of the last part, 50 cc, receives 45 Gy or more:
+
+    >>> dvh = DVH([10.0, 30.0, 45.0], [300.0, 200.0, 100.0], [10.0, 10.0, 5.0], name="BB")
     >>> c = Constraint("bb", "bowel_bag", "V45Gy", "<", 195.0, "cc", "mandatory", "quantec")
-    >>> r = evaluate_constraint(c, Flat())
-    >>> r.verdict, r.value, r.margin
-    ('pass', 100.0, 95.0)
+    >>> r = evaluate_constraint(c, dvh)
+    >>> r.verdict, round(r.value, 9), round(r.margin, 9)
+    ('pass', 50.0, 145.0)
     """
+    name = dvh.name if structure_name is None else structure_name
     m = constraint.parsed_metric
     to_basis = dose_to_basis if dose_to_basis is not None else (lambda x: x)
-    if constraint.is_relative:
-        if rx_gy is None or not rx_gy > 0:
-            raise InputError(
-                f"constraint '{constraint.id}' is relative to the prescription, "
-                "but no prescription dose is known"
-            )
-        to_basis = lambda x: x  # noqa: E731  (relative constraints stay physical)
-        basis = "physical"
-    query = m.absolute(rx_gy=rx_gy, dose_to_basis=to_basis)
-    raw = float(dvh.metric(query))
-    if not math.isfinite(raw):
-        raise InputError(f"metric '{query}' of structure '{structure_name}' is not a number")
+    if not constraint.is_absolute:
+        to_basis, basis = (lambda x: x), "physical"
+    query = constraint.metric
+    if m.kind == "vgy":
+        query = f"V{format_number(to_basis(m.number))}Gy" + ("%" if m.unit == "%" else "")
+    mv = evaluate(dvh, query, prescription_gy=prescription_gy)
+    if not math.isfinite(mv.value):
+        return not_evaluated(constraint, mv.note or f"{query} is undefined", name)
+    value = float(mv.value)
 
     limit, acceptable = constraint.limit, constraint.acceptable
-    if m.kind == "dose":
-        if constraint.unit == "%Rx":
-            value = raw / rx_gy * 100.0
-        else:
-            value = raw
-            limit = to_basis(limit)
-            acceptable = None if acceptable is None else to_basis(acceptable)
-    else:
-        value = raw
+    if m.kind in ("dstat", "dvol") and constraint.is_absolute:
+        limit = to_basis(limit)
+        acceptable = None if acceptable is None else to_basis(acceptable)
 
     if _meets(value, constraint.comparison, limit):
         verdict = "pass"
@@ -390,17 +286,16 @@ def evaluate_constraint(
     else:
         verdict = "fail"
     margin = limit - value if constraint.comparison in ("<", "<=") else value - limit
-    margin_pct = margin / abs(limit) * 100.0 if limit != 0 else None
     return ConstraintResult(
         constraint,
-        structure_name,
+        name,
         verdict,
         value=value,
         unit=constraint.unit,
         limit=limit,
         acceptable=acceptable,
         margin=margin,
-        margin_pct=margin_pct,
+        margin_pct=margin / abs(limit) * 100.0 if limit != 0 else None,
         basis=basis,
         queried_metric=query,
     )

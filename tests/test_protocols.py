@@ -203,7 +203,10 @@ def _break(mutate):
         (lambda d: d["constraints"][0].update(limt=3), "unknown key(s) 'limt'"),
         (lambda d: d["constraints"][0].update(source="nope"), "not a key of [sources]"),
         (lambda d: d["constraints"][0].update(structure="liver"), "not a [structures] role"),
-        (lambda d: d["constraints"][0].update(metric="V45"), "malformed DVH metric"),
+        (
+            lambda d: d["constraints"][0].update(metric="V45"),
+            "constraint 'bb': malformed metric 'V45'",
+        ),
         (lambda d: d["constraints"][0].update(unit="Gy"), "does not fit metric"),
         (lambda d: d["constraints"][0].update(comparison="=<"), "comparison must be one of"),
         (lambda d: d["constraints"][0].update(priority="high"), "priority must be one of"),

@@ -170,10 +170,8 @@ class Protocol:
                 )
         for c in self.constraints:
             out.append((f"constraint {c.id} limit", c.limit, c.source, c.verification))
-            m = c.parsed_metric
-            threshold = m.dose if m.kind == "volume" else m.volume
-            if threshold is not None:
-                out.append((f"constraint {c.id} metric", threshold, c.source, c.verification))
+            for number in c.dose_numbers:
+                out.append((f"constraint {c.id} metric", number, c.source, c.verification))
             if c.acceptable is not None:
                 out.append(
                     (f"constraint {c.id} acceptable", c.acceptable, c.source, c.verification)
@@ -443,9 +441,7 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
                 f"constraint '{c.id}': structure '{c.structure}' is not a [structures] role"
             )
         role = roles[c.structure]
-        needs_ab = not c.is_relative and (
-            c.dose_basis == "eqd2" or prescription.allow_eqd2_conversion
-        )
+        needs_ab = c.is_absolute and (c.dose_basis == "eqd2" or prescription.allow_eqd2_conversion)
         if needs_ab and role.alpha_beta_gy is None:
             raise top.error(
                 f"constraint '{c.id}' may be EQD2-converted, but structure '{c.structure}' "

@@ -1,0 +1,329 @@
+"""Checking a plan against a protocol: structures, prescription, fractionation, constraints.
+
+:func:`check_plan` is the whole of ``rtplan check`` for one patient, on objects already read
+(no file access): it finds the protocol's structures (:mod:`rtplan.matching`), works out the
+prescription of each target, decides whether doses are converted to EQD2, computes the DVHs
+it needs and evaluates every constraint (:mod:`rtplan.constraints`).
+
+Prescription
+------------
+Each protocol target gets the plan's own prescription when the RTPLAN states one: first the
+TARGET dose reference whose ROI is the structure matched to that target, otherwise the plan's
+prescription levels each go to the protocol target nearest in dose.  A target without a plan
+prescription keeps the protocol's dose (and a note says so).  Prescription-relative
+constraints (``D95%Rx``, ``V107%Rx``) use that dose and are always judged on physical dose;
+a constraint on an organ that is relative to the prescription uses the primary target's.
+
+Fractionation and EQD2
+----------------------
+The plan's number of fractions is the RTPLAN's (summed over fraction groups); without an
+RTPLAN the protocol's is assumed, and a note says so.  A constraint's doses are judged
+
+* as physical doses when its ``dose_basis`` is ``physical`` and the plan has the protocol's
+  number of fractions, or a different number but the protocol does not allow conversion
+  (a note reports the difference);
+* in EQD2 when its ``dose_basis`` is ``physical``, the fractions differ and the protocol
+  allows conversion: the plan's dose grid is converted voxel-wise to EQD2 with the plan's
+  fractions (:func:`rtplan.dvh.radiobiology.eqd2_dose`), and each dose number of the
+  constraint (the ``x`` of ``V<x>Gy``, a dose limit) is converted as a dose given in the
+  protocol's fractions, both with the structure's alpha/beta from the protocol;
+* in EQD2 when its ``dose_basis`` is ``eqd2``: the dose grid is converted with the plan's
+  fractions and the constraint's numbers are already EQD2.
+
+With equal fractions, converting both sides would leave every ``V<x>Gy`` and ``D<x>``
+verdict unchanged (the conversion is monotone), which is why nothing is converted then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rtplan.constraints import ConstraintResult, evaluate_constraint, format_number, not_evaluated
+from rtplan.dose import Dose
+from rtplan.dvh import DVH
+from rtplan.dvh.compute import compute
+from rtplan.dvh.dosefield import axial_field
+from rtplan.dvh.radiobiology import eqd2, eqd2_dose
+from rtplan.matching import Match, match_structures
+from rtplan.plan import Plan
+from rtplan.protocols.schema import Protocol
+from rtplan.structure import Structure
+
+#: Relative difference (fraction) above which plan and protocol prescriptions are "different".
+PRESCRIPTION_TOLERANCE = 0.005
+
+
+@dataclass(frozen=True)
+class TargetPrescription:
+    """The prescription used for one protocol target."""
+
+    role: str
+    protocol_gy: float
+    plan_gy: float | None
+    how: str  # "dose reference ROI", "nearest plan level", "protocol"
+
+    @property
+    def used_gy(self) -> float:
+        """The dose ``%Rx`` constraints of this target are relative to (Gy)."""
+        return self.protocol_gy if self.plan_gy is None else self.plan_gy
+
+
+@dataclass(frozen=True)
+class Fractionation:
+    """Plan and protocol fractionation, and whether doses were converted to EQD2."""
+
+    protocol_fractions: int
+    plan_fractions: int | None
+    converted: bool
+
+    @property
+    def fractions(self) -> int:
+        """The number of fractions the plan's dose is delivered in (assumed when unknown)."""
+        return self.protocol_fractions if self.plan_fractions is None else self.plan_fractions
+
+    @property
+    def differs(self) -> bool:
+        return self.plan_fractions is not None and self.plan_fractions != self.protocol_fractions
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """The result of checking one plan against one protocol.
+
+    ``results`` holds one :class:`ConstraintResult` per constraint and matched structure
+    (a ``multiple`` role such as the femurs gives one per structure), in protocol order.
+    ``dvhs`` are the physical DVHs computed, by plan structure name (for plots).
+    ``inputs`` names the input files' identities (``RTPLAN``, ``RTDOSE``, ``RTSTRUCT`` ->
+    SOPInstanceUID, and ``patient_id``), for reports.
+    """
+
+    protocol: Protocol
+    patient: str
+    results: tuple[ConstraintResult, ...]
+    matches: Mapping[str, Match]
+    prescriptions: Mapping[str, TargetPrescription]
+    fractionation: Fractionation
+    notes: tuple[str, ...] = ()
+    dvhs: Mapping[str, DVH] = field(default_factory=dict)
+    plan: Plan | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> tuple[ConstraintResult, ...]:
+        """Mandatory constraints that failed."""
+        return tuple(r for r in self.results if r.failed)
+
+    @property
+    def incomplete(self) -> tuple[ConstraintResult, ...]:
+        """Mandatory constraints on a present structure that could not be evaluated."""
+        return tuple(
+            r
+            for r in self.results
+            if r.verdict == "not evaluated"
+            and r.constraint.priority == "mandatory"
+            and r.structure_name is not None
+        )
+
+    @property
+    def status(self) -> str:
+        """``fail`` (a mandatory constraint failed), ``incomplete`` (one could not be
+        evaluated), else ``pass``."""
+        if self.failed:
+            return "fail"
+        return "incomplete" if self.incomplete else "pass"
+
+
+def _prescriptions(
+    protocol: Protocol, plan: Plan | None, matches: Mapping[str, Match], roi_numbers
+) -> tuple[dict[str, TargetPrescription], list[str]]:
+    targets = protocol.prescription.targets
+    refs = [] if plan is None else [r for r in plan.dose_references if r.prescription_gy]
+    levels = [r.prescription_gy for r in refs]
+    if plan is not None and plan.prescription_gy and plan.prescription_gy not in levels:
+        levels.append(plan.prescription_gy)
+    out: dict[str, TargetPrescription] = {}
+    for t in targets:
+        names = matches[t.structure].structures
+        by_roi = [
+            r.prescription_gy
+            for r in refs
+            if r.roi_number is not None and roi_numbers.get(r.roi_number) in names
+        ]
+        if by_roi:
+            out[t.structure] = TargetPrescription(
+                t.structure, t.dose_gy, by_roi[0], "dose reference ROI"
+            )
+            levels.remove(by_roi[0])
+    free = [t for t in targets if t.structure not in out]
+    for level in levels:  # greedy, in the plan's order: each level to the nearest free target
+        if not free:
+            break
+        nearest = min(free, key=lambda t: abs(t.dose_gy - level) / t.dose_gy)
+        out[nearest.structure] = TargetPrescription(
+            nearest.structure, nearest.dose_gy, level, "nearest plan level"
+        )
+        free.remove(nearest)
+    notes = []
+    for t in targets:
+        if t.structure not in out:
+            out[t.structure] = TargetPrescription(t.structure, t.dose_gy, None, "protocol")
+            notes.append(
+                f"no plan prescription for {protocol.structures[t.structure].label}: "
+                f"the protocol's {format_number(t.dose_gy)} Gy is used"
+            )
+        p = out[t.structure]
+        if (
+            p.plan_gy is not None
+            and abs(p.plan_gy - p.protocol_gy) > PRESCRIPTION_TOLERANCE * p.protocol_gy
+        ):
+            notes.append(
+                f"plan prescribes {format_number(p.plan_gy)} Gy to "
+                f"{protocol.structures[t.structure].label}, the protocol "
+                f"{format_number(p.protocol_gy)} Gy"
+            )
+    return {t.structure: out[t.structure] for t in targets}, notes
+
+
+def check_plan(
+    protocol: Protocol,
+    structures: Sequence[Structure],
+    dose: Dose,
+    plan: Plan | None = None,
+    *,
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+    patient: str = "",
+    inputs: Mapping[str, str] | None = None,
+    dvh_function: Callable[..., DVH] | None = None,
+) -> PlanCheck:
+    """Check one plan against a protocol (rules in the module docstring).
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The protocol (:func:`rtplan.protocols.load_protocol`).
+    structures : sequence of Structure
+        The plan's structures (an RTSTRUCT's).
+    dose : Dose
+        The plan's total physical dose (Gy).
+    plan : Plan, optional
+        The RTPLAN: prescription and number of fractions.  Without it the protocol's
+        prescription and fractions are assumed (and noted).
+    mapping : mapping, optional
+        User structure mapping (role key or TG-263 name -> plan name).
+    patient : str
+        How to name the patient in reports (ID or folder).
+    inputs : mapping, optional
+        Input identities for reports (modality -> SOPInstanceUID).
+    dvh_function : callable, optional
+        ``f(structure, dose) -> DVH``; default :func:`rtplan.dvh.compute.compute`.
+
+    Returns
+    -------
+    PlanCheck
+
+    Raises
+    ------
+    StructureNotFoundError
+        A required structure is not in the plan (the message lists the closest names).
+    InputError
+        Ambiguous structure names, or an invalid mapping.
+    """
+    by_name = {s.name: s for s in structures}
+    source = next((s.source for s in structures if s.source), "")
+    matches = match_structures(protocol.structures, list(by_name), mapping, source=source)
+    roi_numbers = {s.number: s.name for s in structures if s.number is not None}
+    prescriptions, notes = _prescriptions(protocol, plan, matches, roi_numbers)
+
+    pres = protocol.prescription
+    plan_fractions = plan.fractions if plan is not None and plan.fractions > 0 else None
+    frac = Fractionation(
+        pres.fractions,
+        plan_fractions,
+        converted=plan_fractions is not None
+        and plan_fractions != pres.fractions
+        and pres.allow_eqd2_conversion,
+    )
+    if plan_fractions is None:
+        notes.append(
+            f"plan fractionation unknown: the protocol's {pres.fractions} fractions are assumed"
+        )
+    elif frac.differs:
+        notes.append(
+            f"plan has {plan_fractions} fractions, the protocol {pres.fractions}: "
+            + (
+                "absolute-dose constraints judged in EQD2 (voxel-wise, alpha/beta per structure)"
+                if frac.converted
+                else "judged on physical dose without conversion (the protocol does not allow it)"
+            )
+        )
+
+    field_cache: dict[float | None, object] = {}
+    dose_cache: dict[float, Dose] = {}
+    dvh_cache: dict[tuple[str, float | None], DVH] = {}
+
+    def dose_on(alpha_beta: float | None) -> Dose:
+        if alpha_beta is None:
+            return dose
+        if alpha_beta not in dose_cache:
+            dose_cache[alpha_beta] = eqd2_dose(dose, frac.fractions, alpha_beta_gy=alpha_beta)
+        return dose_cache[alpha_beta]
+
+    def dvh_of(name: str, alpha_beta: float | None) -> DVH:
+        key = (name, alpha_beta)
+        if key not in dvh_cache:
+            d = dose_on(alpha_beta)
+            if dvh_function is not None:
+                dvh_cache[key] = dvh_function(by_name[name], d)
+            else:
+                if alpha_beta not in field_cache:
+                    field_cache[alpha_beta] = axial_field(d)
+                dvh_cache[key] = compute(by_name[name], d, field=field_cache[alpha_beta])
+        return dvh_cache[key]
+
+    primary_rx = prescriptions[pres.primary.structure].used_gy
+    results: list[ConstraintResult] = []
+    for c in protocol.constraints:
+        role = protocol.structures[c.structure]
+        match = matches[c.structure]
+        if not match.found:
+            results.append(not_evaluated(c, f"{role.label} not in the plan (optional structure)"))
+            continue
+        rx = prescriptions[c.structure].used_gy if c.structure in prescriptions else primary_rx
+        ab = role.alpha_beta_gy
+        if c.is_absolute and c.dose_basis == "eqd2":
+            alpha_beta, to_basis = ab, None
+        elif c.is_absolute and frac.converted:
+            alpha_beta = ab
+
+            def to_basis(x, _ab=ab):
+                return eqd2(x, pres.fractions, alpha_beta_gy=_ab)
+        else:
+            alpha_beta, to_basis = None, None
+        basis = "physical" if alpha_beta is None else f"EQD2 a/b={format_number(alpha_beta)} Gy"
+        for name in match.structures:
+            results.append(
+                evaluate_constraint(
+                    c,
+                    dvh_of(name, alpha_beta),
+                    structure_name=name,
+                    prescription_gy=rx,
+                    dose_to_basis=to_basis,
+                    basis=basis,
+                )
+            )
+    for match in matches.values():  # physical DVHs of every matched structure, for plots
+        for name in match.structures:
+            dvh_of(name, None)
+    return PlanCheck(
+        protocol=protocol,
+        patient=patient,
+        results=tuple(results),
+        matches=matches,
+        prescriptions=prescriptions,
+        fractionation=frac,
+        notes=tuple(notes),
+        dvhs={name: dvh for (name, ab), dvh in dvh_cache.items() if ab is None},
+        plan=plan,
+        inputs=dict(inputs or {}),
+    )

@@ -1,0 +1,207 @@
+"""Text formats of a protocol check: terminal table, JSON, CSV and JUnit XML.
+
+Every function returns a string; writing it to a file or the terminal is the caller's job.
+
+JUnit XML (the schema CI systems read): one ``<testsuite>`` per patient, one ``<testcase>`` per
+constraint and structure.  A failed mandatory constraint is a ``<failure>``; a mandatory
+constraint that could not be evaluated on a present structure, or a patient that could not be
+read, is an ``<error>``; a constraint on an absent optional structure is ``<skipped>``.  A
+missed *optimal* constraint or an *acceptable variation* passes (as it does for the exit
+code) and says so in ``<system-out>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from rtplan import __version__
+from rtplan.constraints import ConstraintResult, format_number
+from rtplan.protocols.schema import Protocol
+from rtplan.report.records import (
+    ROW_FIELDS,
+    Outcome,
+    PatientError,
+    limit_text,
+    margin_text,
+    overall_status,
+    report_record,
+    result_rows,
+    value_text,
+    verdict_label,
+)
+
+
+def _clean(value):
+    """JSON has no NaN: undefined numbers become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
+    """The report as JSON (schema: :func:`rtplan.report.records.report_record`)."""
+    return json.dumps(_clean(report_record(outcomes, protocol)), indent=2) + "\n"
+
+
+def to_csv(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
+    """One CSV row per patient and constraint (columns :data:`ROW_FIELDS`)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in result_rows(outcomes, protocol):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _case_name(result: ConstraintResult, protocol: Protocol) -> str:
+    c = result.constraint
+    label = protocol.structures[c.structure].label
+    where = f" [{result.structure_name}]" if result.structure_name else ""
+    return f"{label} {c.text()}{where}"
+
+
+def _summary(result: ConstraintResult) -> str:
+    return (
+        f"{result.constraint.metric} = {value_text(result)}, limit {limit_text(result)}, "
+        f"margin {margin_text(result)} ({result.basis})"
+    )
+
+
+def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
+    """The report as JUnit XML (mapping of verdicts in the module docstring)."""
+    root = ET.Element("testsuites", name=f"rtplan check {protocol.name}")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    for o in outcomes:
+        suite = ET.SubElement(root, "testsuite", name=f"{o.patient} / {protocol.name}")
+        counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+        classname = f"rtplan.check.{protocol.name}.{o.patient}"
+        if isinstance(o, PatientError):
+            case = ET.SubElement(
+                suite, "testcase", classname=classname, name="read input", time="0"
+            )
+            ET.SubElement(case, "error", message=o.message, type="InputError").text = o.message
+            counts["tests"] += 1
+            counts["errors"] += 1
+        else:
+            for r in o.results:
+                case = ET.SubElement(
+                    suite, "testcase", classname=classname, name=_case_name(r, protocol), time="0"
+                )
+                counts["tests"] += 1
+                mandatory = r.constraint.priority == "mandatory"
+                if r.verdict == "fail" and mandatory:
+                    ET.SubElement(case, "failure", message=_summary(r), type="constraint").text = (
+                        r.constraint.note or _summary(r)
+                    )
+                    counts["failures"] += 1
+                elif r.verdict == "not evaluated" and mandatory and r.structure_name is not None:
+                    ET.SubElement(
+                        case, "error", message=r.reason, type="not evaluated"
+                    ).text = r.reason
+                    counts["errors"] += 1
+                elif r.verdict == "not evaluated":
+                    ET.SubElement(case, "skipped", message=r.reason)
+                    counts["skipped"] += 1
+                else:
+                    ET.SubElement(case, "system-out").text = f"{verdict_label(r)}: {_summary(r)}"
+            if o.notes:
+                ET.SubElement(suite, "system-out").text = "\n".join(o.notes)
+        for k, v in counts.items():
+            suite.set(k, str(v))
+            totals[k] += v
+    for k, v in totals.items():
+        root.set(k, str(v))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def _prescription_text(o) -> str:
+    pres = []
+    for role, p in o.prescriptions.items():
+        label = o.protocol.structures[role].label
+        pres.append(f"{label} {format_number(p.used_gy)} Gy ({p.how})")
+    frac = o.fractionation
+    plan_fx = "unknown" if frac.plan_fractions is None else str(frac.plan_fractions)
+    return (
+        f"prescription: {'; '.join(pres)}; fractions: plan {plan_fx}, protocol "
+        f"{frac.protocol_fractions}{' (EQD2 conversion)' if frac.converted else ''}"
+    )
+
+
+def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
+    """The terminal report: protocol header, then per patient a table of structure, metric,
+    value, limit, result and margin to the limit; with several patients, one table with a
+    patient column."""
+    lines = [f"rtplan {__version__} check: protocol {protocol.name} - {protocol.title}"]
+    if protocol.is_template:
+        lines.append(f"TEMPLATE protocol: {protocol.template_note}")
+    many = len(outcomes) > 1
+    header = ["structure", "metric", "value", "limit", "result", "margin to limit", "basis"]
+    all_rows: list[list[str]] = []
+    for o in outcomes:
+        if isinstance(o, PatientError):
+            lines.append(f"{o.patient}: ERROR {o.message}")
+            continue
+        if many:
+            lines.extend(f"{o.patient}: note: {n}" for n in o.notes)
+        else:
+            plan = o.plan.label if o.plan is not None else "no RTPLAN"
+            lines.append(f"patient {o.patient}; plan {plan}")
+            lines.append(_prescription_text(o))
+            lines.extend(f"note: {n}" for n in o.notes)
+        for r in o.results:
+            c = r.constraint
+            name = r.structure_name or protocol.structures[c.structure].label
+            flag = "" if c.verification == "verified" else " *"
+            row = [
+                name,
+                c.metric + flag,
+                value_text(r),
+                limit_text(r),
+                verdict_label(r),
+                margin_text(r),
+                r.basis if r.value is not None else "",
+            ]
+            all_rows.append(([o.patient] if many else []) + row)
+        if not many:
+            lines.append("")
+            lines.extend(_table(header, all_rows))
+            all_rows = []
+    if many and all_rows:
+        lines.append("")
+        lines.extend(_table(["patient", *header], all_rows))
+    if any(
+        r.constraint.verification != "verified"
+        for o in outcomes
+        if not isinstance(o, PatientError)
+        for r in o.results
+    ):
+        lines.append(
+            "* number not fully verified against the primary source (see the protocol file)"
+        )
+    status = overall_status(outcomes)
+    checked = [o for o in outcomes if not isinstance(o, PatientError)]
+    failed = sum(len(o.failed) for o in checked)
+    lines.append(
+        f"result: {status.upper()} ({len(outcomes)} patient(s); "
+        f"{failed} mandatory constraint(s) failed)"
+    )
+    return "\n".join(lines) + "\n"

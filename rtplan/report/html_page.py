@@ -1,0 +1,160 @@
+"""A self-contained HTML report of a protocol check (opens offline: styles and DVH plots inline).
+
+Contents: rtplan version, protocol summary (prescription, status, sources), then per patient
+the plan summary, the input files' UIDs, notes, the constraint table and the DVH plot as an
+embedded PNG (``<img src="data:image/png;base64,...">``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from html import escape
+
+from rtplan import __version__
+from rtplan.constraints import format_number
+from rtplan.protocols.schema import Protocol
+from rtplan.report.plots import dvh_png
+from rtplan.report.records import (
+    Outcome,
+    PatientError,
+    limit_text,
+    margin_text,
+    overall_status,
+    value_text,
+    verdict_label,
+)
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }
+th { background: #eee; }
+.pass { background: #d9f2d9; } .fail { background: #f7d4d4; }
+.acceptable { background: #fcefc7; } .not-evaluated, .error { background: #e8e8e8; }
+.template { border: 2px solid #c80; padding: 0.5em; background: #fff6e0; }
+code { font-size: 90%; }
+"""
+
+
+def _row(cells: Sequence[str], css: str = "", tag: str = "td") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f"<tr{cls}>" + "".join(f"<{tag}>{escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+
+def _protocol_section(protocol: Protocol) -> list[str]:
+    pres = protocol.prescription
+    targets = ", ".join(
+        f"{protocol.structures[t.structure].label} {format_number(t.dose_gy)}"
+        + (f"-{format_number(t.dose_gy_max)}" if t.dose_gy_max else "")
+        + " Gy"
+        for t in pres.targets
+    )
+    out = [
+        f"<h2>Protocol {escape(protocol.name)}</h2>",
+        f"<p>{escape(protocol.title)}</p>",
+        f"<p>Prescription: {escape(targets)} in {pres.fractions} fractions; EQD2 conversion "
+        f"{'allowed' if pres.allow_eqd2_conversion else 'not allowed'}.</p>",
+    ]
+    if protocol.is_template:
+        out.append(
+            f'<p class="template"><b>Template protocol</b>: {escape(protocol.template_note)}</p>'
+        )
+    out.append("<table>" + _row(["source", "citation", "verification"], tag="th"))
+    for key, s in protocol.sources.items():
+        out.append(_row([key, s.citation, s.verification]))
+    out.append("</table>")
+    return out
+
+
+def _patient_section(o: Outcome) -> list[str]:
+    if isinstance(o, PatientError):
+        return [
+            f"<h2>Patient {escape(o.patient)}: ERROR</h2>",
+            f'<p class="error">{escape(o.message)}</p>',
+        ]
+    out = [f"<h2>Patient {escape(o.patient)}: {escape(o.status.upper())}</h2>"]
+    plan = o.plan
+    summary = [
+        ["plan", "none (protocol prescription assumed)" if plan is None else plan.label],
+        [
+            "fractions (plan / protocol)",
+            f"{o.fractionation.plan_fractions or 'unknown'} / {o.fractionation.protocol_fractions}"
+            + (" - converted to EQD2" if o.fractionation.converted else ""),
+        ],
+    ]
+    for role, p in o.prescriptions.items():
+        summary.append(
+            [
+                f"prescription {o.protocol.structures[role].label}",
+                f"{format_number(p.used_gy)} Gy ({p.how})",
+            ]
+        )
+    summary += [[f"{k} UID" if k.isupper() else k, v] for k, v in o.inputs.items()]
+    out.append("<table>" + "".join(_row(r) for r in summary) + "</table>")
+    if o.notes:
+        out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in o.notes) + "</ul>")
+    out.append(
+        "<table>"
+        + _row(
+            [
+                "structure",
+                "plan structure",
+                "constraint",
+                "priority",
+                "value",
+                "limit",
+                "result",
+                "margin to limit",
+                "basis",
+                "source",
+            ],
+            tag="th",
+        )
+    )
+    for r in o.results:
+        c = r.constraint
+        src = o.protocol.sources.get(c.source)
+        mark = "" if c.verification == "verified" else f" ({c.verification})"
+        out.append(
+            _row(
+                [
+                    o.protocol.structures[c.structure].label,
+                    r.structure_name or "-",
+                    c.text(),
+                    c.priority,
+                    value_text(r),
+                    limit_text(r),
+                    verdict_label(r),
+                    margin_text(r),
+                    r.basis if r.value is not None else "",
+                    (src.short() if src else c.source) + mark,
+                ],
+                css=r.verdict.replace(" ", "-"),
+            )
+        )
+    out.append("</table>")
+    if o.dvhs:
+        png = base64.b64encode(dvh_png(dict(o.dvhs), title=f"{o.patient}: cumulative DVH"))
+        out.append(
+            f'<img alt="cumulative DVH of {escape(o.patient)}" '
+            f'src="data:image/png;base64,{png.decode("ascii")}">'
+        )
+    return out
+
+
+def to_html(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
+    """The report as one self-contained HTML page."""
+    status = overall_status(outcomes)
+    body = [
+        f"<h1>rtplan check: {escape(protocol.name)} - {escape(status.upper())}</h1>",
+        f"<p>rtplan {escape(__version__)}; {len(outcomes)} patient(s).</p>",
+        *_protocol_section(protocol),
+    ]
+    for o in outcomes:
+        body.extend(_patient_section(o))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>rtplan check {escape(protocol.name)}</title><style>{_STYLE}</style></head>"
+        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

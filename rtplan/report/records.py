@@ -1,0 +1,249 @@
+"""Plain records (dicts and rows) of protocol checks, shared by every report format.
+
+A cohort check is a sequence of *outcomes*: a :class:`rtplan.check.PlanCheck` for each patient
+that could be checked, or a :class:`PatientError` for one that could not (bad input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rtplan import __version__
+from rtplan.check import PlanCheck
+from rtplan.constraints import ConstraintResult, format_number
+from rtplan.protocols.schema import Protocol
+
+
+@dataclass(frozen=True)
+class PatientError:
+    """A patient that could not be checked, and the one-line reason."""
+
+    patient: str
+    message: str
+
+    @property
+    def status(self) -> str:
+        return "error"
+
+
+Outcome = PlanCheck | PatientError
+
+#: Columns of the CSV report and of :func:`result_rows`, in order.
+ROW_FIELDS = (
+    "patient",
+    "protocol",
+    "constraint",
+    "structure",
+    "plan_structure",
+    "metric",
+    "comparison",
+    "limit",
+    "unit",
+    "priority",
+    "value",
+    "evaluated_limit",
+    "verdict",
+    "margin",
+    "margin_pct",
+    "basis",
+    "source",
+    "verification",
+    "reason",
+)
+
+VERDICT_LABELS = {
+    "pass": "PASS",
+    "acceptable": "ACCEPTABLE",
+    "fail": "FAIL",
+    "not evaluated": "NOT EVALUATED",
+    "error": "ERROR",
+}
+
+
+def overall_status(outcomes: Sequence[Outcome]) -> str:
+    """``fail`` if a mandatory constraint failed anywhere, else ``error`` if a patient could not
+    be read, else ``incomplete`` if a mandatory constraint could not be evaluated, else
+    ``pass``."""
+    statuses = {o.status for o in outcomes}
+    for s in ("fail", "error", "incomplete"):
+        if s in statuses:
+            return s
+    return "pass"
+
+
+def exit_code(outcomes: Sequence[Outcome]) -> int:
+    """The ``rtplan check`` exit code: 1 when a mandatory constraint failed, 2 when a patient
+    could not be checked or a mandatory constraint could not be evaluated, else 0."""
+    return {"pass": 0, "fail": 1}.get(overall_status(outcomes), 2)
+
+
+def verdict_label(result: ConstraintResult) -> str:
+    """``PASS``, ``FAIL``, ``ACCEPTABLE``, ``NOT EVALUATED``; optimal misses say so."""
+    label = VERDICT_LABELS[result.verdict]
+    if result.verdict == "fail" and result.constraint.priority == "optimal":
+        return "FAIL (optimal)"
+    return label
+
+
+def limit_text(result: ConstraintResult) -> str:
+    """The limit as evaluated, e.g. ``< 195 cc`` or ``< 33.15 Gy (EQD2)``."""
+    c = result.constraint
+    limit = c.limit if result.limit is None else result.limit
+    unit = {"%": "%", "1": ""}.get(c.unit, f" {c.unit}")
+    text = f"{c.comparison} {format_number(round(limit, 4))}{unit}"
+    acceptable = result.acceptable if result.acceptable is not None else c.acceptable
+    if acceptable is not None:
+        text += f" (acceptable {format_number(round(acceptable, 4))})"
+    return text
+
+
+def value_text(result: ConstraintResult) -> str:
+    if result.value is None:
+        return "-"
+    unit = {"%": "%", "1": ""}.get(result.unit, f" {result.unit}")
+    return f"{result.value:.2f}{unit}"
+
+
+def margin_text(result: ConstraintResult) -> str:
+    """How far from the limit: ``+145.00 cc (74.4%)`` headroom, ``-5.00 cc (-2.6%)`` exceeded."""
+    if result.margin is None:
+        return result.reason or "-"
+    unit = {"%": " %-pts", "1": "", "%Rx": " %Rx-pts"}.get(result.unit, f" {result.unit}")
+    pct = "" if result.margin_pct is None else f" ({result.margin_pct:+.1f}%)"
+    return f"{result.margin:+.2f}{unit}{pct}"
+
+
+def protocol_record(protocol: Protocol) -> dict[str, Any]:
+    """The protocol summary of a report."""
+    pres = protocol.prescription
+    return {
+        "name": protocol.name,
+        "title": protocol.title,
+        "status": protocol.status,
+        "template_note": protocol.template_note,
+        "file": protocol.path,
+        "prescription": {
+            "fractions": pres.fractions,
+            "allow_eqd2_conversion": pres.allow_eqd2_conversion,
+            "targets": [
+                {
+                    "role": t.structure,
+                    "structure": protocol.structures[t.structure].label,
+                    "dose_gy": t.dose_gy,
+                    "dose_gy_max": t.dose_gy_max,
+                }
+                for t in pres.targets
+            ],
+        },
+        "sources": {
+            k: {"citation": s.citation, "verification": s.verification}
+            for k, s in protocol.sources.items()
+        },
+    }
+
+
+def result_record(result: ConstraintResult, protocol: Protocol) -> dict[str, Any]:
+    """One constraint result as a flat dict (JSON and CSV)."""
+    c = result.constraint
+    source = protocol.sources.get(c.source)
+    return {
+        "constraint": c.id,
+        "structure": protocol.structures[c.structure].label,
+        "plan_structure": result.structure_name,
+        "metric": c.metric,
+        "comparison": c.comparison,
+        "limit": c.limit,
+        "acceptable": c.acceptable,
+        "unit": c.unit,
+        "priority": c.priority,
+        "value": result.value,
+        "evaluated_limit": result.limit,
+        "verdict": result.verdict,
+        "margin": result.margin,
+        "margin_pct": result.margin_pct,
+        "basis": result.basis,
+        "queried_metric": result.queried_metric or None,
+        "source": source.short() if source else c.source,
+        "verification": c.verification,
+        "reason": result.reason or None,
+        "note": c.note or None,
+    }
+
+
+def check_record(outcome: Outcome) -> dict[str, Any]:
+    """One patient's outcome as a dict (JSON)."""
+    if isinstance(outcome, PatientError):
+        return {"patient": outcome.patient, "status": "error", "error": outcome.message}
+    c = outcome
+    plan = c.plan
+    return {
+        "patient": c.patient,
+        "status": c.status,
+        "inputs": dict(c.inputs),
+        "plan": None
+        if plan is None
+        else {
+            "label": plan.label,
+            "fractions": plan.fractions,
+            "prescription_gy": plan.prescription_gy,
+            "sop_instance_uid": plan.sop_instance_uid,
+        },
+        "fractionation": {
+            "protocol_fractions": c.fractionation.protocol_fractions,
+            "plan_fractions": c.fractionation.plan_fractions,
+            "converted_to_eqd2": c.fractionation.converted,
+        },
+        "prescriptions": {
+            role: {
+                "structure": c.protocol.structures[role].label,
+                "protocol_gy": p.protocol_gy,
+                "plan_gy": p.plan_gy,
+                "used_gy": p.used_gy,
+                "how": p.how,
+            }
+            for role, p in c.prescriptions.items()
+        },
+        "structures": {
+            role: {"matched": list(m.structures), "how": m.how} for role, m in c.matches.items()
+        },
+        "notes": list(c.notes),
+        "constraints": [result_record(r, c.protocol) for r in c.results],
+    }
+
+
+def report_record(outcomes: Sequence[Outcome], protocol: Protocol) -> dict[str, Any]:
+    """The whole report as one dict: version, protocol, summary, one entry per patient."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "incomplete")}
+    counts["error"] = sum(isinstance(o, PatientError) for o in outcomes)
+    return {
+        "rtplan_version": __version__,
+        "protocol": protocol_record(protocol),
+        "summary": {
+            "status": overall_status(outcomes),
+            "exit_code": exit_code(outcomes),
+            "patients": len(outcomes),
+            **counts,
+        },
+        "patients": [check_record(o) for o in outcomes],
+    }
+
+
+def result_rows(outcomes: Sequence[Outcome], protocol: Protocol) -> list[dict[str, Any]]:
+    """One row per patient and constraint (columns :data:`ROW_FIELDS`); a patient that
+    could not be checked gives one row with verdict ``error``."""
+    rows = []
+    for o in outcomes:
+        if isinstance(o, PatientError):
+            row = dict.fromkeys(ROW_FIELDS)
+            row.update(patient=o.patient, protocol=protocol.name, verdict="error", reason=o.message)
+            rows.append(row)
+            continue
+        for r in o.results:
+            rec = result_record(r, protocol)
+            rows.append(
+                {"patient": o.patient, "protocol": protocol.name}
+                | {k: rec[k] for k in ROW_FIELDS[2:]}
+            )
+    return rows
