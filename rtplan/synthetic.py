@@ -849,3 +849,147 @@ def write_datasets(
             raise
         paths.append(target)
     return paths
+
+
+@dataclass(frozen=True)
+class PhantomPatient:
+    """What :func:`write_phantom_patient` wrote, with the truths tests check against."""
+
+    folder: Path
+    patient_id: str
+    frame_of_reference_uid: str
+    study_uid: str
+    ct_series_uid: str
+    structure_set_uid: str
+    plan_uid: str
+    ct_paths: tuple[Path, ...]
+    rtstruct_path: Path
+    plan_path: Path
+    dose_paths: tuple[Path, ...]
+    #: name -> volume (cc) by hand: polygon area x slice spacing x number of planes
+    volumes_cc: dict
+    max_dose_gy: float
+    fractions: int
+    prescription_gy: float
+
+
+def write_phantom_patient(
+    folder: str | os.PathLike,
+    *,
+    patient_id: str = "PHANTOM01",
+    patient_name: str = "Phantom^One",
+    patient_position: str = "HFS",
+    summation_type: str = "PLAN",
+    fractions: int = 25,
+    prescription_gy: float = 50.0,
+    frame_of_reference_uid: str | None = None,
+) -> PhantomPatient:
+    """Write a small complete patient (CT, RTSTRUCT, RTPLAN, RTDOSE) with known truths.
+
+    CT: 10 axial slices (2.5 mm), 32 x 32 pixels of 1.5 mm, water (0 HU), in the cardinal
+    orientation of ``patient_position``.  Structures (rectangles in x-y, on CT slices):
+    ``BODY`` (EXTERNAL) 42 x 42 mm on all 10 slices = 44.1 cc; ``PTV`` 15 x 15 mm on 4
+    slices = 2.25 cc; ``Bowel`` a 30 x 30 mm ring with a 10 x 10 mm hole on 2 slices =
+    4.0 cc; ``Marker`` one POINT.  Plan: ``fractions`` x two beams, ``prescription_gy``.
+    Dose on the CT grid: ``prescription_gy`` x (1.05 at the grid centre falling linearly
+    along x), PLAN; or the per-fraction dose (FRACTION); or two BEAM halves (BEAM).
+
+    Files go to ``folder/CT/``, ``folder/RTSTRUCT.dcm``, ``folder/plan/RTPLAN.dcm`` and
+    ``folder/dose/*.dcm`` (names need not mean anything to the readers).
+    """
+    folder = Path(folder)
+    grid = cardinal_grid((10, 32, 32), (0, 0, 0), (2.5, 1.5, 1.5), patient_position)
+    # centre the grid on the LPS origin, whatever its orientation
+    centre = grid.index_to_world([4.5, 15.5, 15.5])
+    grid = Grid(grid.shape, tuple(np.asarray(grid.origin_mm) - centre), grid.spacing_mm,
+                grid.direction)  # fmt: skip
+    cts = ct_series_datasets(
+        np.zeros(grid.shape),
+        grid,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        patient_position=patient_position,
+        frame_of_reference_uid=frame_of_reference_uid,
+    )
+    study, frame = cts[0].StudyInstanceUID, cts[0].FrameOfReferenceUID
+    k = np.arange(grid.shape[0], dtype=float)
+    z = np.sort(grid.index_to_world(np.stack([k, 0 * k, 0 * k], axis=1))[:, 2])
+
+    def rect(half_x, half_y, zz):
+        return np.array(
+            [
+                [-half_x, -half_y, zz],
+                [half_x, -half_y, zz],
+                [half_x, half_y, zz],
+                [-half_x, half_y, zz],
+            ]
+        )
+
+    rois = [
+        SyntheticROI("BODY", [rect(21, 21, zz) for zz in z], interpreted_type="EXTERNAL",
+                     color=(0, 255, 0)),
+        SyntheticROI("PTV", [rect(7.5, 7.5, zz) for zz in z[3:7]], interpreted_type="PTV",
+                     color=(255, 0, 0)),
+        SyntheticROI("Bowel", [c for zz in z[7:9] for c in (rect(15, 15, zz), rect(5, 5, zz))],
+                     interpreted_type="ORGAN", color=(160, 82, 45)),
+        SyntheticROI("Marker", [(np.array([[0.0, 0.0, z[5]]]), "POINT")],
+                     interpreted_type="MARKER"),
+    ]  # fmt: skip
+    rtstruct = rtstruct_dataset_from_contours(rois, ct_datasets=cts, label="PHANTOM")
+    plan = rtplan_dataset(
+        "PHANTOM",
+        fractions,
+        prescription_gy,
+        [
+            SyntheticBeam("AP", prescription_gy / fractions / 2),
+            SyntheticBeam("PA", prescription_gy / fractions / 2, 180.0),
+        ],  # fmt: skip
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_uid=study,
+        frame_of_reference_uid=frame,
+        referenced_structure_set_uid=rtstruct.SOPInstanceUID,
+        target_roi_number=2,
+    )
+    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in grid.shape), indexing="ij")
+    x = grid.index_to_world(np.stack([kk, jj, ii], axis=-1).reshape(-1, 3))[:, 0]
+    total = (prescription_gy * (1.05 - 0.01 * np.abs(x))).reshape(grid.shape)
+    common = dict(frame_of_reference_uid=frame, study_uid=study, patient_id=patient_id,
+                  patient_name=patient_name, referenced_plan_uid=plan.SOPInstanceUID)  # fmt: skip
+    if summation_type == "PLAN":
+        doses = [rtdose_dataset(total, grid, **common)]
+    elif summation_type == "FRACTION":
+        doses = [rtdose_dataset(total / fractions, grid, summation_type="FRACTION", **common)]
+    elif summation_type == "BEAM":
+        doses = [
+            rtdose_dataset(total / 2, grid, summation_type="BEAM", referenced_beam_number=b,
+                           **common)
+            for b in (1, 2)
+        ]  # fmt: skip
+    else:
+        raise InputError(f"summation_type must be PLAN, FRACTION or BEAM, got {summation_type!r}")
+    ct_paths = write_datasets(cts, folder / "CT", [f"slice{n:03d}" for n in range(len(cts))])
+    (rs_path,) = write_datasets([rtstruct], folder, ["RTSTRUCT.dcm"])
+    (plan_path,) = write_datasets([plan], folder / "plan", ["RTPLAN.dcm"])
+    dose_paths = write_datasets(doses, folder / "dose", [f"dose{n}.dcm" for n in range(len(doses))])
+    return PhantomPatient(
+        folder=folder,
+        patient_id=patient_id,
+        frame_of_reference_uid=frame,
+        study_uid=study,
+        ct_series_uid=cts[0].SeriesInstanceUID,
+        structure_set_uid=rtstruct.SOPInstanceUID,
+        plan_uid=plan.SOPInstanceUID,
+        ct_paths=tuple(ct_paths),
+        rtstruct_path=rs_path,
+        plan_path=plan_path,
+        dose_paths=tuple(dose_paths),
+        volumes_cc={
+            "BODY": 42 * 42 * 2.5 * 10 / 1000,
+            "PTV": 15 * 15 * 2.5 * 4 / 1000,
+            "Bowel": (900 - 100) * 2.5 * 2 / 1000,
+        },  # fmt: skip
+        max_dose_gy=float(total.max()),
+        fractions=fractions,
+        prescription_gy=prescription_gy,
+    )
