@@ -68,6 +68,7 @@ class DicomFile:
     referenced_plan_uid: str = ""
     referenced_structure_set_uid: str = ""
     summation_type: str = ""
+    dose_units: str = ""
     header: Dataset | None = field(default=None, repr=False)
 
 
@@ -118,6 +119,7 @@ def describe_file(path: Path, ds: Dataset) -> DicomFile:
         referenced_plan_uid=ref_plan,
         referenced_structure_set_uid=ref_ss,
         summation_type=summation,
+        dose_units=text(ds, "DoseUnits").upper() if modality == "RTDOSE" else "",
         header=ds if modality == "CT" else None,
     )
 

@@ -1,0 +1,128 @@
+"""``rtplan info PATH [--json]``: what is in a folder of DICOM-RT files.
+
+Lists patients, studies, frames of reference, CT series, structure sets (each structure's
+name, type, contours, slice range and volume in cc), plans (fractions, prescription) and
+doses (grid, maximum, summation type).  ``--json`` prints the inventory of
+:func:`rtplan.io.inventory.folder_inventory` (schema in docs/io.md); otherwise a table.
+Reads only; writes nothing.  Exit 0, or 2 with one line on stderr for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rtplan.io.inventory import folder_inventory
+from rtplan.io.rtdose import FRACTION_DOSE_MODES
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "info",
+        help="list patients, series, structures (volume_cc), plans and doses in a folder",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("path", help="folder of DICOM files (searched recursively) or one file")
+    p.add_argument("--json", action="store_true", help="print JSON (schema rtplan-info/1)")
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="list structure problems (empty, self-intersecting) instead of failing",
+    )
+    p.add_argument(
+        "--fraction-dose",
+        choices=FRACTION_DOSE_MODES,
+        default="per_fraction",
+        help="how to read DoseSummationType FRACTION (default: per_fraction, x planned fractions)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    inventory = folder_inventory(args.path, lenient=args.lenient, fraction_dose=args.fraction_dose)
+    if args.json:
+        print(json.dumps(inventory, indent=2))
+    else:
+        print(format_inventory(inventory))
+    return 0
+
+
+def _num(value, fmt=".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _grid(g: dict) -> str:
+    k, j, i = g["shape"]
+    dk, dj, di = g["spacing_mm"]
+    spacing = f"{dk:g}" if g["uniform"] else f"{dk:g}+ (uneven)"
+    return f"{k} x {j} x {i} voxels, spacing {spacing} x {dj:g} x {di:g} mm (slice x row x column)"
+
+
+def format_inventory(inv: dict) -> str:
+    """The inventory as a human-readable text table."""
+    lines = []
+    for p in inv["patients"]:
+        lines.append(f"Patient {p['patient_id'] or '(no ID)'}  {p['patient_name']}")
+        for s in p["studies"]:
+            lines.append(
+                f"  Study {s['study_instance_uid']}  {s['study_date']}  {s['study_description']}".rstrip()
+            )
+        for f in p["frames_of_reference"]:
+            lines.append(f"  Frame of reference {f['frame_of_reference_uid'] or '(none)'}")
+            for s in f["series"]:
+                lines.append(
+                    f"    {s['modality']} series {s['series_instance_uid']}: {_grid(s['grid'])}"
+                )
+                lines += [f"      warning: {w}" for w in s["warnings"]]
+            for ss in f["structure_sets"]:
+                lines.append(
+                    f"    Structure set '{ss['label']}' ({ss['file']}), "
+                    f"{len(ss['structures'])} structures"
+                )
+                lines += [f"      warning: {w}" for w in ss["warnings"]]
+                lines.append(_table(ss["structures"]))
+            for pl in f["plans"]:
+                rx = pl["prescription_gy"]
+                per = pl["dose_per_fraction_gy"]
+                lines.append(
+                    f"    Plan '{pl['label']}': {pl['fractions']} fractions, "
+                    + (
+                        f"{rx:g} Gy prescribed ({per:.3g} Gy per fraction)"
+                        if rx
+                        else "no prescription"
+                    )
+                    + f", {sum(len(g['beams']) for g in pl['fraction_groups'])} beams"
+                )
+            for d in f["doses"]:
+                scale = (
+                    f", x {d['fraction_scaling']} fractions" if d["fraction_scaling"] != 1 else ""
+                )
+                lines.append(
+                    f"    Dose {d['summation_type']}{scale}: max {d['max_gy']:.2f} Gy; {_grid(d['grid'])}"
+                )
+                lines += [f"      warning: {w}" for w in d["warnings"]]
+    if inv["notes"]:
+        lines.append("Notes:")
+        lines += [f"  {n}" for n in inv["notes"]]
+    return "\n".join(lines)
+
+
+def _table(structures: list[dict]) -> str:
+    header = ("name", "type", "contours", "z range (mm)", "volume_cc")
+    rows = []
+    for s in structures:
+        z = s["slice_range_mm"]
+        rows.append(
+            (
+                s["name"],
+                s["type"] or "-",
+                str(s["contours"]),
+                f"{z[0]:.2f} .. {z[1]:.2f}" if z else "-",
+                _num(s["volume_cc"]) if s["is_volume"] else "(not a volume)",
+            )
+        )
+        rows += [("", "", "", "", f"problem: {msg}") for msg in s["problems"]]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    return "\n".join(
+        "      " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    )
