@@ -1,7 +1,9 @@
 """Checking a plan against a protocol: structures, prescription, fractionation, constraints.
 
 :func:`check_plan` is the whole of ``rtplan check`` for one patient, on objects already read
-(no file access): it finds the protocol's structures (:mod:`rtplan.matching`), works out the
+(no file access).  :func:`check_patient` and :func:`check_folder` feed it from DICOM files
+through :mod:`rtplan.io` (one patient, or every patient and frame of reference under a
+folder).  :func:`check_plan` finds the protocol's structures (:mod:`rtplan.matching`), works out the
 prescription of each target, decides whether doses are converted to EQD2, computes the DVHs
 it needs and evaluates every constraint (:mod:`rtplan.constraints`).
 
@@ -36,7 +38,8 @@ verdict unchanged (the conversion is monotone), which is why nothing is converte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rtplan.constraints import ConstraintResult, evaluate_constraint, format_number, not_evaluated
@@ -45,6 +48,8 @@ from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
 from rtplan.dvh.dosefield import axial_field
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
+from rtplan.errors import InputError, RtplanError
+from rtplan.io.discover import PatientData, load_folder
 from rtplan.matching import Match, match_structures
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
@@ -327,3 +332,100 @@ def check_plan(
         plan=plan,
         inputs=dict(inputs or {}),
     )
+
+
+@dataclass(frozen=True)
+class PatientError:
+    """A patient that could not be checked, and the one-line reason."""
+
+    patient: str
+    message: str
+
+    @property
+    def status(self) -> str:
+        return "error"
+
+
+#: What checking one patient gives: a :class:`PlanCheck`, or a :class:`PatientError`.
+Outcome = PlanCheck | PatientError
+
+
+def patient_label(patient: PatientData) -> str:
+    """How reports name a patient: PatientID, else the folder of its files."""
+    if patient.patient_id:
+        return patient.patient_id
+    return str(patient.files[0].path.parent) if patient.files else "(unnamed)"
+
+
+def check_patient(
+    patient: PatientData,
+    protocol: Protocol,
+    *,
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+) -> PlanCheck:
+    """Read one patient's structure set, RTPLAN (optional) and plan dose, and check them.
+
+    The RTPLAN is optional (the protocol's prescription and fractions are then assumed, and
+    noted); with several RTPLANs or doses the reader asks which one (an ``InputError``).
+    """
+    plan = patient.plan() if patient.plans else None
+    dose = patient.dose(plan.label if plan is not None and len(patient.doses) > 1 else None)
+    structure_set = patient.structure_set()
+    inputs = {
+        "patient_id": patient.patient_id,
+        "FrameOfReferenceUID": patient.frame_of_reference_uid,
+        "RTSTRUCT": structure_set.sop_instance_uid,
+        "RTDOSE": dose.sop_instance_uid,
+    }
+    if plan is not None:
+        inputs["RTPLAN"] = plan.sop_instance_uid
+    return check_plan(
+        protocol,
+        structure_set.structures,
+        dose,
+        plan,
+        mapping=mapping,
+        patient=patient_label(patient),
+        inputs=inputs,
+    )
+
+
+def check_folder(
+    path: str | os.PathLike,
+    protocol: Protocol,
+    *,
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> list[Outcome]:
+    """Check every patient (and frame of reference) found under ``path``.
+
+    Parameters
+    ----------
+    path : path
+        A patient's folder or a folder of many patients (any nesting).
+    protocol : Protocol
+        The protocol.
+    mapping : mapping, optional
+        User structure mapping, applied to every patient.
+    progress : callable, optional
+        Wraps the iterable of patients, e.g. ``tqdm.tqdm`` for a progress bar.
+
+    Returns
+    -------
+    list of PlanCheck or PatientError
+        One per patient, in the reader's order.  With a single patient an input problem is
+        raised (:class:`~rtplan.errors.RtplanError`); with several, a patient that cannot be
+        read or checked becomes a :class:`PatientError` and the others are still checked.
+    """
+    patients = load_folder(path)
+    if not patients:
+        raise InputError("no DICOM-RT patient found", path=path)
+    if len(patients) == 1:
+        return [check_patient(patients[0], protocol, mapping=mapping)]
+    outcomes: list[Outcome] = []
+    for patient in progress(patients) if progress else patients:
+        try:
+            outcomes.append(check_patient(patient, protocol, mapping=mapping))
+        except RtplanError as exc:
+            outcomes.append(PatientError(patient_label(patient), str(exc)))
+    return outcomes

@@ -1,34 +1,18 @@
 """Plain records (dicts and rows) of protocol checks, shared by every report format.
 
 A cohort check is a sequence of *outcomes*: a :class:`rtplan.check.PlanCheck` for each patient
-that could be checked, or a :class:`PatientError` for one that could not (bad input).
+that could be checked, or a :class:`rtplan.check.PatientError` for one that could not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rtplan import __version__
-from rtplan.check import PlanCheck
+from rtplan.check import Outcome, PatientError
 from rtplan.constraints import ConstraintResult, format_number
 from rtplan.protocols.schema import Protocol
-
-
-@dataclass(frozen=True)
-class PatientError:
-    """A patient that could not be checked, and the one-line reason."""
-
-    patient: str
-    message: str
-
-    @property
-    def status(self) -> str:
-        return "error"
-
-
-Outcome = PlanCheck | PatientError
 
 #: Columns of the CSV report and of :func:`result_rows`, in order.
 ROW_FIELDS = (

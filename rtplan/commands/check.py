@@ -1,0 +1,74 @@
+"""``rtplan check PATH --protocol NAME|FILE``: judge plans against a protocol's constraints.
+
+Prints a table (structure, metric, value, limit, result, margin to the limit) or, with
+``--json``, the JSON report; ``--csv``, ``--junit`` and ``--html`` write those reports to
+files.  ``PATH`` is one patient's folder or a folder of many (one row per patient and
+constraint, with a progress bar on a terminal).
+
+Exit codes: 0 every mandatory constraint passed; 1 a mandatory constraint failed; 2 bad input
+(unreadable files, a required structure missing, a mandatory constraint that could not be
+evaluated, a patient of a cohort that could not be read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rtplan.check import check_folder
+from rtplan.errors import InputError
+from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
+from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="check plans against a protocol's dose-volume constraints",
+        description=__doc__.split("\n\n")[1],
+        epilog="shipped protocols: " + ", ".join(available_protocols()),
+    )
+    p.add_argument("path", metavar="PATH", help="a patient's DICOM folder, or a folder of many")
+    p.add_argument(
+        "--protocol", required=True, metavar="NAME|FILE", help="shipped protocol name or TOML file"
+    )
+    p.add_argument(
+        "--map",
+        metavar="FILE",
+        help="structure mapping file (TOML [structures]: TG-263 name or role -> plan name)",
+    )
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.add_argument("--csv", metavar="FILE", help="write one CSV row per patient and constraint")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per constraint)")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.set_defaults(func=run)
+
+
+def _progress(patients):
+    from tqdm import tqdm
+
+    return tqdm(patients, desc="rtplan check", unit="patient", file=sys.stderr, disable=None)
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write report: {exc.strerror}", path=path) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.protocol)
+    mapping = load_structure_mapping(args.map) if args.map else None
+    if not Path(args.path).exists():
+        raise InputError("no such file or folder", path=args.path)
+    outcomes = check_folder(args.path, protocol, mapping=mapping, progress=_progress)
+    if args.csv:
+        _write(args.csv, to_csv(outcomes, protocol))
+    if args.junit:
+        _write(args.junit, to_junit_xml(outcomes, protocol))
+    if args.html:
+        _write(args.html, to_html(outcomes, protocol))
+    sys.stdout.write(to_json(outcomes, protocol) if args.json else to_text(outcomes, protocol))
+    return exit_code(outcomes)
