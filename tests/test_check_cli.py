@@ -1,0 +1,222 @@
+"""``rtplan check`` end to end on synthetic DICOM-RT patients written in the test.
+
+The patient: boxes drawn on every CT slice 2..13 (5 mm slices, so 12 planes = 60 mm of slab):
+PTV 60 x 60 mm = 216 cc, bowel bag 80 x 80 mm = 384 cc.  The dose is 50.4 Gy for x <= -10 mm
+(the PTV side), ``bowel_gy`` for x >= 10 mm (the bowel side), linear in between; both boxes lie
+where the trilinear dose is exactly constant.  Truths by hand: with ``bowel_gy`` = 30 Gy the
+bowel bag's V45Gy is 0 cc (pass); with 46 Gy it is the whole 384 cc, 189 cc over the 195 cc
+QUANTEC limit (fail); the PTV receives exactly the prescription (D95% = 100 %Rx).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtplan.cli import main
+from rtplan.synthetic import (
+    SyntheticBeam,
+    SyntheticROI,
+    cardinal_grid,
+    ct_series_datasets,
+    rtdose_dataset,
+    rtplan_dataset,
+    rtstruct_dataset_from_contours,
+    write_datasets,
+)
+
+PTV_CC = 60 * 60 * 60 / 1000
+BOWEL_CC = 80 * 80 * 60 / 1000
+
+
+def write_rps_patient(folder: Path, patient_id: str, bowel_gy: float, names=None) -> Path:
+    """A small RPS-like patient (see the module docstring)."""
+    names = names or {"ptv": "PTV", "bowel": "Bowel bag"}
+    grid = cardinal_grid((16, 48, 64), (-126.0, -94.0, 0.0), (5.0, 4.0, 4.0), "HFS")
+    cts = ct_series_datasets(
+        np.zeros(grid.shape), grid, patient_id=patient_id, patient_name="Test^RPS"
+    )
+    z = 5.0 * np.arange(16)
+
+    def rect(x0, x1, y0, y1, zz):
+        return np.array([[x0, y0, zz], [x1, y0, zz], [x1, y1, zz], [x0, y1, zz]], float)
+
+    rois = [
+        SyntheticROI(
+            "BODY", [rect(-120, 120, -90, 90, zz) for zz in z], interpreted_type="EXTERNAL"
+        ),
+        SyntheticROI(
+            names["ptv"], [rect(-80, -20, -30, 30, zz) for zz in z[2:14]], interpreted_type="PTV"
+        ),
+        SyntheticROI(names["bowel"], [rect(20, 100, -40, 40, zz) for zz in z[2:14]]),
+    ]
+    rs = rtstruct_dataset_from_contours(rois, ct_datasets=cts, label="RPS")
+    study, frame = cts[0].StudyInstanceUID, cts[0].FrameOfReferenceUID
+    plan = rtplan_dataset(
+        "RPS",
+        28,
+        50.4,
+        [SyntheticBeam("AP", 0.9), SyntheticBeam("PA", 0.9, 180.0)],
+        patient_id=patient_id,
+        patient_name="Test^RPS",
+        study_uid=study,
+        frame_of_reference_uid=frame,
+        referenced_structure_set_uid=rs.SOPInstanceUID,
+        target_roi_number=2,
+    )
+    x = grid.index_to_world(np.indices(grid.shape).reshape(3, -1).T)[:, 0].reshape(grid.shape)
+    dose = np.interp(x, [-10.0, 10.0], [50.4, bowel_gy])
+    rd = rtdose_dataset(
+        dose,
+        grid,
+        frame_of_reference_uid=frame,
+        study_uid=study,
+        patient_id=patient_id,
+        referenced_plan_uid=plan.SOPInstanceUID,
+    )
+    write_datasets(cts, folder / "CT")
+    write_datasets([rs, plan, rd], folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cohort")
+    write_rps_patient(root / "rps_pass", "RPS_PASS", bowel_gy=30.0)
+    write_rps_patient(root / "rps_fail", "RPS_FAIL", bowel_gy=46.0)
+    return root
+
+
+def run(capsys, *argv):
+    code = main(["check", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def row(out: str, start: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(start))
+
+
+def test_passing_plan_exits_0(cohort, capsys):
+    code, out, err = run(capsys, cohort / "rps_pass", "--protocol", "rps-preop")
+    assert code == 0, out + err
+    assert "V45Gy" in row(out, "Bowel bag") and "PASS" in row(out, "Bowel bag")
+    assert "0.00 cc" in row(out, "Bowel bag")
+    assert "100.00 %Rx" in row(out, "PTV          D95%Rx")
+    assert "result: PASS" in out
+
+
+def test_failing_bowel_bag_exits_1_and_says_by_how_much(cohort, capsys):
+    code, out, err = run(capsys, cohort / "rps_fail", "--protocol", "rps-preop")
+    assert code == 1, out + err
+    line = row(out, "Bowel bag")
+    assert f"{BOWEL_CC:.2f} cc" in line and "< 195 cc" in line and "FAIL" in line
+    assert f"{195 - BOWEL_CC:+.2f} cc" in line  # -189.00 cc
+    assert "result: FAIL" in out
+
+
+def test_cohort_folder_reports_every_patient(cohort, capsys, tmp_path):
+    files = {k: tmp_path / f"report.{k}" for k in ("csv", "xml", "html")}
+    code, out, _ = run(
+        capsys,
+        cohort,
+        "--protocol",
+        "rps-preop",
+        "--json",
+        "--csv",
+        files["csv"],
+        "--junit",
+        files["xml"],
+        "--html",
+        files["html"],
+    )
+    assert code == 1
+    doc = json.loads(out)
+    assert {p["patient"]: p["status"] for p in doc["patients"]} == {
+        "RPS_PASS": "pass",
+        "RPS_FAIL": "fail",
+    }
+    bb = {
+        p["patient"]: next(c for c in p["constraints"] if c["constraint"] == "bowel_bag_v45gy")
+        for p in doc["patients"]
+    }
+    assert bb["RPS_FAIL"]["value"] == pytest.approx(BOWEL_CC, rel=1e-6)
+    assert bb["RPS_PASS"]["value"] == pytest.approx(0.0, abs=1e-9)
+    fail = next(p for p in doc["patients"] if p["patient"] == "RPS_FAIL")
+    assert fail["inputs"]["RTPLAN"] and fail["inputs"]["RTDOSE"] and fail["inputs"]["RTSTRUCT"]
+    assert fail["prescriptions"]["ptv"]["used_gy"] == 50.4
+    n = len(doc["patients"][0]["constraints"])
+    assert len(files["csv"].read_text().splitlines()) == 1 + 2 * n
+    root = ET.parse(files["xml"]).getroot()
+    assert root.get("tests") == str(2 * n) and root.get("failures") == "1"
+    html = files["html"].read_text()
+    assert html.count("data:image/png;base64,") == 2 and "RPS_FAIL" in html
+
+
+def test_cohort_with_an_unreadable_patient_still_checks_the_others(cohort, capsys, tmp_path):
+    root = tmp_path / "mixed"
+    shutil.copytree(cohort / "rps_pass", root / "good")
+    write_rps_patient(root / "bad", "RPS_BAD", 30.0, names={"ptv": "PTV", "bowel": "Bowels"})
+    code, out, err = run(capsys, root, "--protocol", "rps-preop")
+    assert code == 2
+    assert "RPS_BAD: ERROR" in out and "closest names present: 'Bowels'" in out
+    assert sum(line.startswith("RPS_PASS ") for line in out.splitlines()) > 0
+
+
+def test_missing_required_structure_is_bad_input(tmp_path, capsys):
+    write_rps_patient(tmp_path / "p", "RPS_X", 30.0, names={"ptv": "PTV", "bowel": "Bowels"})
+    code, out, err = run(capsys, tmp_path / "p", "--protocol", "rps-preop")
+    assert code == 2 and out == ""
+    assert err.startswith("rtplan check: error: ") and err.count("\n") == 1
+    assert "required structure 'Bag_Bowel'" in err and "'Bowels'" in err
+
+
+def test_mapping_file_resolves_a_local_name(tmp_path, capsys):
+    write_rps_patient(tmp_path / "p", "RPS_X", 30.0, names={"ptv": "PTV_opt", "bowel": "BB"})
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[structures]\nBag_Bowel = "BB"\nptv = "PTV_opt"\n')
+    code, out, err = run(capsys, tmp_path / "p", "--protocol", "rps-preop", "--map", mapping)
+    assert code == 0, err
+    assert "PASS" in row(out, "BB ")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{missing}", "--protocol", "rps-preop"], "no such file or folder"),
+        (["{patient}", "--protocol", "rps-postop"], "unknown protocol 'rps-postop'"),
+        (["{patient}", "--protocol", "{bad_protocol}"], "not valid TOML"),
+        (["{empty}", "--protocol", "rps-preop"], "RTDOSE file found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(cohort, tmp_path, capsys, argv, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("schema_version = [\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not DICOM")
+    values = {
+        "missing": tmp_path / "nope",
+        "patient": cohort / "rps_pass",
+        "bad_protocol": bad,
+        "empty": tmp_path / "empty",
+    }
+    code, out, err = run(capsys, *(a.format(**values) for a in argv))
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_user_protocol_file(cohort, tmp_path, capsys):
+    # A stricter institutional limit (V45Gy < 1 cc would fail; < 0.5 cc with 0 cc passes).
+    text = (Path(__file__).parents[1] / "rtplan/protocols/rps-preop.toml").read_text()
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        text.replace("limit = 195.0", "limit = 0.5").replace('name = "rps-preop"', 'name = "mine"')
+    )
+    code, out, _ = run(capsys, cohort / "rps_pass", "--protocol", mine)
+    assert code == 0 and "< 0.5 cc" in row(out, "Bowel bag")
+    code, out, _ = run(capsys, cohort / "rps_fail", "--protocol", mine)
+    assert code == 1
