@@ -168,3 +168,18 @@ def test_console_script(tmp_path):
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "no such file or folder" in bad.stderr
+
+
+def test_relative_dose_is_listed_not_converted(tmp_path, capsys):
+    truth = syn.write_phantom_patient(tmp_path)
+    ds = pydicom.dcmread(truth.dose_paths[0])
+    ds.DoseUnits = "RELATIVE"
+    ds.save_as(truth.dose_paths[0])
+    (dose,) = _info_json(capsys, tmp_path)["patients"][0]["frames_of_reference"][0]["doses"]
+    assert dose["units"] == "RELATIVE" and dose["max_gy"] is None
+    assert dose["grid"]["shape"] == [10, 32, 32]
+    from rtplan.errors import InputError
+    from rtplan.io import load_plan_folder
+
+    with pytest.raises(InputError, match="RELATIVE units"):
+        load_plan_folder(tmp_path).dose()

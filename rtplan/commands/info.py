@@ -10,6 +10,7 @@ Reads only; writes nothing.  Exit 0, or 2 with one line on stderr for bad input.
 from __future__ import annotations
 
 import json
+import warnings
 
 from rtplan.io.inventory import folder_inventory
 from rtplan.io.rtdose import FRACTION_DOSE_MODES
@@ -38,7 +39,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    inventory = folder_inventory(args.path, lenient=args.lenient, fraction_dose=args.fraction_dose)
+    with warnings.catch_warnings():
+        # pydicom warns about odd but readable values (e.g. over-long UIDs); the inventory
+        # reports what matters, and stderr stays for the one-line error.
+        warnings.simplefilter("ignore", UserWarning)
+        inventory = folder_inventory(
+            args.path, lenient=args.lenient, fraction_dose=args.fraction_dose
+        )
     if args.json:
         print(json.dumps(inventory, indent=2))
     else:
@@ -96,9 +103,8 @@ def format_inventory(inv: dict) -> str:
                 scale = (
                     f", x {d['fraction_scaling']} fractions" if d["fraction_scaling"] != 1 else ""
                 )
-                lines.append(
-                    f"    Dose {d['summation_type']}{scale}: max {d['max_gy']:.2f} Gy; {_grid(d['grid'])}"
-                )
+                top = "max -" if d["max_gy"] is None else f"max {d['max_gy']:.2f} Gy"
+                lines.append(f"    Dose {d['summation_type']}{scale}: {top}; {_grid(d['grid'])}")
                 lines += [f"      warning: {w}" for w in d["warnings"]]
     if inv["notes"]:
         lines.append("Notes:")

@@ -358,10 +358,13 @@ class PatientData:
     def doses(self) -> list[Dose]:
         """Every dose in Gy: one per PLAN-like RTDOSE file, and one per plan for its BEAM
         doses (summed).  FRACTION and session doses are multiplied by the planned fractions
-        of the RTPLAN they reference (which must be in this group)."""
+        of the RTPLAN they reference (which must be in this group).  Doses in RELATIVE
+        units cannot be in Gy: they are left out (see :attr:`relative_dose_files`)."""
         plans = {p.sop_instance_uid: p for p in self.plans}
         out, beams = [], defaultdict(list)
         for f in self._of("RTDOSE"):
+            if f.dose_units == "RELATIVE":
+                continue
             plan = plans.get(f.referenced_plan_uid)
             needs_plan = f.summation_type in SESSION_TYPES or (
                 f.summation_type == "FRACTION" and self.fraction_dose == "per_fraction"
@@ -382,6 +385,11 @@ class PatientData:
             out.append(sum_beam_doses(parts, plan=plans.get(plan_uid)))
         return out
 
+    @property
+    def relative_dose_files(self) -> list[DicomFile]:
+        """RTDOSE files in RELATIVE units (no reference dose stated, so not read as Gy)."""
+        return [f for f in self._of("RTDOSE") if f.dose_units == "RELATIVE"]
+
     # ------------------------------------------------------------------ one of each
     def plan(self, label: str | None = None) -> Plan:
         """The plan called ``label``, or the only plan."""
@@ -400,6 +408,12 @@ class PatientData:
     def dose(self, plan_label: str | None = None) -> Dose:
         """The dose of the plan called ``plan_label``; else the only dose."""
         if plan_label is None:
+            if not self.doses and self.relative_dose_files:
+                raise InputError(
+                    "the RTDOSE is in RELATIVE units (no reference dose stated), "
+                    "so no dose in Gy is available",
+                    path=self.relative_dose_files[0].path,
+                )
             return _one(self.doses, None, lambda d: d.source, "RTDOSE", self)
         plan = self.plan(plan_label)
         match = [d for d in self.doses if d.referenced_plan_uid == plan.sop_instance_uid]

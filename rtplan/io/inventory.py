@@ -22,7 +22,9 @@ from rtplan.dose import Dose
 from rtplan.errors import ContourError
 from rtplan.grid import Grid
 from rtplan.io.ct import CTSeries
-from rtplan.io.discover import PatientData, scan
+from rtplan.io.dicom_file import read_dataset
+from rtplan.io.discover import DicomFile, PatientData, scan
+from rtplan.io.rtdose import dose_grid
 from rtplan.io.rtstruct import StructureSet
 from rtplan.plan import Plan
 from rtplan.structure import Structure
@@ -98,7 +100,8 @@ def _frame(g: PatientData, lenient: bool) -> dict:
         "series": [_series(s) for s in g.ct_series],
         "structure_sets": [_structure_set(ss, study_of) for ss in structure_sets],
         "plans": [_plan(p) for p in g.plans],
-        "doses": [_dose(d, g, study_of) for d in g.doses],
+        "doses": [_dose(d, g, study_of) for d in g.doses]
+        + [_relative_dose(f) for f in g.relative_dose_files],
     }
 
 
@@ -189,6 +192,27 @@ def _plan(p: Plan) -> dict:
             for g in p.fraction_groups
         ],
         "referenced_structure_set_uid": p.referenced_structure_set_uid,
+    }
+
+
+def _relative_dose(f: DicomFile) -> dict:
+    """A dose in RELATIVE units, described from its header (no value in Gy exists)."""
+    grid, _ = dose_grid(read_dataset(f.path, stop_before_pixels=True), f.path)
+    return {
+        "sop_instance_uid": f.sop_instance_uid,
+        "study_instance_uid": f.study_instance_uid,
+        "files": [str(f.path)],
+        "summation_type": f.summation_type,
+        "file_units": ["RELATIVE"],
+        "units": "RELATIVE",
+        "dose_type": "",
+        "max_gy": None,
+        "fraction_scaling": 1,
+        "referenced_plan_uid": f.referenced_plan_uid,
+        "referenced_beam_numbers": [],
+        "embedded_dvhs": None,
+        "grid": grid_summary(grid),
+        "warnings": ["DoseUnits RELATIVE: no reference dose is stated, so no value in Gy"],
     }
 
 
