@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from scipy import ndimage
 
 from rtplan.dose import Dose, EmbeddedDVH
 from rtplan.errors import DicomReadError, DoseCoverageError, GeometryError, InputError
@@ -409,6 +408,8 @@ def sum_beam_doses(doses: Sequence[Dose], *, plan: Plan | None = None) -> Dose:
 
 def _on_grid(dose: Dose, grid: Grid) -> np.ndarray:
     """``dose`` resampled at the voxel centres of ``grid`` (trilinear, slice by slice)."""
+    from scipy import ndimage  # only needed when beam grids differ
+
     if dose.grid.same_as(grid):
         return np.asarray(dose.values_gy, dtype=np.float32)
     out = np.empty(grid.shape, dtype=np.float32)
