@@ -1,0 +1,425 @@
+"""Cohort runs: every patient's observers compared, on a local process pool or a Dask cluster.
+
+A *patient* is a folder holding one RTSTRUCT per observer (and usually the CT).  For each
+structure, every observer's contours are rasterised on one grid (the CT grid cropped to
+the structures when the CT is there, else the contour-plane grid of
+:func:`~rtplan.agreement.pairwise.common_grid`) and compared pairwise
+(:class:`~rtplan.agreement.pairwise.MaskSet`).  The result is a long table: one row per
+patient, structure and observer pair.
+
+Conventions
+-----------
+Observers
+    An observer is named by the RTSTRUCT's StructureSetLabel, else its StructureSetName,
+    else the file name; a name used twice gets the file name appended.  Observers are
+    ordered by name.
+Structures
+    Matched across observers by name, exactly or else case-insensitively.  By default
+    every structure with closed contours in any observer is compared.  A structure absent
+    from an observer's set gives rows with status ``a_missing`` / ``b_missing`` (metrics
+    NaN); one that is present but has no contours is an empty mask (``a_empty`` ...); one
+    the reader flags as malformed (self-intersecting, off-plane) is treated as missing
+    and named in the patient's notes.
+Pairs
+    ``reference=None``: every unordered observer pair ``(a, b)`` with ``a`` before ``b``.
+    ``reference="staple"``: each observer (``observer_b``) against the STAPLE consensus
+    (``observer_a = "STAPLE"``, see :mod:`~rtplan.agreement.consensus`), with the
+    observer's STAPLE sensitivity and specificity; a structure drawn by fewer than two
+    observers has no consensus (status ``a_missing``).  ``reference=<observer>``: each other
+    observer against that one.  Every row also carries the structure's generalised
+    conformity index over all observers who drew it (``gci``) and their number.
+Failures
+    A patient that cannot be read or compared is reported (its folder and the one-line
+    error) and skipped; the rest of the cohort completes.
+Execution
+    ``jobs=1`` runs in this process; ``jobs>1`` on a local process pool; ``scheduler``
+    (a Dask scheduler address) on a ``dask.distributed`` cluster whose workers see the same
+    files.  The rows do not depend on where or in which order patients ran.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rtplan.agreement.consensus import generalised_conformity_index, staple
+from rtplan.agreement.pairwise import (
+    CONVENTION,
+    DEFAULT_TOLERANCE_MM,
+    MaskSet,
+    PairMetrics,
+    common_grid,
+    structure_masks,
+)
+from rtplan.errors import InputError, RtplanError
+from rtplan.grid import Grid
+
+STAPLE_NAME = "STAPLE"
+ID_COLUMNS = ["patient", "structure", "observer_a", "observer_b", "status", "n_observers"]
+EXTRA_COLUMNS = ["gci", "staple_sensitivity_b", "staple_specificity_b", "tolerance_mm"]
+
+
+def columns() -> list[str]:
+    """Column order of the long result table."""
+    return ID_COLUMNS + PairMetrics.metric_names() + EXTRA_COLUMNS
+
+
+@dataclass(frozen=True)
+class AgreementOptions:
+    """What to compare and how.
+
+    Parameters
+    ----------
+    structures : tuple of str, optional
+        Structure names to compare (default: every structure with contours).
+    reference : str, optional
+        ``None`` (all pairs), ``"staple"`` or an observer name (module docstring).
+    tolerance_mm : float
+        Surface Dice / added path length tolerance.
+    percent : float
+        Percentile of the robust Hausdorff distance.
+    in_plane_spacing_mm : float
+        Pixel size of the comparison grid when there is no CT.
+    """
+
+    structures: tuple[str, ...] | None = None
+    reference: str | None = None
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM
+    percent: float = 95.0
+    in_plane_spacing_mm: float = 1.0
+
+    def __post_init__(self):
+        if not self.tolerance_mm >= 0:
+            raise InputError(f"tolerance must be >= 0 mm, got {self.tolerance_mm}")
+        if not 0 <= self.percent <= 100:
+            raise InputError(f"percentile must be between 0 and 100, got {self.percent}")
+        if not self.in_plane_spacing_mm > 0:
+            raise InputError(f"in-plane spacing must be > 0 mm, got {self.in_plane_spacing_mm}")
+
+
+@dataclass(frozen=True)
+class PatientObservers:
+    """One patient's delineations: ``observers[name][structure name] -> Structure``."""
+
+    patient: str
+    observers: dict[str, dict[str, object]]
+    ct_grid: Grid | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PatientOutcome:
+    """Rows (or the error) of one patient."""
+
+    patient: str
+    rows: list[dict] = field(default_factory=list)
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CohortResult:
+    """All rows of a cohort run, the patients that failed and notes."""
+
+    rows: list[dict]
+    failures: list[tuple[str, str]]
+    notes: list[str]
+    options: AgreementOptions
+
+    @property
+    def ok(self) -> bool:
+        """True when every patient was compared."""
+        return not self.failures
+
+
+def _structure_names(patient: PatientObservers, wanted: Sequence[str] | None) -> list[str]:
+    if wanted:
+        return list(wanted)
+    names: list[str] = []
+    for structures in patient.observers.values():
+        for name, s in structures.items():
+            if s.is_volume and name.casefold() not in {n.casefold() for n in names}:
+                names.append(name)
+    return names
+
+
+def _lookup(structures: dict[str, object], name: str):
+    if name in structures:
+        return structures[name]
+    folded = [s for n, s in structures.items() if n.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def agree_patient(patient: PatientObservers, options: AgreementOptions) -> list[dict]:
+    """Rows of one patient (conventions in the module docstring).
+
+    Raises
+    ------
+    InputError
+        The reference observer is not among this patient's observers.
+    GeometryError
+        Observers' structures lie in different frames of reference.
+    """
+    observers = sorted(patient.observers)
+    reference = options.reference
+    if reference is not None and reference.casefold() == "staple":
+        reference = STAPLE_NAME
+    elif reference is not None and reference not in observers:
+        raise InputError(
+            f"patient {patient.patient}: no observer '{reference}' "
+            f"(observers: {', '.join(observers)})"
+        )
+    rows = []
+    for name in _structure_names(patient, options.structures):
+        present = {o: _lookup(patient.observers[o], name) for o in observers}
+        drawn = {o: s for o, s in present.items() if s is not None}
+        display = next(iter(drawn.values())).name if drawn else name
+        masks, spacing, gci = {}, None, math.nan
+        if drawn:
+            grid = common_grid(list(drawn.values()), patient.ct_grid, options.in_plane_spacing_mm)
+            masks = structure_masks(drawn, grid)
+            spacing = grid.spacing_mm
+            if len(masks) >= 2:
+                gci = generalised_conformity_index(masks)
+        p = q = {}
+        if reference == STAPLE_NAME:
+            if len(masks) >= 2 and any(m.any() for m in masks.values()):
+                result = staple(masks)
+                p, q = result.sensitivity, result.specificity
+                masks[STAPLE_NAME] = result.consensus
+            pairs = [(STAPLE_NAME, o) for o in observers]
+        elif reference is not None:
+            pairs = [(reference, o) for o in observers if o != reference]
+        else:
+            pairs = [(a, b) for i, a in enumerate(observers) for b in observers[i + 1 :]]
+        mask_set = MaskSet(masks, spacing) if masks else None
+        for a, b in pairs:
+            if a not in masks:
+                metrics = PairMetrics.missing("a_missing", options.tolerance_mm)
+            elif b not in masks:
+                metrics = PairMetrics.missing("b_missing", options.tolerance_mm)
+            else:
+                metrics = mask_set.compare(a, b, options.tolerance_mm, options.percent)
+            row = {
+                "patient": patient.patient,
+                "structure": display,
+                "observer_a": a,
+                "observer_b": b,
+                "n_observers": len(drawn),
+                "gci": gci,
+                "staple_sensitivity_b": p.get(b, math.nan),
+                "staple_specificity_b": q.get(b, math.nan),
+            }
+            row.update(metrics.as_dict())
+            rows.append({c: row[c] for c in columns()})
+    return rows
+
+
+# ------------------------------------------------------------------ reading patients
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _first_patient_id(folder: Path) -> str | None:
+    """PatientID of the first readable DICOM file under ``folder`` (None if none)."""
+    import pydicom
+
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or not _is_dicom_file(path):
+                continue
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+            except Exception:  # noqa: BLE001 - an unreadable file is the worker's to report
+                continue
+            return str(getattr(ds, "PatientID", ""))
+    return None
+
+
+def find_patients(path: str | os.PathLike) -> list[Path]:
+    """Patient folders under ``path``.
+
+    ``path`` is one patient when DICOM files sit directly in it, or when all of its
+    sub-folders hold the same PatientID (a ``CT/`` + ``RTSTRUCT/`` layout); otherwise
+    every non-hidden sub-folder is a patient.
+
+    Raises
+    ------
+    InputError
+        ``path`` is not a folder.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError("not a folder", path=root)
+    if any(p.is_file() and _is_dicom_file(p) for p in root.iterdir()):
+        return [root]
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    ids = {_first_patient_id(p) for p in subfolders} - {None}
+    if len(ids) == 1:
+        return [root]
+    return subfolders or [root]
+
+
+def _observer_names(structure_sets) -> list[str]:
+    names = [ss.label or ss.name or Path(ss.source).stem for ss in structure_sets]
+    return [
+        f"{n} ({Path(ss.source).name})" if names.count(n) > 1 else n
+        for n, ss in zip(names, structure_sets, strict=True)
+    ]
+
+
+def load_patient(folder: str | os.PathLike) -> PatientObservers:
+    """Read one patient folder: every RTSTRUCT (an observer each) and the CT grid.
+
+    Raises
+    ------
+    RtplanError
+        Unreadable files, no or only one RTSTRUCT, or structure sets in several frames of
+        reference.
+    """
+    from rtplan.io import scan
+
+    folder = Path(folder)
+    groups = [g for g in scan(folder).groups() if any(f.modality == "RTSTRUCT" for f in g.files)]
+    if not groups:
+        raise InputError("no RTSTRUCT found", path=folder)
+    if len(groups) > 1:
+        frames = ", ".join(f"{g.patient_id}/{g.frame_of_reference_uid}" for g in groups)
+        raise InputError(
+            f"structure sets of several patients or frames of reference ({frames})", path=folder
+        )
+    group = groups[0]
+    sets = group.structure_sets
+    if len(sets) < 2:
+        raise InputError(f"only {len(sets)} RTSTRUCT: agreement needs two observers", path=folder)
+    notes, observers = [], {}
+    for observer, ss in zip(_observer_names(sets), sets, strict=True):
+        kept = {}
+        for s in ss.structures:
+            reasons = ss.problems.get(s.name)
+            if reasons and s.contours:
+                notes.append(f"{folder.name}: observer '{observer}', structure '{s.name}' "
+                             f"skipped: {reasons[0]}")  # fmt: skip
+                continue
+            kept[s.name] = s
+        observers[observer] = kept
+    grid = group.ct_series[0].grid if group.ct_series else None
+    label = group.patient_id or folder.name
+    return PatientObservers(label, observers, grid, tuple(notes))
+
+
+def _run_folder(folder: str, options: AgreementOptions) -> PatientOutcome:
+    """Load and compare one patient; errors become the outcome's ``error``."""
+    try:
+        patient = load_patient(folder)
+        return PatientOutcome(patient.patient, agree_patient(patient, options), None, patient.notes)
+    except RtplanError as exc:
+        return PatientOutcome(str(folder), error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug on one patient must not stop the cohort
+        return PatientOutcome(str(folder), error=f"internal error {type(exc).__name__}: {exc}")
+
+
+# ------------------------------------------------------------------ execution
+def _local(folders, options, jobs) -> Iterable[tuple[int, PatientOutcome]]:
+    if jobs <= 1:
+        for i, f in enumerate(folders):
+            yield i, _run_folder(f, options)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_folder, f, options): i for i, f in enumerate(folders)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
+def _dask(folders, options, address) -> Iterable[tuple[int, PatientOutcome]]:
+    try:
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
+    except ImportError as exc:
+        raise InputError("--scheduler needs dask.distributed: pip install 'rtplan[dask]'") from exc
+    with Client(address) as client:
+        futures = client.map(_run_folder, folders, options=options, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in dask_completed(futures):
+            yield index[fut.key], fut.result()
+
+
+def run_cohort(
+    paths: Sequence[str | os.PathLike],
+    options: AgreementOptions | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    on_patient: Callable[[PatientOutcome], None] | None = None,
+) -> CohortResult:
+    """Compare the observers of every patient under ``paths``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Patient folders or folders of patient folders (:func:`find_patients`).
+    options : AgreementOptions
+        What to compare.
+    jobs : int, optional
+        Local worker processes (default: CPU count; 1 runs in this process).
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``); overrides ``jobs``.
+    progress : bool
+        Show a progress bar on stderr.
+    on_patient : callable, optional
+        Called with each :class:`PatientOutcome` as it completes.
+
+    Returns
+    -------
+    CohortResult
+        Rows in patient order (as found), whatever the completion order.
+    """
+    from tqdm import tqdm
+
+    options = options or AgreementOptions()
+    folders = [str(f) for p in paths for f in find_patients(p)]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(folders)))
+    runner = _dask(folders, options, scheduler) if scheduler else _local(folders, options, jobs)
+    outcomes: dict[int, PatientOutcome] = {}
+    bar = tqdm(total=len(folders), unit="patient", file=sys.stderr, disable=not progress)
+    with bar:
+        for i, outcome in runner:
+            outcomes[i] = outcome
+            bar.update(1)
+            if on_patient is not None:
+                on_patient(outcome)
+    rows, failures, notes = [], [], []
+    for i in range(len(folders)):
+        o = outcomes[i]
+        rows.extend(o.rows)
+        notes.extend(o.notes)
+        if o.error is not None:
+            failures.append((folders[i], o.error))
+    return CohortResult(rows, failures, notes, options)
+
+
+def result_metadata(result: CohortResult) -> dict:
+    """Options, convention and failures of a run, for result files."""
+    o = result.options
+    return {
+        "convention": CONVENTION,
+        "reference": o.reference or "all pairs",
+        "tolerance_mm": o.tolerance_mm,
+        "percentile": o.percent,
+        "in_plane_spacing_mm": o.in_plane_spacing_mm,
+        "structures": list(o.structures) if o.structures else None,
+        "failures": [{"patient": p, "error": e} for p, e in result.failures],
+        "notes": result.notes,
+    }

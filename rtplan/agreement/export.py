@@ -1,0 +1,120 @@
+"""Agreement results as files: long CSV, JSON, box plots.
+
+Conventions
+-----------
+CSV
+    One row per patient, structure and observer pair, columns as
+    :func:`rtplan.agreement.cohort.columns`; numbers in full precision (``repr``),
+    non-finite values written ``inf`` / ``nan`` (read as such by pandas and R).
+JSON
+    ``{"metadata": ..., "rows": [...], "summary": [...]}``; non-finite numbers become
+    ``null`` (JSON has no NaN or infinity) -- each row's ``status`` says why.
+Plots
+    One PNG per metric: a box per structure over all patients and pairs (finite values;
+    the number of values left out is printed under each box).  Rendered with
+    matplotlib's Agg backend, no display needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtplan.agreement.summary import SUMMARY_METRICS
+
+#: Axis labels of the plotted metrics.
+METRIC_LABELS = {
+    "dice": "Dice",
+    "jaccard": "Jaccard",
+    "hausdorff_mm": "Hausdorff distance (mm)",
+    "hd95_mm": "HD95 (mm, max of directed)",
+    "masd_mm": "MASD (mm)",
+    "assd_mm": "ASSD (mm)",
+    "surface_dice": "Surface Dice",
+    "added_path_length_mm": "Added path length (mm)",
+    "volume_ratio": "Volume ratio B/A",
+    "centroid_distance_mm": "Centroid distance (mm)",
+}
+
+
+def write_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str]) -> Path:
+    """Write the long table (module conventions); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_value(row[c]) for c in columns])
+    return path
+
+
+def _csv_value(value):
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def json_ready(value):
+    """``value`` with non-finite floats replaced by ``None``, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
+    """One matplotlib Figure per metric with a box per structure.
+
+    Returns
+    -------
+    dict of str to matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    structures = list(dict.fromkeys(r["structure"] for r in rows))
+    figures = {}
+    for metric in metrics:
+        data, left_out = [], []
+        for s in structures:
+            values = [r[metric] for r in rows if r["structure"] == s]
+            finite = [v for v in values if math.isfinite(v)]
+            data.append(finite)
+            left_out.append(len(values) - len(finite))
+        fig = Figure(figsize=(max(4.0, 1.2 * len(structures) + 2), 4.0))
+        ax = fig.add_subplot()
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(structures) + 1))
+        ax.set_xticklabels(
+            [
+                f"{s}\n(n={len(d)}{f', {k} not finite' if k else ''})"
+                for s, d, k in zip(structures, data, left_out, strict=True)
+            ],
+            fontsize=8,
+        )
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        figures[metric] = fig
+    return figures
+
+
+def save_box_plots(
+    rows: Sequence[dict], folder: str | os.PathLike, metrics: Sequence[str] = SUMMARY_METRICS
+) -> list[Path]:
+    """Write :func:`box_plots` as ``<folder>/<metric>.png``; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for metric, fig in box_plots(rows, metrics).items():
+        path = folder / f"{metric}.png"
+        fig.savefig(path, dpi=100)
+        paths.append(path)
+    return paths

@@ -1,0 +1,157 @@
+"""Cohort runs from DICOM files: hand-counted truths, failure isolation, identical results
+on one process, a process pool and a Dask LocalCluster, and the ``rtplan agree`` CLI.
+
+Truth: box structures whose faces lie on voxel boundaries of the CT (pixel centres on
+whole mm, 2.5 mm slices), so every observer's mask is an exact voxel block and Dice and
+the generalised conformity index can be counted by hand.
+"""
+
+import csv
+import json
+import math
+
+import pytest
+
+from rtplan.agreement.cohort import AgreementOptions, columns, find_patients, run_cohort
+from rtplan.agreement.phantoms import Ellipsoid, write_observer_patient
+from rtplan.cli import main
+from rtplan.grid import Grid
+
+CT = Grid(shape=(12, 40, 40), origin_mm=(-20.0, -20.0, 0.0), spacing_mm=(2.5, 1.0, 1.0))
+
+
+def _box(name, dx=0.0, dz=0.0):
+    # x in [-9.5, 10.5] (20 px), y in [-4.5, 5.5] (10 px), planes 7.5..17.5 (5 slices)
+    return Ellipsoid(name, (0.5 + dx, 0.5, 12.5 + dz), (10.0, 5.0, 6.0), "GTV", box=True)
+
+
+def _liver():
+    return Ellipsoid("Liver", (0.0, 0.0, 12.5), (12.0, 12.0, 8.0))
+
+
+OBSERVERS = {
+    "obs1": [_box("GTV"), _liver()],
+    "obs2": [_box("GTV", dx=2.0), _liver()],
+    "obs3": [_box("gtv", dz=2.5)],  # other spelling; no liver
+}
+# hand counts (voxels): |1&2| = 18x10x5, |1&3| = 20x10x4, |2&3| = 18x10x4, each box 1000
+DICE = {("obs1", "obs2"): 0.9, ("obs1", "obs3"): 0.8, ("obs2", "obs3"): 0.72}
+GCI = (900 + 800 + 720) / (1100 + 1200 + 1280)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cohort")
+    for pid in ("P01", "P02"):
+        write_observer_patient(root / pid, pid, OBSERVERS, ct_grid=CT)
+    broken = write_observer_patient(root / "P03", "P03", OBSERVERS, ct_grid=CT)
+    data = broken[0].read_bytes()
+    broken[0].write_bytes(data[: len(data) // 2])  # truncated RTSTRUCT
+    return root
+
+
+def _same(rows_a, rows_b):
+    assert len(rows_a) == len(rows_b)
+    for a, b in zip(rows_a, rows_b, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], float) and math.isnan(a[k]):
+                assert math.isnan(b[k]), k
+            else:
+                assert a[k] == b[k], k
+
+
+def test_rows_match_hand_counts_and_a_broken_patient_is_skipped(cohort):
+    result = run_cohort([cohort], AgreementOptions(), jobs=1)
+    assert [p for p, _ in result.failures] == [str(cohort / "P03")]
+    assert "P03" in result.failures[0][0] and result.failures[0][1]
+    assert not result.ok
+    gtv = [r for r in result.rows if r["structure"] == "GTV"]
+    assert len(gtv) == 6  # two patients x three pairs
+    for r in gtv:
+        assert r["status"] == "ok" and r["n_observers"] == 3
+        assert r["dice"] == pytest.approx(DICE[r["observer_a"], r["observer_b"]], rel=1e-12)
+        assert r["gci"] == pytest.approx(GCI, rel=1e-12)
+        assert r["volume_a_cc"] == pytest.approx(1000 * 2.5 / 1000, rel=1e-12)
+    liver = {
+        (r["observer_a"], r["observer_b"]): r for r in result.rows if r["structure"] == "Liver"
+    }
+    assert liver["obs1", "obs2"]["status"] == "ok" and liver["obs1", "obs2"]["dice"] == 1.0
+    assert liver["obs1", "obs3"]["status"] == "b_missing"
+    assert math.isnan(liver["obs2", "obs3"]["dice"])
+    assert list(result.rows[0]) == columns()
+
+
+def test_process_pool_gives_identical_rows(cohort):
+    one = run_cohort([cohort], AgreementOptions(), jobs=1)
+    two = run_cohort([cohort], AgreementOptions(), jobs=2)
+    _same(one.rows, two.rows)
+    assert one.failures == two.failures
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_identical_rows(cohort):
+    distributed = pytest.importorskip("dask.distributed")
+    one = run_cohort([cohort], AgreementOptions(reference="staple"), jobs=1)
+    # in-process workers keep this test short; pickling across processes is covered by the
+    # process-pool test, and the benchmark runs a multi-process cluster
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster:
+        on_dask = run_cohort(
+            [cohort], AgreementOptions(reference="staple"), scheduler=cluster.scheduler_address
+        )
+    _same(one.rows, on_dask.rows)
+    assert one.failures == on_dask.failures
+
+
+def test_reference_staple_and_reference_observer(cohort):
+    staple_rows = run_cohort([cohort / "P01"], AgreementOptions(reference="staple"), jobs=1).rows
+    gtv = [r for r in staple_rows if r["structure"] == "GTV"]
+    assert [(r["observer_a"], r["observer_b"]) for r in gtv] == [
+        ("STAPLE", "obs1"),
+        ("STAPLE", "obs2"),
+        ("STAPLE", "obs3"),
+    ]
+    assert all(
+        0 < r["staple_sensitivity_b"] <= 1 and 0 < r["staple_specificity_b"] <= 1 for r in gtv
+    )
+    liver = [r for r in staple_rows if r["structure"] == "Liver"]
+    assert [r["status"] for r in liver] == ["ok", "ok", "b_missing"]
+    ref = run_cohort([cohort / "P01"], AgreementOptions(reference="obs2"), jobs=1).rows
+    gtv = {r["observer_b"]: r for r in ref if r["structure"] == "GTV"}
+    assert set(gtv) == {"obs1", "obs3"} and {r["observer_a"] for r in ref} == {"obs2"}
+    assert gtv["obs3"]["dice"] == pytest.approx(DICE["obs2", "obs3"], rel=1e-12)
+    unknown = run_cohort([cohort / "P01"], AgreementOptions(reference="nobody"), jobs=1)
+    assert not unknown.rows and "no observer 'nobody'" in unknown.failures[0][1]
+
+
+def test_find_patients_layouts(tmp_path, cohort):
+    assert find_patients(cohort) == [cohort / "P01", cohort / "P02", cohort / "P03"]
+    assert find_patients(cohort / "P01") == [cohort / "P01"]  # RTSTRUCTs directly inside
+    nested = tmp_path / "P09"  # a CT/ + RS/ layout: sub-folders of one patient
+    for path in write_observer_patient(nested, "P09", OBSERVERS, ct_grid=CT):
+        (nested / "RS").mkdir(exist_ok=True)
+        path.rename(nested / "RS" / path.name)
+    assert find_patients(nested) == [nested]
+    assert len(run_cohort([nested], jobs=1).rows) == 6  # GTV and Liver, three pairs each
+
+
+def test_cli_writes_csv_json_plots_and_exit_code_1_on_a_skipped_patient(cohort, tmp_path, capsys):
+    out_csv, plots = tmp_path / "agree.csv", tmp_path / "plots"
+    code = main(
+        ["agree", str(cohort), "--structure", "GTV", "--csv", str(out_csv), "--plots", str(plots),
+         "--json", "--jobs", "1", "--tolerance-mm", "2"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "skipped" in captured.err and "P03" in captured.err
+    with open(out_csv, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 6 and list(table[0]) == columns()
+    assert sorted({float(r["dice"]) for r in table}) == pytest.approx(sorted(set(DICE.values())))
+    assert all(float(r["tolerance_mm"]) == 2.0 for r in table)
+    document = json.loads(captured.out)
+    assert len(document["rows"]) == 6 and document["metadata"]["failures"]
+    assert any(s["metric"] == "gci" for s in document["summary"])
+    assert (plots / "dice.png").stat().st_size > 0 and (plots / "hd95_mm.png").exists()
+    assert main(["agree", str(cohort / "P01"), "--jobs", "0"]) == 2
+    assert main(["agree", str(cohort / "P01"), "--jobs", "1", "--no-progress"]) == 0
