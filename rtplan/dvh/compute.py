@@ -199,12 +199,13 @@ def compute(
             path=structure.source or None,
             structure=structure.name,
         )
-    keep = cells.area > 1e-12
-    samples = _cell_samples(f, cells, keep, nx, ny, hx, hy, zlo, zhi)
-    dose_gy, volume_mm3, spread_gy, nan_mm3 = samples
+    samples = _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi)
+    dose_gy, volume_mm3, spread_gy, nan_mm3, (lo_in, hi_in) = samples
     outside_mm3 += nan_mm3
-
-    dmin, dmax = _extremes(f, structure, X, Y, X1, Y1, plane, cells, nx, ny, hx, hy, zlo, zhi)
+    lo_edge, hi_edge = _extremes(f, X, Y, X1, Y1, plane, nx, ny, hx, hy, zlo, zhi)
+    dmin, dmax = min(lo_edge, lo_in), max(hi_edge, hi_in)
+    if not np.isfinite(dmin):
+        dmin = dmax = float("nan")
     outside_cc = max(outside_mm3, 0.0) / 1000.0
     flags = []
     if outside_cc > 1e-6 * max(structure_volume_cc, 1e-3):
@@ -288,138 +289,122 @@ def _clip_to_box(poly: np.ndarray, xr, yr) -> np.ndarray:
     return poly
 
 
-def _z_pieces(f: AxialField, zlo, zhi):
-    """Cut each plane's slab at the dose-slice positions.
+def _levels(f: AxialField, zlo, zhi):
+    """z levels of every plane's slab: its faces and the dose slices strictly inside.
 
-    Returns arrays over pieces: plane index, knot interval ``k``, the fractions
-    ``(t_a, t_b)`` of the piece ends within that interval, and the piece thickness.
+    Returns ``(plane, z)`` arrays, grouped by plane in increasing z.
     """
-    plane, k_all, ta, tb, th = [], [], [], [], []
-    z = f.z_mm
+    plane, z = [], []
     for p, (a, b) in enumerate(zip(zlo, zhi, strict=True)):
         if b <= a:
             continue
-        inner = z[(z > a) & (z < b)]
-        cuts = np.concatenate([[a], inner, [b]])
-        lo, hi = cuts[:-1], cuts[1:]
-        k = np.clip(np.searchsorted(z, 0.5 * (lo + hi), side="right") - 1, 0, len(z) - 2)
-        gap = z[k + 1] - z[k]
-        plane.append(np.full(len(lo), p))
-        k_all.append(k)
-        ta.append((lo - z[k]) / gap)
-        tb.append((hi - z[k]) / gap)
-        th.append(hi - lo)
-    cat = np.concatenate
-    return cat(plane).astype(np.int64), cat(k_all), cat(ta), cat(tb), cat(th)
+        zs = np.concatenate([[a], f.z_mm[(f.z_mm > a) & (f.z_mm < b)], [b]])
+        plane.append(np.full(len(zs), p))
+        z.append(zs)
+    return np.concatenate(plane).astype(np.int64), np.concatenate(z)
 
 
-def _cell_samples(f, cells, keep, nx, ny, hx, hy, zlo, zhi):
-    """Mean dose, volume and spread of every (cell, slab) sample; volume with NaN dose."""
-    cp = cells.plane[keep]
-    area = cells.area[keep] * hx * hy
-    ci = cells.col[keep] // nx
-    cj = cells.row[keep] // ny
-    U = (cells.col[keep] % nx + cells.mean_u[keep]) / nx
-    V = (cells.row[keep] % ny + cells.mean_v[keep]) / ny
-    var_u = cells.var_u[keep] / nx**2
-    var_v = cells.var_v[keep] / ny**2
-    cov = cells.cov_uv[keep] / (nx * ny)
-
-    pp, pk, pta, ptb, pth = _z_pieces(f, zlo, zhi)
-    # pair every cell with every piece of its plane (cells are sorted by plane)
-    n_pieces = np.bincount(pp, minlength=len(zlo))
-    first_piece = np.cumsum(n_pieces) - n_pieces
-    reps = n_pieces[cp]
-    cell = np.repeat(np.arange(len(cp)), reps)
-    starts = np.cumsum(reps) - reps
-    piece = first_piece[cp][cell] + (np.arange(reps.sum()) - starts[cell])
-
+def _level_doses(f: AxialField, z, crop):
+    """Dose on the dose-grid knots of the ``crop`` window at each level ``z`` (linear in z)."""
+    (j0, j1), (i0, i1) = crop
+    nz = len(f.z_mm)
+    k = np.clip(np.searchsorted(f.z_mm, z, side="right") - 1, 0, nz - 2)
+    a = np.clip((z - f.z_mm[k]) / (f.z_mm[k + 1] - f.z_mm[k]), 0.0, 1.0)[:, None, None]
     v = f.values_gy
-    k = pk[piece]
-    i, j = ci[cell], cj[cell]
-    Uc, Vc, cuv = U[cell], V[cell], cov[cell]
-    means, grads = [], []
-    for t in (pta[piece], ptb[piece]):
-        corner = [
-            (1 - t) * v[k, j + dj, i + di] + t * v[k + 1, j + dj, i + di]
-            for dj in (0, 1)
-            for di in (0, 1)
-        ]
-        f00, f10, f01, f11 = corner
-        b, c, d = f10 - f00, f01 - f00, f11 - f10 - f01 + f00
-        means.append(f00 + b * Uc + c * Vc + d * (Uc * Vc + cuv))
-        grads.append((b + d * Vc, c + d * Uc))
-    m = 0.5 * (means[0] + means[1])
-    gu = 0.5 * (grads[0][0] + grads[1][0])
-    gv = 0.5 * (grads[0][1] + grads[1][1])
-    var = (
-        gu * gu * var_u[cell]
-        + gv * gv * var_v[cell]
-        + 2 * gu * gv * cuv
-        + (means[1] - means[0]) ** 2 / 12.0
-    )
-    w = area[cell] * pth[piece]
-    bad = ~np.isfinite(m)
+    return (1 - a) * v[k, j0:j1, i0:i1] + a * v[k + 1, j0:j1, i0:i1]
+
+
+def _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi):
+    """Mean dose, volume and spread of every (cell, slab) sample, the volume whose dose is
+    NaN, and the dose extremes over the dose voxel centres inside the structure.
+
+    Along z the trilinear dose is averaged over the slab exactly: the slab mean on the
+    knots, ``M``, is a weighted sum of the level doses, and the mean over a cell of the
+    bilinear interpolant of ``M`` is exact given the cell's area moments.  The spread
+    adds the in-plane variance (mean gradient of ``M`` and the cell covariance) and the
+    z variance over the slab (bilinearly interpolated from the knots).
+    """
+    ci = cells.col // nx
+    cj = cells.row // ny
+    crop = ((int(cj.min()), int(cj.max()) + 2), (int(ci.min()), int(ci.max()) + 2))
+    cy, cx = crop[0][1] - crop[0][0], crop[1][1] - crop[1][0]
+    lv_plane, lv_z = _levels(f, zlo, zhi)
+    L = _level_doses(f, lv_z, crop)
+    # pieces between consecutive levels of a plane
+    same = lv_plane[1:] == lv_plane[:-1]
+    ia = np.flatnonzero(same)
+    th = (lv_z[1:] - lv_z[:-1])[ia][:, None, None]
+    da, db = L[ia], L[ia + 1]
+    first_piece = np.flatnonzero(np.concatenate([[True], lv_plane[ia][1:] != lv_plane[ia][:-1]]))
+    planes_with = lv_plane[ia][first_piece]
+    thick = np.add.reduceat(th[:, 0, 0], first_piece)[:, None, None]
+    mean_k = np.add.reduceat(th * (da + db) / 2, first_piece, axis=0) / thick
+    sq_k = np.add.reduceat(th * (da * da + da * db + db * db) / 3, first_piece, axis=0) / thick
+    zvar_k = np.maximum(sq_k - mean_k * mean_k, 0.0)
+    row_of_plane = np.full(len(zlo), -1)
+    row_of_plane[planes_with] = np.arange(len(planes_with))
+
+    pr = row_of_plane[cells.plane]
+    ok = pr >= 0
+    U = (cells.col % nx + cells.mean_u) / nx
+    V = (cells.row % ny + cells.mean_v) / ny
+    cov = cells.cov_uv / (nx * ny)
+    base = (pr * cy + (cj - crop[0][0])) * cx + (ci - crop[1][0])
+    base = np.where(ok, base, 0)
+    mflat, qflat = mean_k.ravel(), zvar_k.ravel()
+    f00, f10, f01, f11 = (mflat[base + dj * cx + di] for dj in (0, 1) for di in (0, 1))
+    b, c, d = f10 - f00, f01 - f00, f11 - f10 - f01 + f00
+    mean = f00 + b * U + c * V + d * (U * V + cov)
+    gu, gv = b + d * V, c + d * U
+    q00, q10, q01, q11 = (qflat[base + dj * cx + di] for dj in (0, 1) for di in (0, 1))
+    zvar = (1 - U) * (1 - V) * q00 + U * (1 - V) * q10 + (1 - U) * V * q01 + U * V * q11
+    var = gu * gu * cells.var_u / nx**2 + gv * gv * cells.var_v / ny**2 + 2 * gu * gv * cov + zvar
+    t_in = np.where(ok, thick[np.maximum(pr, 0), 0, 0], 0.0)
+    w = cells.area * hx * hy * t_in
+    bad = ~np.isfinite(mean) & ok
     nan_mm3 = float(w[bad].sum())
-    w = np.where(bad, 0.0, w)
-    m = np.where(bad, 0.0, m)
-    var = np.where(bad, 0.0, np.maximum(var, 0.0))
-    # merge the pieces of each cell: exact mixture mean and variance
-    W = np.bincount(cell, weights=w, minlength=len(cp))
-    ok = W > 0
-    M = np.bincount(cell, weights=w * m, minlength=len(cp))[ok] / W[ok]
-    S2 = np.bincount(cell, weights=w * (var + m * m), minlength=len(cp))[ok] / W[ok]
-    spread = np.sqrt(3.0 * np.maximum(S2 - M * M, 0.0))
-    return M, W[ok], spread, nan_mm3
+    good = ok & ~bad
+    spread = np.sqrt(3.0 * np.maximum(var[good], 0.0))
+
+    # dose voxel centres inside: corners of fully covered cells, and corners of partly
+    # covered cells that pass an even-odd point-in-contour test
+    inside = np.zeros((len(planes_with), cy, cx), dtype=bool)
+    full = cells.area >= 1 - 1e-9
+    test = []
+    for dr in (0, 1):
+        for dc in (0, 1):
+            r, cc = cells.row + dr, cells.col + dc
+            on = (r % ny == 0) & (cc % nx == 0) & ok
+            kj, ki = r // ny - crop[0][0], cc // nx - crop[1][0]
+            sel = on & full
+            inside[pr[sel], kj[sel], ki[sel]] = True
+            sel = on & ~full
+            test.append(np.stack([pr[sel], kj[sel], ki[sel]], axis=1))
+    cand = np.unique(np.concatenate(test) @ np.array([cy * cx, cx, 1]))
+    cand = np.stack([cand // (cy * cx), cand // cx % cy, cand % cx], axis=1)
+    if len(cand):
+        x = f.x0_mm + (cand[:, 2] + crop[1][0]) * f.dx_mm
+        y = f.y0_mm + (cand[:, 1] + crop[0][0]) * f.dy_mm
+        hit = _inside_even_odd(structure, planes_with[cand[:, 0]], x, y)
+        inside[cand[hit, 0], cand[hit, 1], cand[hit, 2]] = True
+    at = np.where(inside[row_of_plane[lv_plane]], L, np.nan)
+    finite = np.isfinite(at)
+    extremes = (
+        (float(at[finite].min()), float(at[finite].max())) if finite.any() else (np.inf, -np.inf)
+    )
+    return mean[good], w[good], spread, nan_mm3, extremes
 
 
-def _extremes(f, structure, X, Y, X1, Y1, plane, cells, nx, ny, hx, hy, zlo, zhi):
-    """Exact minimum and maximum of the trilinear dose over the structure (Gy)."""
-    # boundary: edges split at dose grid lines (dose-cell units), ends and midpoints
+def _extremes(f, X, Y, X1, Y1, plane, nx, ny, hx, hy, zlo, zhi):
+    """Minimum and maximum of the trilinear dose on the structure's boundary: contour
+    edges split at the dose grid lines (ends and midpoints of the pieces), at every
+    level of the slab (faces and dose slices within)."""
     edge, ax, ay, bx, by = split_edges(X / nx, Y / ny, X1 / nx, Y1 / ny)
     e_plane = plane[edge]
-    bx_all = np.concatenate([ax, 0.5 * (ax + bx)]) * nx
-    by_all = np.concatenate([ay, 0.5 * (ay + by)]) * ny
-    bp = np.concatenate([e_plane, e_plane])
-    # dose voxel centres (lattice corners that are dose knots) inside the contours: the
-    # corners of fully covered cells are inside; those of partly covered cells are tested
-    full = cells.area >= 1 - 1e-9
-    kx, ky, kp = [], [], []
-    for group in (full, ~full):
-        gx, gy, gp = [], [], []
-        for dr in (0, 1):
-            for dc in (0, 1):
-                r, c = cells.row[group] + dr, cells.col[group] + dc
-                on = (r % ny == 0) & (c % nx == 0)
-                gx.append(c[on])
-                gy.append(r[on])
-                gp.append(cells.plane[group][on])
-        key = np.unique(np.stack([np.concatenate(a) for a in (gp, gy, gx)], axis=1), axis=0)
-        if group is not full and len(key):
-            key = key[
-                _inside_even_odd(
-                    structure, key[:, 0], f.x0_mm + key[:, 2] * hx, f.y0_mm + key[:, 1] * hy
-                )
-            ]
-        kp.append(key[:, 0])
-        ky.append(key[:, 1])
-        kx.append(key[:, 2])
-    kx, ky, kp = (np.concatenate(a) for a in (kx, ky, kp))
-    px = f.x0_mm + np.concatenate([bx_all, kx]) * hx
-    py = f.y0_mm + np.concatenate([by_all, ky]) * hy
-    pplane = np.concatenate([bp, kp]).astype(np.int64)
-    # z levels per plane: slab faces and dose slices within the slab
-    lv_plane, lv_z = [], []
-    for p, (a, b) in enumerate(zip(zlo, zhi, strict=True)):
-        if b <= a:
-            continue
-        zs = np.concatenate([[a, b], f.z_mm[(f.z_mm > a) & (f.z_mm < b)]])
-        lv_plane.append(np.full(len(zs), p))
-        lv_z.append(zs)
-    lv_plane = np.concatenate(lv_plane)
-    lv_z = np.concatenate(lv_z)
-    order = np.argsort(lv_plane, kind="stable")
-    lv_plane, lv_z = lv_plane[order], lv_z[order]
+    px = f.x0_mm + np.concatenate([ax, 0.5 * (ax + bx)]) * nx * hx
+    py = f.y0_mm + np.concatenate([ay, 0.5 * (ay + by)]) * ny * hy
+    pplane = np.concatenate([e_plane, e_plane])
+    lv_plane, lv_z = _levels(f, zlo, zhi)
     n_lv = np.bincount(lv_plane, minlength=len(zlo))
     first = np.cumsum(n_lv) - n_lv
     reps = n_lv[pplane]
@@ -429,7 +414,7 @@ def _extremes(f, structure, X, Y, X1, Y1, plane, cells, nx, ny, hx, hy, zlo, zhi
     d = f.sample(px[pt], py[pt], lv_z[lv])
     d = d[np.isfinite(d)]
     if len(d) == 0:
-        return float("nan"), float("nan")
+        return np.inf, -np.inf
     return float(d.min()), float(d.max())
 
 

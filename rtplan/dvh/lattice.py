@@ -117,19 +117,23 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
     plane : numpy.ndarray of int
         Plane index of each edge; planes are independent.
     keep_tolerance : float
-        Cells with covered area at or below this fraction are dropped.
+        Cells whose covered area is within this of 0 are dropped.
 
     Returns
     -------
     CellMoments
-        One entry per covered cell, sorted by plane, row, column.
+        One entry per covered cell (boundary cells first, then interior cells); cells
+        whose area is not within ``keep_tolerance`` of 0 are kept, so overlapping
+        polygons show up as areas above 1 or below 0.
 
     Notes
     -----
     With ``F_c(X) = clip(X - c, 0, 1)`` Green's theorem gives the area in column ``c`` of
     a row band as ``sum over edge pieces in that band of  int F_c(X) dY``; a piece in
     column ``c' < c`` adds nothing, one in ``c' > c`` adds ``dY`` (the cover term, summed
-    from the right end of the row), and one in ``c`` adds ``int u dY``.  The first and second moments use ``F = u^2/2, u^3/3,
+    from the right end of the row), and one in ``c`` adds ``int u dY``.  Only cells that
+    hold pieces are stored; the cells between two of them in a row are interior (their
+    moments follow from the cover alone) and are generated run by run.  The first and second moments use ``F = u^2/2, u^3/3,
     u v, u v^2, u^2 v / 2`` in the same way.  The line integrals along a straight piece are
     evaluated with two-point Gauss-Legendre quadrature, exact for these cubics.
 
@@ -171,63 +175,63 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
         own += 0.5 * np.stack([u, u * u / 2, u**3 / 3, u * v, u * v * v, u * u * v / 2])
     own *= dv
     # Cover terms for the cells to the left: int dY, int v dY, int v^2 dY.
-    cov0 = dv
-    cov1 = dv * (v0 + v1) / 2
-    cov2 = dv * (v0 * v0 + v0 * v1 + v1 * v1) / 3
+    cover = np.stack([dv, dv * (v0 + v1) / 2, dv * (v0 * v0 + v0 * v1 + v1 * v1) / 3])
 
-    # Per-plane bounding boxes of the pieces -> flat cell index.
-    n_planes = int(pl.max()) + 1
-    big = np.iinfo(np.int64).max
-    rmin = np.full(n_planes, big)
-    cmin = np.full(n_planes, big)
-    rmax = np.full(n_planes, -big)
-    cmax = np.full(n_planes, -big)
-    np.minimum.at(rmin, pl, row)
-    np.minimum.at(cmin, pl, col)
-    np.maximum.at(rmax, pl, row)
-    np.maximum.at(cmax, pl, col)
-    present = rmax >= rmin
-    rmin = np.where(present, rmin, 0)
-    cmin = np.where(present, cmin, 0)
-    rows = np.where(present, rmax - rmin + 1, 0)
-    width = np.where(present, cmax - cmin + 1, 0)
-    size = rows * width
-    offset = np.cumsum(size) - size
-    total = int(size.sum())
-
-    flat = offset[pl] + (row - rmin[pl]) * width[pl] + (col - cmin[pl])
-    acc = np.stack([np.bincount(flat, weights=w, minlength=total) for w in own])
-    spill = col > cmin[pl]
-    fc = flat[spill] - 1
-    covers = np.stack(
-        [np.bincount(fc, weights=w[spill], minlength=total) for w in (cov0, cov1, cov2)]
+    # Boundary cells (those holding pieces), sorted by plane, row, column.
+    width = int(col.max() - col.min()) + 3
+    height = int(row.max() - row.min()) + 1
+    c_off, r_off = col.min() - 1, row.min()
+    key = (pl * height + (row - r_off)) * width + (col - c_off)
+    bkey, inv = np.unique(key, return_inverse=True)
+    n_b = len(bkey)
+    own_sum = np.stack([np.bincount(inv, weights=w, minlength=n_b) for w in own])
+    cov_sum = np.stack([np.bincount(inv, weights=w, minlength=n_b) for w in cover])
+    row_key = bkey // width
+    b_col = bkey % width + c_off
+    # cover from the boundary cells to the right in the same row (suffix sums per row)
+    new_row = np.concatenate([[True], row_key[1:] != row_key[:-1]])
+    row_id = np.cumsum(new_row) - 1
+    csum = np.cumsum(cov_sum[:, ::-1], axis=1)[:, ::-1]  # sum from each cell to the end
+    row_last = np.flatnonzero(np.concatenate([new_row[1:], [True]]))
+    after_row = np.concatenate([csum[:, row_last[:-1] + 1], np.zeros((3, 1))], axis=1)
+    right = csum - cov_sum - after_row[:, row_id]  # strictly right of the cell, same row
+    c0, c1, c2 = right
+    b_area = own_sum[0] + c0
+    b_moments = np.stack(
+        [
+            b_area,
+            own_sum[1] + 0.5 * c0,
+            own_sum[2] + c0 / 3.0,
+            own_sum[3] + c1,
+            own_sum[4] + c2,
+            own_sum[5] + 0.5 * c1,
+        ]
     )
-    # Segmented cumulative sum along each row, from its right end.
-    row_len = np.repeat(width, rows)
-    row_end = np.cumsum(row_len) - 1
-    row_of = np.repeat(np.arange(len(row_len)), row_len)
-    csum = np.cumsum(covers, axis=1)
-    covers = csum[:, row_end][:, row_of] - csum + covers
+    # Interior runs: cells between consecutive boundary cells of a row take the cover of
+    # everything to their right, i.e. that of the next boundary cell plus its own pieces.
+    same_row = ~new_row[1:]
+    gap = np.where(same_row, b_col[1:] - b_col[:-1] - 1, 0)
+    run_cover = (right + cov_sum)[:, 1:]
+    run = np.flatnonzero((gap > 0) & (np.abs(run_cover[0]) > keep_tolerance))
+    n_run = gap[run]
+    run_of = np.repeat(np.arange(len(run)), n_run)
+    run_start = np.cumsum(n_run) - n_run
+    i_col = b_col[run][run_of] + 1 + (np.arange(n_run.sum()) - run_start[run_of])
+    rc = run_cover[:, run][:, run_of]
+    i_moments = np.stack([rc[0], 0.5 * rc[0], rc[0] / 3.0, rc[1], rc[2], 0.5 * rc[1]])
 
-    c0, c1, c2 = covers
-    area = acc[0] + c0
-    keep = np.flatnonzero(area > keep_tolerance)
-    area = area[keep]
-    su = acc[1][keep] + 0.5 * c0[keep]
-    suu = acc[2][keep] + c0[keep] / 3.0
-    sv = acc[3][keep] + c1[keep]
-    svv = acc[4][keep] + c2[keep]
-    suv = acc[5][keep] + 0.5 * c1[keep]
+    moments = np.concatenate([b_moments, i_moments], axis=1)
+    plane_row = np.concatenate([row_key, row_key[run][run_of]])
+    cols = np.concatenate([b_col, i_col])
+    keep = np.flatnonzero(np.abs(moments[0]) > keep_tolerance)
+    area, su, suu, sv, svv, suv = moments[:, keep]
+    plane_of_cell, rows = np.divmod(plane_row[keep], height)
     mu = su / area
     mv = sv / area
-
-    plane_of_cell = np.repeat(np.arange(n_planes), size)[keep]
-    local = keep - offset[plane_of_cell]
-    w = width[plane_of_cell]
     return CellMoments(
         plane=plane_of_cell,
-        row=local // w + rmin[plane_of_cell],
-        col=local % w + cmin[plane_of_cell],
+        row=rows + r_off,
+        col=cols[keep],
         area=area,
         mean_u=np.clip(mu, 0.0, 1.0),
         mean_v=np.clip(mv, 0.0, 1.0),
