@@ -15,8 +15,7 @@ Conventions
   followed by ``direction[:, 1]`` (column direction: row index ``j`` grows);
   PixelSpacing is ``[spacing_mm[1], spacing_mm[2]]`` = ``[row spacing, column spacing]``;
   ImagePositionPatient of slice ``k`` is ``grid.index_to_world([k, 0, 0])`` (voxel centre).
-* Every decimal string (DS) is at most 16 characters
-  (:func:`pydicom.valuerep.format_number_as_ds`).
+* Every decimal string (DS) is at most 16 characters (:func:`ds_str`).
 * Files are written by :func:`write_datasets` atomically: to a temporary file in the
   target folder, then :func:`os.replace`.
 
@@ -40,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
-from pydicom.valuerep import format_number_as_ds
 
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
@@ -120,13 +121,49 @@ def cardinal_grid(
 
 
 def ds_str(value: float) -> str:
-    """``value`` as a DICOM decimal string of at most 16 characters."""
-    return format_number_as_ds(float(value))
+    """``value`` as a DICOM decimal string (DS) of at most 16 characters.
+
+    Ten significant digits (``%.10g``: at most 16 characters for exponents of two
+    digits), fewer only when needed.  :func:`pydicom.valuerep.format_number_as_ds` is not
+    used: it returns 17 characters when rounding carries into a new digit
+    (``-9.999999999999995`` -> ``'-10.0000000000000'``, pydicom 3.0.2).
+
+    >>> ds_str(-9.999999999999995), ds_str(19.034504652023315), ds_str(-1.2345678912345e-05)
+    ('-10', '19.03450465', '-1.234567891e-05')
+    """
+    v = float(value)
+    if not np.isfinite(v):
+        raise InputError(f"cannot write {v} as a DICOM decimal string")
+    for digits in range(10, 0, -1):
+        text = f"{v:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    raise InputError(f"cannot write {v} in 16 characters")
 
 
 def ds_list(values: Iterable[float]) -> list[str]:
-    """Values as DICOM decimal strings of at most 16 characters each."""
-    return [format_number_as_ds(float(v)) for v in np.asarray(values, dtype=float).ravel()]
+    """Values as DICOM decimal strings of at most 16 characters each (see :func:`ds_str`)."""
+    arr = np.asarray(values, dtype=float).ravel()
+    if not np.all(np.isfinite(arr)):
+        raise InputError("cannot write non-finite values as DICOM decimal strings")
+    out = [f"{v:.10g}" for v in arr.tolist()]
+    return [t if len(t) <= 16 else ds_str(v) for t, v in zip(out, arr.tolist(), strict=True)]
+
+
+def _set_ds_fast(item: Dataset, keyword: str, strings: list[str]) -> None:
+    """Set a long multi-valued DS attribute from ready strings, as raw bytes.
+
+    pydicom converts every DS value to a validated ``DSfloat`` (~10 us each), which makes
+    large contour sets slow to build and write; a raw element of Explicit VR Little Endian
+    bytes is written as it is.  The values must already be valid DS strings (:func:`ds_list`).
+    """
+    text = "\\".join(strings)
+    if len(text) % 2:
+        text += " "
+    raw = text.encode("ascii")
+    tag = Tag(tag_for_keyword(keyword))
+    item[tag] = RawDataElement(tag, "DS", len(raw), raw, 0, False, True)
+    item.set_original_encoding(False, True, "iso8859")
 
 
 def _geometry_attributes(ds: Dataset, grid: Grid) -> None:
@@ -458,7 +495,7 @@ def _dvh_item(d: SyntheticDVH) -> Dataset:
     item.DVHDoseScaling = ds_str(d.dose_scaling)
     item.DVHVolumeUnits = d.volume_units
     item.DVHNumberOfBins = len(widths)
-    item.DVHData = ds_list(np.stack([widths, vols], axis=1))
+    _set_ds_fast(item, "DVHData", ds_list(np.stack([widths, vols], axis=1)))
     for keyword, value in (
         ("DVHMinimumDose", d.min_dose),
         ("DVHMaximumDose", d.max_dose),
@@ -758,7 +795,7 @@ def rtstruct_dataset_from_contours(
                     ci.ContourImageSequence = DicomSequence([image_ref(ct[int(hit[0])])])
             ci.ContourGeometricType = gtype
             ci.NumberOfContourPoints = len(pts)
-            ci.ContourData = ds_list(pts)
+            _set_ds_fast(ci, "ContourData", ds_list(pts))
             contours.append(ci)
         if contours:
             rc.ContourSequence = DicomSequence(contours)

@@ -142,7 +142,7 @@ def _structure_set(ss: StructureSet, study_of: dict) -> dict:
         "referenced_series_uid": ss.referenced_series_uid,
         "file": ss.source,
         "warnings": list(ss.warnings),
-        "structures": [_structure(s, list(ss.problems.get(s.name, ()))) for s in ss],
+        "structures": [_structure(s, list(ss.problems_for(s))) for s in ss],
     }
 
 

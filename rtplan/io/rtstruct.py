@@ -12,9 +12,10 @@ never volumes.
 Checks.  Each structure is checked for: no contours at all (empty), closed contours of
 fewer than three points, self-intersecting closed contours (proper edge crossings; the
 touching sides of a keyhole channel are allowed) and contours that are not on one axial
-plane.  Problems are kept in :attr:`StructureSet.problems`; ``read_rtstruct(strict=True)``
-raises the first as a :class:`~rtplan.errors.ContourError`, and looking up a structure
-that has a problem raises too, so no computation runs on a broken structure.
+plane.  Problems are found on demand (:attr:`StructureSet.problems`); ``read_rtstruct(strict=True)``
+checks every structure and raises the first as a :class:`~rtplan.errors.ContourError`;
+with ``strict=False`` a structure is checked when it is looked up, which raises on a
+problem, so no computation runs on a broken structure.
 
 With the referenced CT (``reference=``, a :class:`~rtplan.io.ct.CTSeries` or
 :class:`~rtplan.image.Image`): frames of reference must match
@@ -68,8 +69,9 @@ class StructureSet:
         The file, for messages.
     warnings : tuple of str
         Problems that do not stop reading (off-slice contours, odd ROI numbering).
-    problems : mapping of str to tuple of str
-        Per structure name, the reasons it cannot stand for a volume (see module docstring).
+
+    The structure checks (:func:`structure_problems`) run when first needed: on lookup of
+    a structure, :meth:`check` or :attr:`problems`, and are cached.
     """
 
     label: str
@@ -84,11 +86,27 @@ class StructureSet:
     name: str = ""
     source: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
-    problems: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "structures", tuple(self.structures))
-        object.__setattr__(self, "problems", MappingProxyType(dict(self.problems)))
+
+    def problems_for(self, structure: Structure) -> tuple[str, ...]:
+        """Reasons ``structure`` (one of this set's) cannot stand for a volume; cached."""
+        key = id(structure)
+        if key not in self._checked:
+            self._checked[key] = tuple(structure_problems(structure))
+        return self._checked[key]
+
+    def problems_of(self, name: str) -> tuple[str, ...]:
+        """Problems of the (first) structure called ``name`` (empty when fine)."""
+        return self.problems_for(next(s for s in self.structures if s.name == name))
+
+    @property
+    def problems(self) -> MappingProxyType:
+        """``{name: reasons}`` of every structure that has a problem (checks them all)."""
+        found = {n: self.problems_of(n) for n in dict.fromkeys(self.names)}
+        return MappingProxyType({n: r for n, r in found.items() if r})
 
     @property
     def names(self) -> list[str]:
@@ -149,7 +167,7 @@ class StructureSet:
         """Raise :class:`~rtplan.errors.ContourError` for the first problem of the named
         structures (all when ``names`` is None)."""
         for n in self.names if names is None else names:
-            reasons = self.problems.get(n)
+            reasons = self.problems_of(n)
             if reasons:
                 raise ContourError(reasons[0], path=self.source or None, structure=n)
 
@@ -176,8 +194,8 @@ def read_rtstruct(
         The CT the contours were drawn on: checks the frame of reference, sets each
         structure's ``slice_spacing_mm`` and reports contours off the CT slices.
     strict : bool
-        Raise a :class:`~rtplan.errors.ContourError` for the first structure problem
-        (default).  With ``False`` problems are kept in ``StructureSet.problems``.
+        Check every structure now and raise a :class:`~rtplan.errors.ContourError` for the
+        first problem (default).  With ``False`` structures are checked when looked up.
     dataset : pydicom.Dataset, optional
         The already-read dataset of ``path`` (avoids reading it twice).
 
@@ -253,7 +271,7 @@ def read_rtstruct(
                 "structure's contour planes"
             )
 
-    structures, problems = [], {}
+    structures = []
     seen_names: set[str] = set()
     for number, item in rois.items():
         name = text(item, "ROIName") or f"ROI {number}"
@@ -274,9 +292,6 @@ def read_rtstruct(
             slice_spacing_mm=spacing,
         )
         structures.append(structure)
-        reasons = structure_problems(structure)
-        if reasons and name not in problems:
-            problems[name] = tuple(reasons)
         if reference is not None:
             off = _off_slice(structure, reference.grid)
             if off:
@@ -295,7 +310,6 @@ def read_rtstruct(
         name=text(ds, "StructureSetName"),
         source=str(path),
         warnings=tuple(warnings),
-        problems=problems,
     )
     if strict:
         result.check()
@@ -386,7 +400,9 @@ def _contour_values(item: Dataset, path: Path, name: str, n: int) -> np.ndarray:
     try:
         if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
             raw = elem.value.decode("ascii").replace("\x00", " ").strip()
-            values = np.array(raw.split("\\"), dtype=float) if raw else np.zeros(0)
+            values = np.fromstring(raw, sep="\\") if raw else np.zeros(0)
+            if len(values) != raw.count("\\") + 1 and raw:
+                raise ValueError("unparsed values")
         else:
             values = np.atleast_1d(np.asarray(item.ContourData, dtype=float))
     except (ValueError, UnicodeDecodeError):
