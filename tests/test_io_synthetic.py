@@ -127,3 +127,15 @@ def test_datasets_pass_dciodvfy(tmp_path, position):
         assert result.returncode == 0, f"dciodvfy failed on {path.name}: {result.stderr[-300:]}"
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
         assert errors == [], f"{path.name}: {errors}"
+
+
+def test_decimal_strings_near_powers_of_ten():
+    # pydicom's format_number_as_ds gives '-10.0000000000000' (17 chars) for this value;
+    # ds_str must stay within 16 characters and keep ten significant digits.
+    values = [-9.999999999999995, 9.999999999999998, 99999.99999999999, -1.2345678912345e-05,
+              19.034504652023315, 0.0, -0.0, 1e-300, 123456789012.5]  # fmt: skip
+    for v in values:
+        text = syn.ds_str(v)
+        assert len(text) <= 16, text
+        assert float(text) == pytest.approx(v, rel=1e-9, abs=1e-300)
+    assert syn.ds_list(values) == [syn.ds_str(v) for v in values]
