@@ -47,8 +47,10 @@ from rtplan.dvh.histogram import DVH
 from rtplan.dvh.lattice import cell_moments, split_edges
 from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.polygon import nesting_depths, signed_area
-from rtplan.structure import Structure
+from rtplan.structure import Contour, Structure
 
+#: Metrics reported when none are asked for.
+DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")
 #: Default in-plane sampling: this many sub-cells across the structure's largest plane.
 CELLS_ACROSS = 40
 #: Finest default sub-cell (mm).
@@ -223,6 +225,31 @@ def compute(
         prescription_gy=prescription_gy,
         conventions=conventions,
         flags=tuple(flags),
+    )
+
+
+def dose_grid_structure(dose: Dose) -> Structure:
+    """The box covered by a dose grid (see :mod:`rtplan.dvh.dosefield`) as a structure.
+
+    One rectangle on every dose slice, slab = the dose slice spacing; used for isodose
+    volumes over the whole dose grid (e.g. Paddick's PIV when there is no EXTERNAL).
+    Needs evenly spaced dose slices.
+    """
+    f = axial_field(dose)
+    if not dose.grid.is_uniform:
+        raise InputError(
+            "isodose volumes over the dose grid need evenly spaced dose slices",
+            path=dose.source or None,
+        )
+    (x0, x1), (y0, y1), _ = f.extent_mm
+    rect = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    contours = tuple(Contour(np.c_[rect, np.full(4, z)]) for z in f.z_mm[1:-1])
+    return Structure(
+        "dose grid",
+        contours,
+        frame_of_reference_uid=dose.frame_of_reference_uid,
+        source=dose.source,
+        slice_spacing_mm=dose.grid.spacing_mm[0],
     )
 
 
