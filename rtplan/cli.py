@@ -17,7 +17,7 @@ from rtplan import __version__
 from rtplan.errors import RtplanError
 
 #: Subcommand modules under ``rtplan.commands``, in the order ``rtplan --help`` lists them.
-COMMANDS = ["info", "check", "agree"]
+COMMANDS = ["info", "dvh", "check", "agree"]
 
 
 def build_parser() -> argparse.ArgumentParser:
