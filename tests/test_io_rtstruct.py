@@ -162,6 +162,19 @@ def test_frame_of_reference_mismatch(tmp_path, ct):
         read_rtstruct(path, reference=ct[1])
 
 
+def test_roi_in_another_frame_of_reference(tmp_path, ct):
+    rois = [
+        syn.SyntheticROI("GTV", [rect(0, 0, 5, 5, 30)]),
+        syn.SyntheticROI("Liver", [rect(0, 0, 5, 5, 30)], frame_of_reference_uid="1.2.777"),
+    ]
+    path = write_rtstruct(tmp_path, rois, ct[0])
+    with pytest.raises(GeometryError, match=r"structure 'Liver': mismatched frames of reference"):
+        read_rtstruct(path, reference=ct[1])
+    ss = read_rtstruct(path, strict=False)  # no CT to compare with: reported, kept
+    assert ss["Liver"].frame_of_reference_uid == "1.2.777"
+    assert any("'Liver' is in frame of reference 1.2.777" in w for w in ss.warnings)
+
+
 def test_missing_required_tag(tmp_path):
     ds = syn.rtstruct_dataset_from_contours([syn.SyntheticROI("GTV", [rect(0, 0, 5, 5, 0)])])
     del ds.StructureSetROISequence

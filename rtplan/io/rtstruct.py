@@ -281,13 +281,26 @@ def read_rtstruct(
         rc = contours_by_roi.get(number)
         contours, contour_warnings = _contours(rc, path, name)
         warnings.extend(contour_warnings)
+        roi_frame = text(item, "ReferencedFrameOfReferenceUID") or frame_uid
+        if roi_frame != frame_uid and contours:
+            ref_frame = getattr(reference, "frame_of_reference_uid", "")
+            if ref_frame and roi_frame != ref_frame:
+                raise GeometryError(
+                    f"mismatched frames of reference: ROI in {roi_frame}, CT series in {ref_frame}",
+                    path=path,
+                    structure=name,
+                )
+            warnings.append(
+                f"structure '{name}' is in frame of reference {roi_frame}, "
+                f"the structure set in {frame_uid}"
+            )
         structure = Structure(
             name=name,
             contours=tuple(contours),
             number=number,
             interpreted_type=types.get(number, ""),
             color=_color(rc),
-            frame_of_reference_uid=text(item, "ReferencedFrameOfReferenceUID") or frame_uid,
+            frame_of_reference_uid=roi_frame,
             source=str(path),
             slice_spacing_mm=spacing,
         )
