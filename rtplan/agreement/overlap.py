@@ -17,15 +17,20 @@ from __future__ import annotations
 import numpy as np
 
 from rtplan.agreement.surface import check_masks
+from rtplan.agreement.surfels import bounding_box
 
 
 def _counts(mask_a: np.ndarray, mask_b: np.ndarray) -> tuple[int, int, int]:
+    """``(|A|, |B|, |A & B|)``, counted inside the joint bounding box."""
     check_masks([mask_a, mask_b], (1.0, 1.0, 1.0))
-    return (
-        int(np.count_nonzero(mask_a)),
-        int(np.count_nonzero(mask_b)),
-        int(np.count_nonzero(mask_a & mask_b)),
-    )
+    boxes = [b for b in (bounding_box(mask_a), bounding_box(mask_b)) if b is not None]
+    if not boxes:
+        return 0, 0, 0
+    lo = np.min([b[0] for b in boxes], axis=0)
+    hi = np.max([b[1] for b in boxes], axis=0)
+    window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    a, b = mask_a[window], mask_b[window]
+    return int(np.count_nonzero(a)), int(np.count_nonzero(b)), int(np.count_nonzero(a & b))
 
 
 def dice(mask_a: np.ndarray, mask_b: np.ndarray) -> float:

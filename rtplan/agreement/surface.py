@@ -54,7 +54,7 @@ from rtplan.agreement.surfels import bounding_box, neighbour_codes, surfel_area_
 from rtplan.errors import GeometryError, InputError
 
 #: Number of lattice neighbour offsets visited before the k-d tree takes over.
-SEARCH_OFFSETS = 1500
+SEARCH_OFFSETS = 500
 
 
 def lattice_offsets(
@@ -364,7 +364,12 @@ class SurfaceLattice:
         d, unresolved = nearest_on_lattice(src_flat, dst_border, self._flat_offsets, self._lengths)
         if len(unresolved):
             if dst not in self._trees:
-                self._trees[dst] = cKDTree(self._corners(dst_flat) * self.spacing)
+                self._trees[dst] = cKDTree(
+                    self._corners(dst_flat) * self.spacing,
+                    leafsize=32,
+                    balanced_tree=False,
+                    compact_nodes=False,
+                )
             src_corners = self._corners(src_flat[unresolved])
             _, nearest = self._trees[dst].query(src_corners * self.spacing)
             d[unresolved] = _lengths(src_corners - self._corners(dst_flat[nearest]), self.spacing)
