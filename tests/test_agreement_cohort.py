@@ -10,6 +10,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 
 from rtplan.agreement.cohort import AgreementOptions, columns, find_patients, run_cohort
@@ -155,3 +156,29 @@ def test_cli_writes_csv_json_plots_and_exit_code_1_on_a_skipped_patient(cohort, 
     assert (plots / "dice.png").stat().st_size > 0 and (plots / "hd95_mm.png").exists()
     assert main(["agree", str(cohort / "P01"), "--jobs", "0"]) == 2
     assert main(["agree", str(cohort / "P01"), "--jobs", "1", "--no-progress"]) == 0
+
+
+def test_malformed_structure_is_treated_as_missing_with_a_note(tmp_path):
+    import pydicom
+
+    from rtplan.synthetic import SyntheticROI, rtstruct_dataset_from_contours, write_datasets
+
+    folder = tmp_path / "P10"
+    write_observer_patient(
+        folder, "P10", {"obs1": [_box("GTV")], "obs2": [_box("GTV", dx=2.0)]}, ct_grid=CT
+    )
+    ct = [pydicom.dcmread(p) for p in sorted((folder / "CT").iterdir())]
+    bowtie = np.array([[-5, -5, 10], [5, 5, 10], [5, -5, 10], [-5, 5, 10]], float)
+    ds = rtstruct_dataset_from_contours(
+        [SyntheticROI("GTV", [bowtie])], ct_datasets=ct, label="obs3"
+    )
+    write_datasets([ds], folder, ["RS_obs3.dcm"])
+    result = run_cohort([folder], jobs=1)
+    status = {(r["observer_a"], r["observer_b"]): r["status"] for r in result.rows}
+    assert status == {
+        ("obs1", "obs2"): "ok",
+        ("obs1", "obs3"): "b_missing",
+        ("obs2", "obs3"): "b_missing",
+    }
+    assert len(result.notes) == 1 and "obs3" in result.notes[0] and "GTV" in result.notes[0]
+    assert result.ok

@@ -280,8 +280,12 @@ def _observer_names(structure_sets) -> list[str]:
     ]
 
 
-def load_patient(folder: str | os.PathLike) -> PatientObservers:
+def load_patient(
+    folder: str | os.PathLike, structures: Sequence[str] | None = None
+) -> PatientObservers:
     """Read one patient folder: every RTSTRUCT (an observer each) and the CT grid.
+
+    Only the named ``structures`` (case-insensitive) are kept and checked, when given.
 
     Raises
     ------
@@ -305,10 +309,13 @@ def load_patient(folder: str | os.PathLike) -> PatientObservers:
     if len(sets) < 2:
         raise InputError(f"only {len(sets)} RTSTRUCT: agreement needs two observers", path=folder)
     notes, observers = [], {}
+    wanted = {n.casefold() for n in structures} if structures else None
     for observer, ss in zip(_observer_names(sets), sets, strict=True):
         kept = {}
         for s in ss.structures:
-            reasons = ss.problems.get(s.name)
+            if wanted is not None and s.name.casefold() not in wanted:
+                continue
+            reasons = ss.problems_for(s)
             if reasons and s.contours:
                 notes.append(f"{folder.name}: observer '{observer}', structure '{s.name}' "
                              f"skipped: {reasons[0]}")  # fmt: skip
@@ -323,7 +330,7 @@ def load_patient(folder: str | os.PathLike) -> PatientObservers:
 def _run_folder(folder: str, options: AgreementOptions) -> PatientOutcome:
     """Load and compare one patient; errors become the outcome's ``error``."""
     try:
-        patient = load_patient(folder)
+        patient = load_patient(folder, options.structures)
         return PatientOutcome(patient.patient, agree_patient(patient, options), None, patient.notes)
     except RtplanError as exc:
         return PatientOutcome(str(folder), error=str(exc))
