@@ -150,7 +150,11 @@ def test_cli_writes_csv_json_plots_and_exit_code_1_on_a_skipped_patient(cohort, 
     assert len(table) == 6 and list(table[0]) == columns()
     assert sorted({float(r["dice"]) for r in table}) == pytest.approx(sorted(set(DICE.values())))
     assert all(float(r["tolerance_mm"]) == 2.0 for r in table)
-    document = json.loads(captured.out)
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    document = json.loads(captured.out, parse_constant=refuse)  # NaN/inf written as null
     assert len(document["rows"]) == 6 and document["metadata"]["failures"]
     assert any(s["metric"] == "gci" for s in document["summary"])
     assert (plots / "dice.png").stat().st_size > 0 and (plots / "hd95_mm.png").exists()
@@ -182,3 +186,19 @@ def test_malformed_structure_is_treated_as_missing_with_a_note(tmp_path):
     }
     assert len(result.notes) == 1 and "obs3" in result.notes[0] and "GTV" in result.notes[0]
     assert result.ok
+
+
+def test_summary_counts_what_it_leaves_out():
+    from rtplan.agreement.summary import summarise
+
+    rows = [
+        {"patient": "P1", "structure": "GTV", "status": "ok", "gci": 0.8, "dice": 0.9, "hd95_mm": 2.0},
+        {"patient": "P1", "structure": "GTV", "status": "b_empty", "gci": 0.8, "dice": 0.0, "hd95_mm": math.inf},
+        {"patient": "P2", "structure": "GTV", "status": "b_missing", "gci": 0.6, "dice": math.nan, "hd95_mm": math.nan},
+        {"patient": "P2", "structure": "GTV", "status": "ok", "gci": 0.6, "dice": 0.7, "hd95_mm": 4.0},
+    ]  # fmt: skip
+    out = {s["metric"]: s for s in summarise(rows, metrics=("dice", "hd95_mm"))}
+    assert out["dice"]["n"] == 4 and out["dice"]["n_nan"] == 1 and out["dice"]["n_flagged"] == 2
+    assert out["dice"]["median"] == pytest.approx(0.7) and out["dice"]["min"] == 0.0
+    assert out["hd95_mm"]["n_inf"] == 1 and out["hd95_mm"]["mean"] == pytest.approx(3.0)
+    assert out["gci"]["n"] == 2 and out["gci"]["mean"] == pytest.approx(0.7)  # once per patient
