@@ -1,13 +1,13 @@
 """``rtplan agree PATH ...``: contour agreement between observers, patient by patient.
 
 Each PATH is one patient's folder holding one RTSTRUCT per observer, or a folder of such
-patient folders.  Every observer pair (or each observer against ``--reference``, an
+patient folders.  Every observer pair (or each observer against --reference, an
 observer or the STAPLE consensus) is compared for every structure: Dice, Jaccard, volumes,
 centroid distance, Hausdorff, HD95 (larger directed 95th percentile), pooled HD95,
 directed mean distances, MASD, ASSD, surface Dice and added path length at
-``--tolerance-mm``, under the conventions of :mod:`rtplan.agreement`.  Prints a
-per-structure summary (or JSON with ``--json``); ``--csv`` writes the long table (one row
-per patient, structure and observer pair); ``--plots`` writes box plots.
+--tolerance-mm, under the conventions of :mod:`rtplan.agreement`.  Prints a
+per-structure summary (or JSON with --json); --csv writes the long table (one row
+per patient, structure and observer pair); --plots writes box plots.
 
 Exit codes: 0 every patient compared; 1 some patient could not be read or compared (it is
 listed on stderr, the others are still compared); 2 bad input (options, no patient).
