@@ -5,7 +5,7 @@ patient folders.  Every observer pair (or each observer against --reference, an
 observer or the STAPLE consensus) is compared for every structure: Dice, Jaccard, volumes,
 centroid distance, Hausdorff, HD95 (larger directed 95th percentile), pooled HD95,
 directed mean distances, MASD, ASSD, surface Dice and added path length at
---tolerance-mm, under the conventions of :mod:`rtplan.agreement`.  Prints a
+--tolerance-mm, under the conventions of docs/agreement.md.  Prints a
 per-structure summary (or JSON with --json); --csv writes the long table (one row
 per patient, structure and observer pair); --plots writes box plots.
 
