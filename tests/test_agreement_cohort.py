@@ -31,7 +31,7 @@ def _liver():
 
 
 OBSERVERS = {
-    "obs1": [_box("GTV"), _liver()],
+    "obs1": [_box("GTV"), _liver(), Ellipsoid("Spleen", (0.0, 0.0, 12.5), (5.0, 5.0, 5.0))],
     "obs2": [_box("GTV", dx=2.0), _liver()],
     "obs3": [_box("gtv", dz=2.5)],  # other spelling; no liver
 }
@@ -81,6 +81,14 @@ def test_rows_match_hand_counts_and_a_broken_patient_is_skipped(cohort):
     assert liver["obs1", "obs3"]["status"] == "b_missing"
     assert math.isnan(liver["obs2", "obs3"]["dice"])
     assert list(result.rows[0]) == columns()
+    assert not any(r["structure"] == "Spleen" for r in result.rows)  # only obs1 drew it
+    named = run_cohort([cohort / "P01"], AgreementOptions(structures=("spleen",)), jobs=1).rows
+    # named explicitly, it is compared and every pair lacking it is flagged (name as drawn)
+    assert [(r["observer_a"], r["observer_b"], r["structure"], r["status"]) for r in named] == [
+        ("obs1", "obs2", "Spleen", "b_missing"),
+        ("obs1", "obs3", "Spleen", "b_missing"),
+        ("obs2", "obs3", "Spleen", "a_missing"),
+    ]
 
 
 def test_process_pool_gives_identical_rows(cohort):

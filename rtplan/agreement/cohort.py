@@ -15,7 +15,9 @@ Observers
     ordered by name.
 Structures
     Matched across observers by name, exactly or else case-insensitively.  By default
-    every structure with closed contours in any observer is compared.  A structure absent
+    every structure with closed contours in at least two observers' sets is compared (a
+    structure only one observer drew is not part of an agreement study); name structures
+    to compare them whoever drew them.  A structure absent
     from an observer's set gives rows with status ``a_missing`` / ``b_missing`` (metrics
     NaN); one that is present but has no contours is an empty mask (``a_empty`` ...); one
     the reader flags as malformed (self-intersecting, off-plane) is treated as missing
@@ -76,7 +78,7 @@ class AgreementOptions:
     Parameters
     ----------
     structures : tuple of str, optional
-        Structure names to compare (default: every structure with contours).
+        Structure names to compare (default: every structure two or more observers drew).
     reference : str, optional
         ``None`` (all pairs), ``"staple"`` or an observer name (module docstring).
     tolerance_mm : float
@@ -138,14 +140,17 @@ class CohortResult:
 
 
 def _structure_names(patient: PatientObservers, wanted: Sequence[str] | None) -> list[str]:
+    """The requested names, else every name drawn (with contours) by two or more observers."""
     if wanted:
         return list(wanted)
-    names: list[str] = []
+    first: dict[str, str] = {}
+    count: dict[str, int] = {}
     for structures in patient.observers.values():
-        for name, s in structures.items():
-            if s.is_volume and name.casefold() not in {n.casefold() for n in names}:
-                names.append(name)
-    return names
+        for key in {n.casefold() for n, s in structures.items() if s.is_volume}:
+            count[key] = count.get(key, 0) + 1
+        for name in structures:
+            first.setdefault(name.casefold(), name)
+    return [first[k] for k in first if count.get(k, 0) >= 2]
 
 
 def _lookup(structures: dict[str, object], name: str):

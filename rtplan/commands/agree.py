@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
         "--structure",
         action="append",
         metavar="NAME",
-        help="structure to compare (repeatable; default: every structure with contours)",
+        help="structure to compare (repeatable; default: every structure two or more observers drew)",
     )
     p.add_argument(
         "--reference",
