@@ -53,6 +53,8 @@ from rtplan.structure import Contour, Structure
 DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")
 #: Default in-plane sampling: this many sub-cells across the structure's largest plane.
 CELLS_ACROSS = 40
+#: Cells per chunk of planes (bounds the size of temporary arrays).
+CHUNK_CELLS = 150_000
 #: Finest default sub-cell (mm).
 MIN_RESOLUTION_MM = 0.01
 
@@ -185,27 +187,38 @@ def compute(
     structure_volume_cc = float(np.sum(full_area * (slabs[:, 1] - slabs[:, 0]))) / 1000.0
     if not edges:
         return _empty_dvh(structure, structure_volume_cc, prescription_gy, conventions)
-    X = np.concatenate([e[0] for e in edges])
-    Y = np.concatenate([e[1] for e in edges])
-    sign = np.concatenate([e[2] for e in edges])
-    plane = np.concatenate([e[3] for e in edges]).astype(np.int64)
-    nxt = _next_in_ring([len(e[0]) for e in edges])
-    X1, Y1 = X[nxt], Y[nxt]
-
-    # ---------------------------------------------------------------- cells
-    cells = cell_moments(X, Y, X1, Y1, sign, plane)
-    if np.any(cells.area > 1 + 1e-6) or np.any(cells.area < -1e-6):
-        bad = int(cells.plane[np.argmax(np.abs(cells.area - 0.5))])
-        raise ContourError(
-            f"contours cross each other on plane z={list(planes)[bad]:.2f} mm",
-            path=structure.source or None,
-            structure=structure.name,
+    # ---------------------------------------------------------------- cells, by chunks
+    # of planes holding about CHUNK_CELLS cells each, so temporaries stay small
+    per_plane = np.abs(full_area) / (hx * hy) + 1.0
+    chunk_of_plane = np.floor(np.cumsum(per_plane) / CHUNK_CELLS).astype(int)
+    parts, lo_in, hi_in = [], np.inf, -np.inf
+    for chunk in np.unique(chunk_of_plane[[e[3][0] for e in edges]]):
+        sel = [e for e in edges if chunk_of_plane[e[3][0]] == chunk]
+        in_chunk = chunk_of_plane == chunk
+        czhi = np.where(in_chunk, zhi, zlo)  # planes of other chunks have no levels
+        X = np.concatenate([e[0] for e in sel])
+        Y = np.concatenate([e[1] for e in sel])
+        sign = np.concatenate([e[2] for e in sel])
+        plane = np.concatenate([e[3] for e in sel]).astype(np.int64)
+        nxt = _next_in_ring([len(e[0]) for e in sel])
+        X1, Y1 = X[nxt], Y[nxt]
+        cells = cell_moments(X, Y, X1, Y1, sign, plane)
+        if np.any(cells.area > 1 + 1e-6) or np.any(cells.area < -1e-6):
+            bad = int(cells.plane[np.argmax(np.abs(cells.area - 0.5))])
+            raise ContourError(
+                f"contours cross each other on plane z={list(planes)[bad]:.2f} mm",
+                path=structure.source or None,
+                structure=structure.name,
+            )
+        mean, vol, spread, nan_mm3, (lo, hi) = _cell_samples(
+            f, structure, cells, nx, ny, hx, hy, zlo, czhi
         )
-    samples = _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi)
-    dose_gy, volume_mm3, spread_gy, nan_mm3, (lo_in, hi_in) = samples
-    outside_mm3 += nan_mm3
-    lo_edge, hi_edge = _extremes(f, X, Y, X1, Y1, plane, nx, ny, hx, hy, zlo, zhi)
-    dmin, dmax = min(lo_edge, lo_in), max(hi_edge, hi_in)
+        outside_mm3 += nan_mm3
+        lo_edge, hi_edge = _extremes(f, X, Y, X1, Y1, plane, nx, ny, hx, hy, zlo, czhi)
+        lo_in, hi_in = min(lo_in, lo, lo_edge), max(hi_in, hi, hi_edge)
+        parts.append((mean, vol, spread))
+    dose_gy, volume_mm3, spread_gy = (np.concatenate(a) for a in zip(*parts, strict=True))
+    dmin, dmax = lo_in, hi_in
     if not np.isfinite(dmin):
         dmin = dmax = float("nan")
     outside_cc = max(outside_mm3, 0.0) / 1000.0
@@ -349,7 +362,8 @@ def _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi):
     knots, ``M``, is a weighted sum of the level doses, and the mean over a cell of the
     bilinear interpolant of ``M`` is exact given the cell's area moments.  The spread
     adds the in-plane variance (mean gradient of ``M`` and the cell covariance) and the
-    z variance over the slab (bilinearly interpolated from the knots).
+    z variance over the slab (that of a dose linear between the slab faces, bilinearly
+    interpolated from the knots).
     """
     ci = cells.col // nx
     cj = cells.row // ny
@@ -357,17 +371,17 @@ def _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi):
     cy, cx = crop[0][1] - crop[0][0], crop[1][1] - crop[1][0]
     lv_plane, lv_z = _levels(f, zlo, zhi)
     L = _level_doses(f, lv_z, crop)
-    # pieces between consecutive levels of a plane
-    same = lv_plane[1:] == lv_plane[:-1]
-    ia = np.flatnonzero(same)
-    th = (lv_z[1:] - lv_z[:-1])[ia][:, None, None]
-    da, db = L[ia], L[ia + 1]
-    first_piece = np.flatnonzero(np.concatenate([[True], lv_plane[ia][1:] != lv_plane[ia][:-1]]))
-    planes_with = lv_plane[ia][first_piece]
-    thick = np.add.reduceat(th[:, 0, 0], first_piece)[:, None, None]
-    mean_k = np.add.reduceat(th * (da + db) / 2, first_piece, axis=0) / thick
-    sq_k = np.add.reduceat(th * (da * da + da * db + db * db) / 3, first_piece, axis=0) / thick
-    zvar_k = np.maximum(sq_k - mean_k * mean_k, 0.0)
+    # slab mean on the knots: each level weighs half the pieces on either side of it
+    first = np.flatnonzero(np.concatenate([[True], lv_plane[1:] != lv_plane[:-1]]))
+    last = np.concatenate([first[1:], [len(lv_plane)]]) - 1
+    planes_with = lv_plane[first]
+    gap = np.diff(lv_z)
+    gap[last[:-1]] = 0.0  # no piece between the last level of a plane and the next plane
+    weight = 0.5 * (np.concatenate([[0.0], gap]) + np.concatenate([gap, [0.0]]))
+    thick = (lv_z[last] - lv_z[first])[:, None, None]
+    mean_k = np.add.reduceat(L * weight[:, None, None], first, axis=0) / thick
+    # z variance: that of a dose linear between the slab faces
+    zvar_k = (L[last] - L[first]) ** 2 / 12.0
     row_of_plane = np.full(len(zlo), -1)
     row_of_plane[planes_with] = np.arange(len(planes_with))
 
@@ -414,11 +428,12 @@ def _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi):
         y = f.y0_mm + (cand[:, 1] + crop[0][0]) * f.dy_mm
         hit = _inside_even_odd(structure, planes_with[cand[:, 0]], x, y)
         inside[cand[hit, 0], cand[hit, 1], cand[hit, 2]] = True
-    at = np.where(inside[row_of_plane[lv_plane]], L, np.nan)
-    finite = np.isfinite(at)
-    extremes = (
-        (float(at[finite].min()), float(at[finite].max())) if finite.any() else (np.inf, -np.inf)
-    )
+    mask = inside[row_of_plane[lv_plane]] & np.isfinite(L)
+    if mask.any():
+        extremes = (float(np.min(L, where=mask, initial=np.inf)),
+                    float(np.max(L, where=mask, initial=-np.inf)))  # fmt: skip
+    else:
+        extremes = (np.inf, -np.inf)
     return mean[good], w[good], spread, nan_mm3, extremes
 
 

@@ -136,9 +136,8 @@ class DVH:
         pos = np.concatenate([lo[spread], hi[spread], np.clip(d[point], self.min_gy, self.max_gy)])
         dslope = np.concatenate([rho, -rho, np.zeros(point.sum())])
         jump = np.concatenate([np.zeros(2 * spread.sum()), v[point]])
-        x, inv = np.unique(pos, return_inverse=True)
-        dslope = np.bincount(inv, weights=dslope, minlength=len(x))
-        jump = np.bincount(inv, weights=jump, minlength=len(x))
+        order = np.argsort(pos)
+        x, dslope, jump = pos[order], dslope[order], jump[order]
         slope = np.cumsum(dslope)
         slope[-1] = 0.0
         rise = np.concatenate([[0.0], np.maximum(slope[:-1], 0.0) * np.diff(x)])
