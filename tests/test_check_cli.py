@@ -220,3 +220,53 @@ def test_user_protocol_file(cohort, tmp_path, capsys):
     assert code == 0 and "< 0.5 cc" in row(out, "Bowel bag")
     code, out, _ = run(capsys, cohort / "rps_fail", "--protocol", mine)
     assert code == 1
+
+
+# ------------------------------------------------------------------ the bundled sample plan
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_dicom" / "rps_01"
+needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="sample_dicom/rps_01 not present")
+
+
+@needs_sample
+def test_sample_rps_01_passes_rps_preop(capsys):
+    code, out, err = run(capsys, SAMPLE, "--protocol", "rps-preop")
+    assert code == 0, out + err
+    assert "PASS" in row(out, "Bag_Bowel") and "result: PASS" in out
+
+
+@needs_sample
+def test_sample_with_a_hot_bowel_bag_fails_rps_preop(tmp_path, capsys):
+    # Raise the RTDOSE to at least 47 Gy on every dose voxel near the bowel bag (the voxels
+    # overlapping it, dilated by one): the trilinear dose is then >= 47 Gy everywhere in the
+    # bowel bag, so its V45Gy must equal its whole volume, far above the 195 cc limit.
+    import pydicom
+    from scipy import ndimage
+
+    from rtplan.io import load_plan_folder
+    from rtplan.io.rtdose import dose_grid
+
+    folder = tmp_path / "rps_01_hot_bowel"
+    shutil.copytree(SAMPLE, folder)
+    patient = load_plan_folder(folder)
+    bowel = patient.structure_set()["Bag_Bowel"]
+    dose = patient.dose()
+    near = ndimage.binary_dilation(bowel.fraction_mask(dose.grid) > 0, iterations=1)
+    ds = pydicom.dcmread(dose.source)
+    grid, order = dose_grid(ds)
+    assert grid.same_as(dose.grid)
+    stored = ds.pixel_array.astype(np.int64)  # frames in file order
+    floor = int(np.ceil(47.0 / float(ds.DoseGridScaling)))
+    hot = np.zeros_like(near)
+    hot[order] = near  # back to file frame order
+    stored[hot] = np.maximum(stored[hot], floor)
+    assert stored.max() < 2 ** int(ds.BitsAllocated)
+    ds.PixelData = stored.astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(dose.source)
+
+    code, out, err = run(capsys, folder, "--protocol", "rps-preop", "--json")
+    assert code == 1, err
+    doc = json.loads(out)
+    bb = next(c for c in doc["patients"][0]["constraints"] if c["constraint"] == "bowel_bag_v45gy")
+    assert bb["verdict"] == "fail"
+    assert bb["value"] == pytest.approx(bowel.volume_cc, rel=0.005)
+    assert bb["margin"] == pytest.approx(195.0 - bb["value"])
