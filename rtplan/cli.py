@@ -20,7 +20,10 @@ from rtplan.errors import RtplanError
 COMMANDS = ["info", "dvh", "check", "agree"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser.  When ``argv`` names a subcommand, only that subcommand's
+    module is imported (so ``rtplan info`` does not pay for importing the DVH engine);
+    otherwise every subcommand is registered (for ``--help`` and error messages)."""
     parser = argparse.ArgumentParser(
         prog="rtplan",
         description="Radiotherapy contour-and-dose toolkit (DICOM-RT; LPS mm, Gy, cc).",
@@ -28,13 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rtplan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
+    chosen = [a for a in (argv or []) if a in COMMANDS][:1]
+    for name in chosen or COMMANDS:
         importlib.import_module(f"rtplan.commands.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
