@@ -22,11 +22,22 @@ from rtplan.protocols import available_protocols, load_protocol, load_structure_
 from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
 
 
+_DESCRIPTION = """\
+Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,
+value, limit, result, margin to the limit) or, with --json, the JSON report; --csv, --junit and
+--html write those reports to files. PATH is one patient's folder or a folder of many (one row
+per patient and constraint, with a progress bar on a terminal).
+
+exit codes: 0 every mandatory constraint passed; 1 a mandatory constraint failed;
+            2 bad input (one line on stderr). Details: docs/protocols.md"""
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "check",
         help="check plans against a protocol's dose-volume constraints",
-        description=__doc__.split("\n\n")[1],
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="shipped protocols: " + ", ".join(available_protocols()),
     )
     p.add_argument("path", metavar="PATH", help="a patient's DICOM folder, or a folder of many")
