@@ -21,7 +21,6 @@ from rtplan.errors import InputError
 from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
 from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
 
-
 _DESCRIPTION = """\
 Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,
 value, limit, result, margin to the limit) or, with --json, the JSON report; --csv, --junit and
