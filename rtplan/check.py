@@ -142,6 +142,7 @@ class PlanCheck:
 def _prescriptions(
     protocol: Protocol, plan: Plan | None, matches: Mapping[str, Match], roi_numbers
 ) -> tuple[dict[str, TargetPrescription], list[str]]:
+    """Each protocol target's prescription (rules in the module docstring), and notes."""
     targets = protocol.prescription.targets
     refs = [] if plan is None else [r for r in plan.dose_references if r.prescription_gy]
     levels = [r.prescription_gy for r in refs]
@@ -159,7 +160,8 @@ def _prescriptions(
             out[t.structure] = TargetPrescription(
                 t.structure, t.dose_gy, by_roi[0], "dose reference ROI"
             )
-            levels.remove(by_roi[0])
+            if by_roi[0] in levels:
+                levels.remove(by_roi[0])
     free = [t for t in targets if t.structure not in out]
     for level in levels:  # greedy, in the plan's order: each level to the nearest free target
         if not free:
