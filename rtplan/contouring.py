@@ -22,8 +22,10 @@ by the even-odd rule).  Two kinds of mask are handled, chosen by ``method``:
     at distance ``x0`` from a pixel centre gives that pixel ``0.5 + x0`` and its neighbours
     0 or 1, and plain linear interpolation would be off by up to 0.09 pixel).  On curved
     boundaries the polygon still runs slightly inside the true edge (the chords between
-    vertices), losing up to about a pixel of area per closed loop whatever its size; so
-    all loops of the slice are then moved along their outward normals by one common
+    vertices), losing up to about a pixel of area per closed loop whatever its size.  The
+    loops are simplified (Douglas-Peucker, ``SIMPLIFY_PX`` = 0.05 pixel by default: a
+    disc of radius 15 pixels keeps half its vertices), then all loops of the slice
+    are moved along their outward normals by one common
     distance (at most ``MAX_AREA_OFFSET`` pixel) that makes their net area equal the sum
     of the fractions on the slice (the move is skipped when it would make edges cross).
     Against a disc of radius 3 / 5 / 8 pixels the result has Dice 0.995 / 0.998 / 0.999.
@@ -52,11 +54,15 @@ from rtplan.polygon import signed_area
 SADDLE_INSET = 1.0 / 64.0
 #: Largest distance (pixels) an iso-line is moved to match the mask's area ("isoline").
 MAX_AREA_OFFSET = 0.5
+#: Default Douglas-Peucker tolerance (pixels) for iso-lines ("isoline").
+SIMPLIFY_PX = 0.05
 
 METHODS = ("auto", "edges", "isoline")
 
 
-def slice_polygons(values: np.ndarray, method: str = "auto") -> list[np.ndarray]:
+def slice_polygons(
+    values: np.ndarray, method: str = "auto", simplify_px: float = SIMPLIFY_PX
+) -> list[np.ndarray]:
     """Closed polygons around the pixels of one 2-D mask slice.
 
     Parameters
@@ -65,6 +71,10 @@ def slice_polygons(values: np.ndarray, method: str = "auto") -> list[np.ndarray]
         Binary mask (bool or 0/1) or occupancy fractions in [0, 1].
     method : {"auto", "edges", "isoline"}
         See the module docstring.
+    simplify_px : float
+        Douglas-Peucker tolerance (pixels) for iso-lines, applied before the area match
+        (0: keep every marching-squares vertex).  Pixel-edge outlines are never simplified
+        beyond removing collinear vertices.
 
     Returns
     -------
@@ -101,13 +111,18 @@ def slice_polygons(values: np.ndarray, method: str = "auto") -> list[np.ndarray]
         binary = np.asarray(v, dtype=bool)
         loops = [_restore_pixel_corners(xy, binary) for xy in loops]
     else:
+        if simplify_px > 0:
+            simpler = [simplify(xy, simplify_px) for xy in loops]
+            loops = loops if edges_meet(*simpler) else simpler
         loops = _match_area(loops, float(np.sum(v, dtype=float)))
     polygons = [remove_collinear(xy) for xy in loops]
     polygons = [p for p in polygons if len(p) >= 3]
     return polygons
 
 
-def mask_contours(mask: np.ndarray, grid: Grid, method: str = "auto") -> list[np.ndarray]:
+def mask_contours(
+    mask: np.ndarray, grid: Grid, method: str = "auto", simplify_px: float = SIMPLIFY_PX
+) -> list[np.ndarray]:
     """Planar contours (LPS mm) of a 3-D mask on an axial grid, slice by slice.
 
     Parameters
@@ -118,6 +133,8 @@ def mask_contours(mask: np.ndarray, grid: Grid, method: str = "auto") -> list[np
         An axial grid (slice normal along patient z); non-uniform slices are allowed.
     method : {"auto", "edges", "isoline"}
         See the module docstring; ``"auto"`` decides once for the whole mask.
+    simplify_px : float
+        Iso-line simplification tolerance in pixels (see :func:`slice_polygons`).
 
     Returns
     -------
@@ -141,7 +158,7 @@ def mask_contours(mask: np.ndarray, grid: Grid, method: str = "auto") -> list[np
     occupied = m if m.dtype == bool else m > 0.5
     contours = []
     for k in np.flatnonzero(occupied.any(axis=(1, 2))):
-        for xy in slice_polygons(m[k], method):
+        for xy in slice_polygons(m[k], method, simplify_px):
             idx = np.column_stack([np.full(len(xy), float(k)), xy[:, 1], xy[:, 0]])
             pts = grid.index_to_world(idx)
             pts[:, 2] = grid.index_to_world([[float(k), 0.0, 0.0]])[0, 2]  # exact plane z
@@ -159,12 +176,13 @@ def structure_from_mask(
     color: tuple[int, int, int] | None = None,
     frame_of_reference_uid: str = "",
     method: str = "auto",
+    simplify_px: float = SIMPLIFY_PX,
 ):
     """A :class:`~rtplan.structure.Structure` whose contours outline ``mask``.
 
     Parameters
     ----------
-    mask, grid, method
+    mask, grid, method, simplify_px
         As for :func:`mask_contours`.
     name : str
         ROI name (AAPM TG-263 names are recommended).
@@ -186,7 +204,7 @@ def structure_from_mask(
     """
     from rtplan.structure import Contour, Structure
 
-    contours = mask_contours(mask, grid, method)
+    contours = mask_contours(mask, grid, method, simplify_px)
     if not contours:
         raise ContourError("mask is empty: no contour to write", structure=name)
     return Structure(
@@ -246,6 +264,49 @@ def remove_collinear(xy: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
     scale = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     keep = (np.abs(cross) > tolerance * scale) | (dot <= 0)
     return p[keep]
+
+
+def simplify(xy: np.ndarray, tolerance: float) -> np.ndarray:
+    """Douglas-Peucker simplification of a closed polygon: every dropped vertex lies within
+    ``tolerance`` of the kept edge that replaces it.
+
+    The two anchors are vertex 0 and the vertex farthest from it; then, round by round, each
+    open span between kept vertices keeps its farthest vertex when that is farther than
+    ``tolerance`` from the span's chord (all spans of a round at once).
+
+    Examples
+    --------
+    >>> t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    >>> circle = 100 * np.column_stack([np.cos(t), np.sin(t)])
+    >>> len(simplify(circle, 0.1))  # spans halve until their sagitta is <= 0.1
+    128
+    """
+    p = np.asarray(xy, dtype=float)
+    n = len(p)
+    if n <= 4 or tolerance <= 0:
+        return p
+    far = int(np.argmax(np.sum((p - p[0]) ** 2, axis=1)))
+    ring = np.concatenate([p, p[:1]])  # vertex n is vertex 0 again
+    kept = np.zeros(n + 1, dtype=bool)
+    kept[[0, far, n]] = True
+    index = np.arange(n + 1)
+    while True:
+        start = np.maximum.accumulate(np.where(kept, index, 0))
+        end = np.minimum.accumulate(np.where(kept, index, n)[::-1])[::-1]
+        a, b = ring[start], ring[end]
+        ab = b - a
+        length2 = np.sum(ab * ab, axis=1)
+        t = np.clip(np.sum((ring - a) * ab, axis=1) / np.where(length2 > 0, length2, 1), 0, 1)
+        dist = np.linalg.norm(ring - (a + t[:, None] * ab), axis=1)
+        dist[kept] = -1.0
+        candidates = np.flatnonzero(dist > tolerance)
+        if candidates.size == 0:
+            break
+        span = start[candidates]
+        order = np.lexsort((-dist[candidates], span))  # by span, farthest first
+        _, first = np.unique(span[order], return_index=True)
+        kept[candidates[order[first]]] = True
+    return p[kept[:-1]]
 
 
 def decimate(xy: np.ndarray, max_points: int) -> np.ndarray:

@@ -315,6 +315,7 @@ def write_rtstruct(
     try:
         with os.fdopen(fd, "wb") as fh:
             ds.save_as(fh, enforce_file_format=True)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
@@ -549,6 +550,12 @@ def _safe_filename(name: str) -> str:
     if not safe.lower().endswith(".dcm"):
         safe = f"{safe or 'RS'}.dcm"
     return safe[:160]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _same_file(a: Path, b: Path) -> bool:
