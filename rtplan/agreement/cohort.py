@@ -34,7 +34,8 @@ Failures
     A patient that cannot be read or compared is reported (its folder and the one-line
     error) and skipped; the rest of the cohort completes.
 Execution
-    ``jobs=1`` runs in this process; ``jobs>1`` on a local process pool; ``scheduler``
+    ``jobs=1`` runs in this process; ``jobs>1`` on a local process pool (workers started
+    by a fork server, so they inherit no threads of the caller); ``scheduler``
     (a Dask scheduler address) on a ``dask.distributed`` cluster whose workers see the same
     files.  The rows do not depend on where or in which order patients ran.
 """
@@ -42,6 +43,7 @@ Execution
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -349,7 +351,9 @@ def _local(folders, options, jobs) -> Iterable[tuple[int, PatientOutcome]]:
         for i, f in enumerate(folders):
             yield i, _run_folder(f, options)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # forkserver: workers never inherit threads (SimpleITK, tqdm) of the calling process
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = {pool.submit(_run_folder, f, options): i for i, f in enumerate(folders)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
