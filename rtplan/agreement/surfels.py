@@ -208,14 +208,14 @@ def contour_length_table(spacing_mm) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Surfels:
-    """Surface points of one mask with the area (3-D) or length (2-D) each carries.
+    """Surface points of one 3-D mask with the area each carries.
 
     Attributes
     ----------
-    corners : numpy.ndarray, shape (n, ndim), int64
+    corners : numpy.ndarray, shape (n, 3), int64
         Corner indices: corner ``c`` lies at voxel index ``c - 1/2`` along every axis.
     weights : numpy.ndarray, shape (n,)
-        Area (mm^2) or length (mm) of each surface element.
+        Area (mm^2) of each surface element.
     """
 
     corners: np.ndarray
@@ -226,7 +226,7 @@ class Surfels:
 
     @property
     def total(self) -> float:
-        """Total surface area (mm^2) or contour length (mm)."""
+        """Total surface area (mm^2)."""
         return float(self.weights.sum())
 
 
