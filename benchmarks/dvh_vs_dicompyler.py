@@ -21,7 +21,8 @@ What it does
    exact values (volume, Dmean, Dmin, Dmax, D99%, D95%, D50%, D5%, D1%, D0.03cc, D2cc).
 
 Options: ``--skip-interpolated`` (the slow dicompyler run), ``--work DIR``.
-Timings are single-process wall times on the machine at hand (numpy may use one core).
+Timings are wall times (and process CPU times, which a busy machine disturbs less) of one
+process per tool, BLAS threads limited to one.
 """
 
 from __future__ import annotations
@@ -155,12 +156,16 @@ def run_rtplan(work: Path) -> dict:
     read_s = time.perf_counter() - t0
     out = {"read_s": read_s, "structures": {}}
     for s in ss:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         dvh = compute(s, dose, field=field)
         vals = {"volume_cc": dvh.total_volume_cc}
         for m in METRICS:
             vals[m] = dvh.metric(m)
-        out["structures"][s.name] = {"time_s": time.perf_counter() - t, "values": vals}
+        out["structures"][s.name] = {
+            "time_s": time.perf_counter() - t,
+            "cpu_s": time.process_time() - c,
+            "values": vals,
+        }
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
@@ -188,7 +193,7 @@ DICOMPYLER_RUNNER = textwrap.dedent(
     out = {"structures": {}}
     stats = {"Dmean": "mean", "Dmin": "min", "Dmax": "max"}
     for number, roi in rois.items():
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             dvh = dvhcalc.get_dvh(rtss, rtdose, number, **kw)
             vals = {"volume_cc": float(dvh.volume)}
@@ -199,7 +204,8 @@ DICOMPYLER_RUNNER = textwrap.dedent(
                     vals[m] = float(dvh.statistic(m.replace("%", "")).value)
         except Exception as exc:
             vals = {"error": f"{type(exc).__name__}: {exc}"}
-        out["structures"][roi["name"]] = {"time_s": time.perf_counter() - t, "values": vals}
+        out["structures"][roi["name"]] = {"time_s": time.perf_counter() - t,
+                                          "cpu_s": time.process_time() - c, "values": vals}
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
     out["peak_rss_mb"] = int(hwm[0].split()[1]) / 1024 if hwm else float("nan")
     print(json.dumps(out))
@@ -258,6 +264,9 @@ def report(truth: dict, results: dict) -> None:
         print(row)
     print(f"{'TOTAL':<31}" + "".join(f"{totals[t]:>16.2f}" for t in tools)
           + "".join(f"{totals[t] / totals[tools[0]]:>18.1f}" for t in tools[1:]))  # fmt: skip
+    cpu = {t: sum(v.get("cpu_s", 0.0) for v in results[t]["structures"].values()) for t in tools}
+    print(f"{'TOTAL CPU':<31}" + "".join(f"{cpu[t]:>16.2f}" for t in tools)
+          + "".join(f"{cpu[t] / cpu[tools[0]]:>18.1f}" for t in tools[1:]))  # fmt: skip
     for t in tools:
         extra = f", reading {results[t]['read_s']:.2f} s" if "read_s" in results[t] else ""
         print(f"  {t}: peak memory {results[t]['peak_rss_mb']:.0f} MB{extra}")
