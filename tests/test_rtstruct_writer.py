@@ -16,6 +16,7 @@ from rtplan import synthetic as syn
 from rtplan.contouring import edges_meet, structure_from_mask
 from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.io.ct import read_ct_series
+from rtplan.io.rtstruct import read_rtstruct
 from rtplan.io.rtstruct_writer import MAX_ELEMENT_BYTES, rtstruct_dataset, write_rtstruct
 from rtplan.polygon import signed_area
 from rtplan.structure import Contour, Structure
@@ -114,6 +115,22 @@ def test_round_trip_binary_masks_dice_and_volume(tmp_path):
         dice = 2 * np.sum(back & m) / (back.sum() + m.sum())
         assert dice >= 0.99, name
         assert read[name].volume_cc == pytest.approx(volume_cc, rel=0.005), name
+
+
+def test_round_trip_through_rtplans_reader(tmp_path):
+    # Same truth, read back with rtplan.io.rtstruct (strict: every structure checked for
+    # emptiness, self-intersection, off-slice contours) on a feet-first CT.
+    image, header = _ct(tmp_path, "FFS")
+    masks = _shapes(image.grid)
+    path = write_rtstruct(
+        tmp_path, [structure_from_mask(m, image.grid, n) for n, m in masks.items()], image, header
+    )
+    ss = read_rtstruct(path, reference=image)
+    assert ss.names == list(masks) and ss.warnings == () and dict(ss.problems) == {}
+    for name, m in masks.items():
+        back = ss[name].binary_mask(image.grid)
+        assert 2 * np.sum(back & m) / (back.sum() + m.sum()) >= 0.99, name
+        assert ss[name].volume_cc == pytest.approx(m.sum() * image.grid.voxel_volume_cc, rel=0.005)
 
 
 def test_islands_and_ring_are_separate_nested_contours(tmp_path):
