@@ -24,10 +24,10 @@ by the even-odd rule).  Two kinds of mask are handled, chosen by ``method``:
     boundaries the polygon still runs slightly inside the true edge (the chords between
     vertices), losing up to about a pixel of area per closed loop whatever its size.  The
     loops are simplified (Douglas-Peucker, ``SIMPLIFY_PX`` = 0.05 pixel by default: a
-    disc of radius 15 pixels keeps half its vertices), then all loops of the slice
-    are moved along their outward normals by one common
-    distance (at most ``MAX_AREA_OFFSET`` pixel) that makes their net area equal the sum
-    of the fractions on the slice (the move is skipped when it would make edges cross).
+    disc of radius 15 pixels keeps half its vertices), then all loops of the slice are
+    moved along their outward normals by one common distance (at most
+    ``MAX_AREA_OFFSET`` pixel) that makes their net area equal the sum of the fractions
+    on the slice (the move is skipped when it would make edges cross).
     Against a disc of radius 3 / 5 / 8 pixels the result has Dice 0.995 / 0.998 / 0.999.
     Slices where no fraction exceeds 0.5 get no contour (the nearest planar-contour
     representation of a sliver thinner than half a voxel is none).
@@ -44,6 +44,7 @@ column direction); the even-odd rule does not depend on this.
 
 from __future__ import annotations
 
+import contourpy
 import numpy as np
 
 from rtplan.errors import ContourError, GeometryError
@@ -91,8 +92,6 @@ def slice_polygons(
     >>> float(signed_area(slice_polygons(m)[0]))
     6.0
     """
-    import contourpy
-
     v = np.asarray(values)
     if v.ndim != 2:
         raise GeometryError(f"a mask slice must be 2-D, got shape {v.shape}")
