@@ -133,3 +133,14 @@ def test_compare_embedded(phantom, tmp_path, capsys):
     assert cmp["name"] == "PTV"
     for m in ("volume_cc", "Dmean", "Dmax", "D95%", "D50%", "D5%"):
         assert abs(cmp["metrics"][m]["difference"]) < 0.02, m
+
+
+def test_every_subcommand_help_prints(capsys):
+    # argparse formats help lazily; a stray '%' in a help string only fails here
+    from rtplan.cli import COMMANDS, main
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        assert "usage: rtplan" in capsys.readouterr().out

@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--metrics",
         default=",".join(DEFAULT_METRICS),
-        help=f"comma-separated metric list (default: {','.join(DEFAULT_METRICS)})",
+        help="comma-separated metric list (default: %(default)s)",
     )
     p.add_argument("--dose", nargs="+", metavar="FILE", help="RTDOSE file(s); several are summed")
     p.add_argument("--json", action="store_true", help=f"print JSON (schema {SCHEMA})")
