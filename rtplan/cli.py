@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except RtplanError as exc:
         print(f"rtplan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("rtplan: interrupted", file=sys.stderr)
         return 130
