@@ -50,6 +50,7 @@ from rtplan.dvh.dosefield import axial_field
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import InputError, RtplanError
 from rtplan.io.discover import PatientData, load_folder
+from rtplan.io.rtstruct import StructureSet
 from rtplan.matching import Match, match_structures
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
@@ -359,6 +360,15 @@ def patient_label(patient: PatientData) -> str:
     return str(patient.files[0].path.parent) if patient.files else "(unnamed)"
 
 
+def patient_inputs(patient: PatientData) -> tuple[StructureSet, Dose, Plan | None]:
+    """The structure set, plan dose and RTPLAN (``None`` without one) a check of ``patient``
+    uses; with several RTPLANs or doses the reader asks which one (an ``InputError``).
+    Objects are read once and cached by ``patient``."""
+    plan = patient.plan() if patient.plans else None
+    dose = patient.dose(plan.label if plan is not None and len(patient.doses) > 1 else None)
+    return patient.structure_set(), dose, plan
+
+
 def check_patient(
     patient: PatientData,
     protocol: Protocol,
@@ -370,9 +380,7 @@ def check_patient(
     The RTPLAN is optional (the protocol's prescription and fractions are then assumed, and
     noted); with several RTPLANs or doses the reader asks which one (an ``InputError``).
     """
-    plan = patient.plan() if patient.plans else None
-    dose = patient.dose(plan.label if plan is not None and len(patient.doses) > 1 else None)
-    structure_set = patient.structure_set()
+    structure_set, dose, plan = patient_inputs(patient)
     inputs = {
         "patient_id": patient.patient_id,
         "FrameOfReferenceUID": patient.frame_of_reference_uid,
@@ -398,6 +406,7 @@ def check_folder(
     *,
     mapping: Mapping[str, str | Sequence[str]] | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    on_checked: Callable[[PatientData, PlanCheck], None] | None = None,
 ) -> list[Outcome]:
     """Check every patient (and frame of reference) found under ``path``.
 
@@ -411,6 +420,10 @@ def check_folder(
         User structure mapping, applied to every patient.
     progress : callable, optional
         Wraps the iterable of patients, e.g. ``tqdm.tqdm`` for a progress bar.
+    on_checked : callable, optional
+        Called as ``on_checked(patient, check)`` after each patient is checked, while the
+        patient's objects are still cached (e.g. to draw a picture with
+        :func:`patient_inputs` and ``patient.image()``).  Its errors are not caught.
 
     Returns
     -------
@@ -422,12 +435,19 @@ def check_folder(
     patients = load_folder(path)
     if not patients:
         raise InputError("no DICOM-RT patient found", path=path)
-    if len(patients) == 1:
-        return [check_patient(patients[0], protocol, mapping=mapping)]
     outcomes: list[Outcome] = []
+    if len(patients) == 1:
+        outcomes.append(check_patient(patients[0], protocol, mapping=mapping))
+        if on_checked is not None:
+            on_checked(patients[0], outcomes[0])
+        return outcomes
     for patient in progress(patients) if progress else patients:
         try:
-            outcomes.append(check_patient(patient, protocol, mapping=mapping))
+            check = check_patient(patient, protocol, mapping=mapping)
         except RtplanError as exc:
             outcomes.append(PatientError(patient_label(patient), str(exc)))
+            continue
+        outcomes.append(check)
+        if on_checked is not None:
+            on_checked(patient, check)
     return outcomes

@@ -155,7 +155,7 @@ def test_cohort_folder_reports_every_patient(cohort, capsys, tmp_path):
     root = ET.parse(files["xml"]).getroot()
     assert root.get("tests") == str(2 * n) and root.get("failures") == "1"
     html = files["html"].read_text()
-    assert html.count("data:image/png;base64,") == 2 and "RPS_FAIL" in html
+    assert html.count("data:image/png;base64,") == 4 and "RPS_FAIL" in html  # DVH + overlay each
 
 
 def test_cohort_with_an_unreadable_patient_still_checks_the_others(cohort, capsys, tmp_path):

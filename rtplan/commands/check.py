@@ -2,7 +2,7 @@
 
 Prints a table (structure, metric, value, limit, result, margin to the limit) or, with
 ``--json``, the JSON report; ``--csv``, ``--junit`` and ``--html`` write those reports to
-files.  ``PATH`` is one patient's folder or a folder of many (one row per patient and
+files; ``--png`` writes the contour and isodose overlay of one patient (also in the HTML).  ``PATH`` is one patient's folder or a folder of many (one row per patient and
 constraint, with a progress bar on a terminal).
 
 Exit codes: 0 every mandatory constraint passed; 1 a mandatory constraint failed; 2 bad input
@@ -16,16 +16,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from rtplan.check import check_folder
-from rtplan.errors import InputError
+from rtplan.check import PlanCheck, check_folder, patient_inputs
+from rtplan.errors import InputError, RtplanError
+from rtplan.io import PatientData
 from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
 from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
 
 _DESCRIPTION = """\
 Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,
 value, limit, result, margin to the limit) or, with --json, the JSON report; --csv, --junit and
---html write those reports to files. PATH is one patient's folder or a folder of many (one row
-per patient and constraint, with a progress bar on a terminal).
+--html write those reports to files; --png writes the axial, coronal and sagittal views with the
+protocol's structures and the 95/50/20% isodose lines (also in the HTML). PATH is one patient's
+folder or a folder of many (one row per patient and constraint, with a progress bar on a
+terminal).
 
 exit codes: 0 every mandatory constraint passed; 1 a mandatory constraint failed;
             2 bad input (one line on stderr). Details: docs/protocols.md"""
@@ -52,6 +55,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--csv", metavar="FILE", help="write one CSV row per patient and constraint")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per constraint)")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.add_argument(
+        "--png",
+        metavar="FILE",
+        help="write the contour and isodose overlay (PATH must be one patient)",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,17 +76,63 @@ def _write(path: str, text: str) -> None:
         raise InputError(f"cannot write report: {exc.strerror}", path=path) from None
 
 
+def _overlay(patient: PatientData, check: PlanCheck) -> bytes | str:
+    """The check's overlay as PNG bytes, or the one-line reason it could not be drawn.
+    Without a readable CT the overlay is drawn on a blank background (and a warning
+    printed)."""
+    from rtplan.report.overlay import check_overlay, figure_png
+
+    structure_set, dose, _ = patient_inputs(patient)
+    try:
+        image = patient.image()
+    except RtplanError as exc:
+        print(f"rtplan check: warning: {check.patient}: CT not shown: {exc}", file=sys.stderr)
+        image = None
+    try:
+        return figure_png(check_overlay(check, structure_set.structures, dose, image))
+    except RtplanError as exc:
+        return f"{check.patient}: overlay not drawn: {exc}"
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"cannot write image: {exc.strerror}", path=path) from None
+
+
 def run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     mapping = load_structure_mapping(args.map) if args.map else None
     if not Path(args.path).exists():
         raise InputError("no such file or folder", path=args.path)
-    outcomes = check_folder(args.path, protocol, mapping=mapping, progress=_progress)
+    overlays: dict[int, bytes | str] = {}
+
+    def draw(patient: PatientData, check: PlanCheck) -> None:
+        overlays[id(check)] = _overlay(patient, check)
+
+    outcomes = check_folder(
+        args.path,
+        protocol,
+        mapping=mapping,
+        progress=_progress,
+        on_checked=draw if (args.html or args.png) else None,
+    )
+    if args.png and len(outcomes) != 1:
+        raise InputError(
+            f"--png needs one patient, the folder holds {len(outcomes)} (use --html)",
+            path=args.path,
+        )
     if args.csv:
         _write(args.csv, to_csv(outcomes, protocol))
     if args.junit:
         _write(args.junit, to_junit_xml(outcomes, protocol))
     if args.html:
-        _write(args.html, to_html(outcomes, protocol))
+        _write(args.html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes]))
+    if args.png:
+        png = overlays[id(outcomes[0])]
+        if isinstance(png, str):
+            raise InputError(png)
+        _write_bytes(args.png, png)
     sys.stdout.write(to_json(outcomes, protocol) if args.json else to_text(outcomes, protocol))
     return exit_code(outcomes)

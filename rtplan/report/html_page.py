@@ -1,8 +1,9 @@
 """A self-contained HTML report of a protocol check (opens offline: styles and DVH plots inline).
 
 Contents: rtplan version, protocol summary (prescription, status, sources), then per patient
-the plan summary, the input files' UIDs, notes, the constraint table and the DVH plot as an
-embedded PNG (``<img src="data:image/png;base64,...">``).
+the plan summary, the input files' UIDs, notes, the constraint table, the DVH plot and (when
+given) the contour and isodose overlay (:mod:`rtplan.report.overlay`), each as an embedded PNG
+(``<img src="data:image/png;base64,...">``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ th { background: #eee; }
 .acceptable { background: #fcefc7; } .not-evaluated, .error { background: #e8e8e8; }
 .template { border: 2px solid #c80; padding: 0.5em; background: #fff6e0; }
 code { font-size: 90%; }
+.figures { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.figures img { max-width: 100%; height: auto; }
 """
 
 
@@ -67,7 +70,12 @@ def _protocol_section(protocol: Protocol) -> list[str]:
     return out
 
 
-def _patient_section(o: Outcome) -> list[str]:
+def _png_img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str]:
     if isinstance(o, PatientError):
         return [
             f"<h2>Patient {escape(o.patient)}: ERROR</h2>",
@@ -134,25 +142,42 @@ def _patient_section(o: Outcome) -> list[str]:
             )
         )
     out.append("</table>")
+    figures = []
     if o.dvhs:
-        png = base64.b64encode(dvh_png(dict(o.dvhs), title=f"{o.patient}: cumulative DVH"))
-        out.append(
-            f'<img alt="cumulative DVH of {escape(o.patient)}" '
-            f'src="data:image/png;base64,{png.decode("ascii")}">'
-        )
+        png = dvh_png(dict(o.dvhs), title=f"{o.patient}: cumulative DVH")
+        figures.append(_png_img(png, f"cumulative DVH of {o.patient}"))
+    if isinstance(overlay, bytes):
+        figures.append(_png_img(overlay, f"contours and isodose lines of {o.patient}"))
+    if figures:
+        out.append('<div class="figures">' + "".join(figures) + "</div>")
+    if isinstance(overlay, str):
+        out.append(f'<p class="error">{escape(overlay)}</p>')
     return out
 
 
-def to_html(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
-    """The report as one self-contained HTML page."""
+def to_html(
+    outcomes: Sequence[Outcome],
+    protocol: Protocol,
+    overlays: Sequence[bytes | str | None] | None = None,
+) -> str:
+    """The report as one self-contained HTML page.
+
+    ``overlays``, when given, holds one item per outcome: the PNG of its contour and isodose
+    overlay (:func:`rtplan.report.overlay.check_overlay`), a one-line reason why there is
+    none (shown instead), or ``None``.
+    """
+    if overlays is None:
+        overlays = [None] * len(outcomes)
+    if len(overlays) != len(outcomes):
+        raise ValueError(f"{len(overlays)} overlays for {len(outcomes)} outcomes")
     status = overall_status(outcomes)
     body = [
         f"<h1>rtplan check: {escape(protocol.name)} - {escape(status.upper())}</h1>",
         f"<p>rtplan {escape(__version__)}; {len(outcomes)} patient(s).</p>",
         *_protocol_section(protocol),
     ]
-    for o in outcomes:
-        body.extend(_patient_section(o))
+    for o, overlay in zip(outcomes, overlays, strict=True):
+        body.extend(_patient_section(o, overlay))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>rtplan check {escape(protocol.name)}</title><style>{_STYLE}</style></head>"
