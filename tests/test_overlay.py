@@ -295,6 +295,23 @@ def test_structures_off_the_planes_are_listed_as_such_and_unknown_names_refused(
         plane_views(sphere_ct(), [sphere()], names=["Sphre"])
 
 
+def test_views_take_in_the_patient_outline_even_when_it_is_not_drawn():
+    """Crop: the sphere +- 15 mm would span x = -35..55 mm; the EXTERNAL box (x = -40..60 mm)
+    + 15 mm reaches beyond the CT, whose voxel edges (x = -50.75..70.75 mm) then bound it."""
+    square = np.array([[-50, -50], [50, -50], [50, 50], [-50, 50]], float) + CENTRE[:2]
+    body = Structure(
+        "BODY",
+        tuple(Contour(np.c_[square, np.full(4, z)]) for z in CENTRE[2] + GAP * np.arange(-5, 6)),
+        interpreted_type="EXTERNAL",
+        slice_spacing_mm=GAP,
+    )
+    fig = plane_views(sphere_ct(), [sphere(), body], names=["Sphere"])
+    assert sorted(axes_by_title(fig)["Axial"].get_xlim()) == pytest.approx(
+        (CENTRE[0] - 60.75, CENTRE[0] + 60.75), abs=1.0
+    )
+    assert [t.get_text() for lg in fig.legends for t in lg.get_texts()] == ["Sphere"]
+
+
 # ---------------------------------------------------------------------------- reports
 class ImageSources(HTMLParser):
     def __init__(self):

@@ -26,7 +26,9 @@ Planes
 Extent
     The background is the CT's extent (voxel edges), else the dose grid's, else the
     structures' bounding box.  The views are cropped to the bounding box of the structures
-    drawn widened by :data:`MARGIN_MM` (within the background).
+    drawn and of the patient outline (any structure of interpreted type EXTERNAL, drawn or
+    not), widened by :data:`MARGIN_MM` (within the background); a panel narrower than
+    :data:`MIN_ASPECT` (width / height) is widened on both sides.
 Image
     CT numbers are sampled trilinearly (``scipy.ndimage.map_coordinates``, ``order=1``) on
     a plane lattice of at most 1 mm spacing and shown in the window :data:`WINDOW_HU`,
@@ -79,6 +81,8 @@ ISODOSE_PCT = (95.0, 50.0, 20.0)
 TARGET_TYPES = ("PTV", "CTV", "GTV")
 #: Margin (mm) around the structures drawn when cropping the views.
 MARGIN_MM = 15.0
+#: Narrowest panel drawn (width / height); narrower views are widened on both sides.
+MIN_ASPECT = 0.65
 #: Finest and coarsest lattice of the resampled planes: at most 1 mm, at most this many
 #: samples along a side.
 MAX_STEP_MM = 1.0
@@ -236,7 +240,7 @@ def _snap(centre: np.ndarray, frame: _Frame, drawn: Sequence[Structure]) -> np.n
 
 
 def _crop(frame: _Frame, drawn: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-    """The drawn structures' box plus the margin, inside the background."""
+    """The structures' box plus the margin, inside the background."""
     if not drawn:
         return frame.lo.copy(), frame.hi.copy()
     lo, hi = _bounds(drawn)
@@ -299,6 +303,11 @@ class _Plane:
 
 
 def _plane(view: _View, centre: np.ndarray, lo: np.ndarray, hi: np.ndarray, step0: float):
+    lo, hi = lo.copy(), hi.copy()
+    widen = MIN_ASPECT * (hi[view.v] - lo[view.v]) - (hi[view.h] - lo[view.h])
+    if widen > 0:  # a tall, narrow panel: show more on either side
+        lo[view.h] -= widen / 2
+        hi[view.h] += widen / 2
     size = max(hi[view.h] - lo[view.h], hi[view.v] - lo[view.v])
     step = max(min(MAX_STEP_MM, step0), size / MAX_SAMPLES)
 
@@ -441,7 +450,8 @@ def plane_views(
         else np.asarray(centre_mm, dtype=float).reshape(3)
     )
     centre = _snap(centre, frame, drawn)
-    lo, hi = _crop(frame, drawn)
+    outline = [s for s in structures if s.interpreted_type.upper() == "EXTERNAL" and s.is_volume]
+    lo, hi = _crop(frame, [*drawn, *outline])
 
     reference = prescription_gy
     if reference is None and dose is not None:
