@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib import patheffects
+from matplotlib import colormaps, patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_hex
@@ -202,14 +202,23 @@ def _frame(image, dose, drawn) -> _Frame:
         return _grid_frame(image.grid, snap=True)
     if dose is not None:
         return _grid_frame(dose.grid, snap=False)
-    if drawn:
-        lo, hi = _bounds(drawn)
-        return _Frame(lo, hi, None, MAX_STEP_MM)
-    raise InputError("nothing to draw: no image, no dose and no structure")
+    box = _bounds(drawn)
+    if box is not None:
+        return _Frame(box[0], box[1], None, MAX_STEP_MM)
+    raise InputError("nothing to draw: no image, no dose and no structure with contours")
 
 
-def _bounds(structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-    boxes = [s.bounds_mm() for s in structures]
+def _bounds(structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray] | None:
+    """LPS box of the structures that can be measured (``None`` if none can; one that
+    cannot is reported in the legend when it is drawn)."""
+    boxes = []
+    for s in structures:
+        try:
+            boxes.append(s.bounds_mm())
+        except RtplanError:
+            continue
+    if not boxes:
+        return None
     return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
 
 
@@ -241,9 +250,10 @@ def _snap(centre: np.ndarray, frame: _Frame, drawn: Sequence[Structure]) -> np.n
 
 def _crop(frame: _Frame, drawn: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
     """The structures' box plus the margin, inside the background."""
-    if not drawn:
+    box = _bounds(drawn)
+    if box is None:
         return frame.lo.copy(), frame.hi.copy()
-    lo, hi = _bounds(drawn)
+    lo, hi = box
     lo, hi = np.maximum(lo - MARGIN_MM, frame.lo), np.minimum(hi + MARGIN_MM, frame.hi)
     empty = hi <= lo
     lo[empty], hi[empty] = frame.lo[empty], frame.hi[empty]
@@ -256,9 +266,7 @@ def _sample(values: np.ndarray, grid: Grid, points: np.ndarray, tolerance: float
     idx = grid.world_to_index(points.reshape(-1, 3))
     upper = np.asarray(grid.shape) - 1
     inside = np.all((idx >= -tolerance) & (idx <= upper + tolerance), axis=1)
-    out = ndimage.map_coordinates(
-        np.asarray(values, dtype=np.float32), idx.T, order=1, mode="nearest"
-    )
+    out = ndimage.map_coordinates(values, idx.T, output=np.float32, order=1, mode="nearest")
     out[~inside] = np.nan
     return out.reshape(points.shape[:-1])
 
@@ -337,10 +345,9 @@ def _axial_polygons(s: Structure, z_mm: float) -> list[np.ndarray]:
 
 
 def _isodose_colours(n: int) -> list[str]:
-    if n == 0:
-        return []
-    picks = np.round(np.linspace(0, len(ISODOSE_COLOURS) - 1, n)).astype(int) if n > 1 else [0]
-    return [ISODOSE_COLOURS[i % len(ISODOSE_COLOURS)] for i in picks]
+    """``n`` colours of :data:`ISODOSE_COLOURS`, evenly spread from the first (highest)."""
+    picks = np.round(np.linspace(0, len(ISODOSE_COLOURS) - 1, n)).astype(int)
+    return [ISODOSE_COLOURS[i] for i in picks]
 
 
 def _direction_labels(ax, labels) -> None:
@@ -477,7 +484,7 @@ def plane_views(
     gs = fig.add_gridspec(1, 3, width_ratios=aspects)
     shown: dict[str, bool] = dict.fromkeys(colours, False)
     problems: dict[str, str] = {}
-    cmap = _ct_colormap()
+    cmap = colormaps["gray"].with_extremes(bad=_BACKGROUND)
     for col, plane in enumerate(planes):
         view = plane.view
         ax = fig.add_subplot(gs[0, col])
@@ -529,15 +536,9 @@ def plane_views(
     return fig
 
 
-def _ct_colormap():
-    from matplotlib import colormaps
-
-    return colormaps["gray"].with_extremes(bad=_BACKGROUND)
-
-
 def _draw_structure(ax, s: Structure, plane: _Plane, colour: str) -> bool:
     """Draw one structure's outline on a panel; True when something was drawn."""
-    if plane.view.title == "Axial":
+    if plane.view.n == 2:  # axial: the contours themselves
         polys = _axial_polygons(s, plane.position_mm)
         if not polys:
             return False
@@ -573,22 +574,18 @@ def _legends(fig, drawn, colours, shown, problems, levels, iso_colours, referenc
             ncols=min(len(handles), 4), **style,
         )  # fmt: skip
     if levels:
-        of = f"{format_number(round(reference, 2))} Gy" if rx is not None else "the maximum"
-        iso = [
-            Line2D(
-                [],
-                [],
-                color=c,
-                lw=2,
-                ls=(0, (5, 2)),
-                label=f"{format_number(round(lv, 2))} Gy ({100 * lv / reference:.0f}%)",
-            )  # fmt: skip
-            for lv, c in zip(levels, iso_colours, strict=True)
-        ]
+        title = "Isodose"
+        if reference:  # a percentage needs a positive reference dose
+            title += " (% of " + (f"{format_number(round(reference, 2))} Gy)" if rx else "max)")
+        iso = []
+        for lv, c in zip(levels, iso_colours, strict=True):
+            label = f"{format_number(round(lv, 2))} Gy"
+            if reference:
+                label += f" ({100 * lv / reference:.0f}%)"
+            iso.append(Line2D([], [], color=c, lw=2, ls=(0, (5, 2)), label=label))
         fig.legend(
-            handles=iso, title=f"Isodose (% of {of})", loc="outside lower right",
-            ncols=min(len(iso), 3), **style,
-        )  # fmt: skip
+            handles=iso, title=title, loc="outside lower right", ncols=min(len(iso), 3), **style
+        )
 
 
 def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
