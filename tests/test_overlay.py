@@ -145,6 +145,26 @@ def test_direction_letters_and_image_content_agree(position):
         assert abs(fx - 0.5) > 0.1 and abs(fy - 0.5) > 0.1  # clearly off-centre
 
 
+@pytest.mark.parametrize("position", [p for p in PATIENT_POSITION_IOP if p != "HFS"])
+def test_same_anatomy_gives_the_same_picture_in_every_patient_position(position):
+    """The same voxel centres and values in LPS, stored in another array order, must give
+    the same panels as the head-first-supine storage."""
+
+    def pictures(pos):
+        fig = plane_views(marker_ct(pos), centre_mm=MARKER_MM)
+        return {
+            name: (img.get_extent(), img.origin, np.ma.filled(img.get_array(), np.nan))
+            for name, ax in axes_by_title(fig).items()
+            for img in ax.get_images()
+        }
+
+    reference, other = pictures("HFS"), pictures(position)
+    assert set(other) == {"Axial", "Coronal", "Sagittal"}
+    for name, (extent, origin, data) in reference.items():
+        assert other[name][:2] == (extent, origin), name
+        np.testing.assert_allclose(other[name][2], data, atol=1e-3, err_msg=name)
+
+
 def test_marker_lands_on_its_lps_coordinates_for_a_prone_feet_first_ct():
     """Data coordinates of the marker in every view equal its LPS position (FFP: both
     in-plane axes and the slice axis run against the HFS directions)."""
