@@ -58,3 +58,37 @@ def test_bad_samples_raise():
         DVH([1.0], [-1.0])
     with pytest.raises(InputError):
         DVH([np.nan], [1.0])
+
+
+def test_single_queries_without_sorting_match_brute_force():
+    # truth: the volume below x summed sample by sample (uniform intervals clipped to the
+    # extremes, point masses), and its inverse by bisection; the set has a point mass at
+    # 32 Gy and a gap above it, so jumps and flat stretches are exercised
+    rng = np.random.default_rng(5)
+    n = 4000
+    d = np.concatenate([rng.uniform(10, 30, n), np.full(500, 32.0), rng.uniform(40, 50, n)])
+    s = np.concatenate([rng.uniform(0, 0.5, n), np.zeros(500), rng.uniform(0.01, 2, n)])
+    v = rng.uniform(0.001, 0.01, len(d))
+    dvh = DVH(d, v, s, min_gy=9.9, max_gy=50.5)
+    lo, hi = np.clip(d - s, 9.9, 50.5), np.clip(d + s, 9.9, 50.5)
+    w = hi - lo
+
+    def below(x):
+        ramp = np.clip((x - lo) / np.where(w > 0, w, 1.0), 0.0, 1.0)
+        return np.sum(v * np.where(w > 0, ramp, lo < x))
+
+    total = v.sum()
+    for x in (9.0, 9.9, 15.3, 30.2, 32.0, 35.0, 40.0, 47.1, 50.5, 51.0):
+        assert dvh.volume_at_dose_cc(x) == pytest.approx(total - below(x), abs=1e-9)
+    upper = v[d >= 40].sum()
+    for vol in (1e-4, 0.3, 0.5 * total, upper, upper + 0.5 * v[d == 32].sum(), total):
+        a, b = 9.0, 51.0
+        for _ in range(80):
+            m = 0.5 * (a + b)
+            a, b = (m, b) if below(m) <= total - vol else (a, m)
+        assert dvh.dose_at_volume_gy(vol) == pytest.approx(a, abs=1e-7)
+    assert dvh.dose_at_volume_gy(0.0) == hi.max()
+    # many queries at once go through the sorted curve: the same answers
+    many = np.linspace(0, total, 40)
+    sorted_path = DVH(d, v, s, min_gy=9.9, max_gy=50.5).dose_at_volume_gy(many)
+    np.testing.assert_allclose(sorted_path, [dvh.dose_at_volume_gy(x) for x in many], atol=1e-9)

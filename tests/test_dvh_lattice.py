@@ -11,6 +11,17 @@ def _edges(poly):
     return x, y, np.roll(x, -1), np.roll(y, -1)
 
 
+def _all_cells(m):
+    """(row, col, area) of every covered cell: boundary cells, then the runs expanded."""
+    n = m.run_length
+    rank = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    return (
+        np.concatenate([m.row, np.repeat(m.run_row, n)]),
+        np.concatenate([m.col, np.repeat(m.run_col, n) + rank]),
+        np.concatenate([m.area, np.repeat(m.run_area, n)]),
+    )
+
+
 def test_split_edges_pieces_stay_in_one_cell_and_cover_the_edge():
     # truth: pieces tile each edge; each piece lies in a single unit cell
     rng = np.random.default_rng(3)
@@ -37,16 +48,21 @@ def test_cell_moments_match_brute_force_for_star_with_hole():
     def shoelace(p):
         return 0.5 * abs(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1]))
 
-    np.testing.assert_allclose(m.area.sum(), shoelace(outer) - shoelace(hole), rtol=1e-12)
+    rows, cols, areas = _all_cells(m)
+    np.testing.assert_allclose(areas.sum(), shoelace(outer) - shoelace(hole), rtol=1e-12)
+    assert len(m.run_length) > 0 and np.all(np.abs(m.run_area - 1) < 1e-12)
     g = (np.arange(400) + 0.5) / 400
     U, V = np.meshgrid(g, g)
     po, ph = Path(outer), Path(hole)
+    n_b = len(m.area)
+    for r, c in zip(rows[n_b:], cols[n_b:], strict=True):  # interior cells: wholly inside
+        pts = np.c_[c + U[::8, ::8].ravel(), r + V[::8, ::8].ravel()]
+        assert np.all(po.contains_points(pts) & ~ph.contains_points(pts))
     checked = 0
     for i in range(len(m.area)):
         pts = np.c_[m.col[i] + U.ravel(), m.row[i] + V.ravel()]
         ins = po.contains_points(pts) & ~ph.contains_points(pts)
         frac = ins.mean()
-        assert abs(frac - m.area[i]) < 3e-3
         if frac > 0.05:
             u, v = U.ravel()[ins], V.ravel()[ins]
             assert abs(u.mean() - m.mean_u[i]) < 5e-3
@@ -63,7 +79,24 @@ def test_full_cell_has_uniform_moments():
     sq = np.array([[-1.0, -1.0], [3.0, -1.0], [3.0, 3.0], [-1.0, 3.0]])
     m = cell_moments(*_edges(sq), np.ones(4), np.zeros(4, int))
     inner = m.area > 1 - 1e-12
-    assert inner.sum() == 16
+    rows, cols, areas = _all_cells(m)
+    assert np.sum(areas > 1 - 1e-12) == 16 and np.sum(areas > 1e-12) == 16
+    assert sorted(zip(rows[areas > 0.5], cols[areas > 0.5], strict=True)) == [
+        (r, c) for r in range(-1, 3) for c in range(-1, 3)
+    ]
     np.testing.assert_allclose(m.mean_u[inner], 0.5, atol=1e-12)
     np.testing.assert_allclose(m.var_v[inner], 1 / 12, atol=1e-12)
     np.testing.assert_allclose(m.cov_uv[inner], 0.0, atol=1e-12)
+
+
+def test_interior_runs_of_a_large_square():
+    # truth (hand count): a 40 x 40 square on the lattice lines; its left and bottom edges
+    # lie in the cells of column 0 and row 0, its right and top edges in the (empty)
+    # cells of column 40 and row 40, so rows 1..39 hold runs of 39 interior cells
+    sq = np.array([[0.0, 0.0], [40.0, 0.0], [40.0, 40.0], [0.0, 40.0]])
+    m = cell_moments(*_edges(sq), np.ones(4), np.zeros(4, int))
+    assert m.run_length.tolist() == [39] * 39
+    assert sorted(m.run_row.tolist()) == list(range(1, 40))
+    assert set(m.run_col.tolist()) == {1}
+    rows, cols, areas = _all_cells(m)
+    assert areas.sum() == 1600.0 and len(areas) == 1600

@@ -38,8 +38,9 @@ Coverage
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from matplotlib.path import Path
 
 from rtplan.dose import Dose
 from rtplan.dvh.dosefield import AxialField, axial_field
@@ -191,11 +192,10 @@ def compute(
     # of planes holding about CHUNK_CELLS cells each, so temporaries stay small
     per_plane = np.abs(full_area) / (hx * hy) + 1.0
     chunk_of_plane = np.floor(np.cumsum(per_plane) / CHUNK_CELLS).astype(int)
+    lv_plane, lv_z = _levels(f, zlo, zhi)
     parts, lo_in, hi_in = [], np.inf, -np.inf
     for chunk in np.unique(chunk_of_plane[[e[3][0] for e in edges]]):
         sel = [e for e in edges if chunk_of_plane[e[3][0]] == chunk]
-        in_chunk = chunk_of_plane == chunk
-        czhi = np.where(in_chunk, zhi, zlo)  # planes of other chunks have no levels
         X = np.concatenate([e[0] for e in sel])
         Y = np.concatenate([e[1] for e in sel])
         sign = np.concatenate([e[2] for e in sel])
@@ -203,19 +203,26 @@ def compute(
         nxt = _next_in_ring([len(e[0]) for e in sel])
         X1, Y1 = X[nxt], Y[nxt]
         cells = cell_moments(X, Y, X1, Y1, sign, plane)
-        if np.any(cells.area > 1 + 1e-6) or np.any(cells.area < -1e-6):
-            bad = int(cells.plane[np.argmax(np.abs(cells.area - 0.5))])
+        crossed = np.concatenate(
+            [cells.plane[(cells.area > 1 + 1e-6) | (cells.area < -1e-6)],
+             cells.run_plane[np.abs(cells.run_area - 1) > 1e-6]]
+        )  # fmt: skip
+        if len(crossed):
             raise ContourError(
-                f"contours cross each other on plane z={list(planes)[bad]:.2f} mm",
+                f"contours cross each other on plane z={list(planes)[int(crossed[0])]:.2f} mm",
                 path=structure.source or None,
                 structure=structure.name,
             )
-        mean, vol, spread, nan_mm3, (lo, hi) = _cell_samples(
-            f, structure, cells, nx, ny, hx, hy, zlo, czhi
-        )
+        in_chunk = chunk_of_plane[lv_plane] == chunk
+        levels = _Levels.of(lv_plane[in_chunk], lv_z[in_chunk])
+        crop = _crop(X, Y, nx, ny)
+        L = _level_doses(f, levels.z, crop)
+        mean, vol, spread, nan_mm3 = _cell_samples(L, levels, crop, cells, nx, ny, hx * hy)
         outside_mm3 += nan_mm3
-        lo_edge, hi_edge = _extremes(f, X, Y, X1, Y1, plane, nx, ny, hx, hy, zlo, czhi)
-        lo_in, hi_in = min(lo_in, lo, lo_edge), max(hi_in, hi, hi_edge)
+        (j0, _), (i0, _) = crop
+        in_knots = np.stack([X / nx - i0, Y / ny - j0, X1 / nx - i0, Y1 / ny - j0])
+        lo, hi = _extremes(L, levels, plane, in_knots)
+        lo_in, hi_in = min(lo_in, lo), max(hi_in, hi)
         parts.append((mean, vol, spread))
     dose_gy, volume_mm3, spread_gy = (np.concatenate(a) for a in zip(*parts, strict=True))
     dmin, dmax = lo_in, hi_in
@@ -332,16 +339,60 @@ def _clip_to_box(poly: np.ndarray, xr, yr) -> np.ndarray:
 def _levels(f: AxialField, zlo, zhi):
     """z levels of every plane's slab: its faces and the dose slices strictly inside.
 
-    Returns ``(plane, z)`` arrays, grouped by plane in increasing z.
+    Returns ``(plane, z)`` arrays, grouped by plane in increasing z (planes whose slab
+    is empty have no levels).
     """
-    plane, z = [], []
-    for p, (a, b) in enumerate(zip(zlo, zhi, strict=True)):
-        if b <= a:
-            continue
-        zs = np.concatenate([[a], f.z_mm[(f.z_mm > a) & (f.z_mm < b)], [b]])
-        plane.append(np.full(len(zs), p))
-        z.append(zs)
-    return np.concatenate(plane).astype(np.int64), np.concatenate(z)
+    has = zhi > zlo
+    planes = np.flatnonzero(has)
+    a, b = zlo[has], zhi[has]
+    k_lo = np.searchsorted(f.z_mm, a, side="right")
+    k_hi = np.searchsorted(f.z_mm, b, side="left")
+    count = np.maximum(k_hi - k_lo, 0) + 2
+    start = np.cumsum(count) - count
+    n = int(count.sum())
+    plane = np.repeat(planes, count)
+    rank = np.arange(n) - np.repeat(start, count)
+    z = f.z_mm[np.clip(np.repeat(k_lo - 1, count) + rank, 0, len(f.z_mm) - 1)]
+    z[start] = a
+    z[start + count - 1] = b
+    return plane.astype(np.int64), z
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """The z levels of the planes of one chunk, grouped by plane.
+
+    ``plane``/``z`` per level; ``first``/``last`` level of each plane row; ``planes``
+    the plane index of each row and ``row_of_plane`` the inverse map (-1: no row).
+    """
+
+    plane: np.ndarray
+    z: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    planes: np.ndarray
+    row_of_plane: np.ndarray
+
+    @classmethod
+    def of(cls, plane, z):
+        first = np.flatnonzero(np.concatenate([[True], plane[1:] != plane[:-1]]))
+        last = np.concatenate([first[1:], [len(plane)]]) - 1
+        planes = plane[first]
+        row_of_plane = np.full(int(planes.max()) + 1, -1)
+        row_of_plane[planes] = np.arange(len(planes))
+        return cls(plane, z, first, last, planes, row_of_plane)
+
+    @property
+    def thickness_mm(self) -> np.ndarray:
+        return self.z[self.last] - self.z[self.first]
+
+
+def _crop(X, Y, nx, ny):
+    """Dose knots ``((j0, j1), (i0, i1))`` around contour points ``X, Y`` (lattice
+    units): the corners of every dose cell the contours reach."""
+    j = np.floor(np.array([Y.min(), Y.max()]) / ny).astype(int)
+    i = np.floor(np.array([X.min(), X.max()]) / nx).astype(int)
+    return (int(j[0]), int(j[1]) + 2), (int(i[0]), int(i[1]) + 2)
 
 
 def _level_doses(f: AxialField, z, crop):
@@ -354,121 +405,154 @@ def _level_doses(f: AxialField, z, crop):
     return (1 - a) * v[k, j0:j1, i0:i1] + a * v[k + 1, j0:j1, i0:i1]
 
 
-def _cell_samples(f, structure, cells, nx, ny, hx, hy, zlo, zhi):
-    """Mean dose, volume and spread of every (cell, slab) sample, the volume whose dose is
-    NaN, and the dose extremes over the dose voxel centres inside the structure.
+def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
+    """Mean dose, volume (mm^3) and spread of every (cell, slab) sample, and the volume
+    whose dose is NaN.
 
     Along z the trilinear dose is averaged over the slab exactly: the slab mean on the
-    knots, ``M``, is a weighted sum of the level doses, and the mean over a cell of the
-    bilinear interpolant of ``M`` is exact given the cell's area moments.  The spread
-    adds the in-plane variance (mean gradient of ``M`` and the cell covariance) and the
-    z variance over the slab (that of a dose linear between the slab faces, bilinearly
-    interpolated from the knots).
+    knots, ``M``, is a weighted sum of the level doses ``L``, and the mean over a cell of
+    the bilinear interpolant of ``M`` is exact given the cell's area moments.  The
+    spread adds the in-plane variance (mean gradient of ``M`` and the cell covariance)
+    and the z variance over the slab (that of a dose linear between the slab faces,
+    bilinearly interpolated from the knots).  Interior cells are full (centroid at the
+    sub-cell centre, variance 1/12 of the sub-cell along each axis).
     """
-    ci = cells.col // nx
-    cj = cells.row // ny
-    crop = ((int(cj.min()), int(cj.max()) + 2), (int(ci.min()), int(ci.max()) + 2))
-    cy, cx = crop[0][1] - crop[0][0], crop[1][1] - crop[1][0]
-    lv_plane, lv_z = _levels(f, zlo, zhi)
-    L = _level_doses(f, lv_z, crop)
+    (j0, _), (i0, _) = crop
+    cy, cx = L.shape[1:]
     # slab mean on the knots: each level weighs half the pieces on either side of it
-    first = np.flatnonzero(np.concatenate([[True], lv_plane[1:] != lv_plane[:-1]]))
-    last = np.concatenate([first[1:], [len(lv_plane)]]) - 1
-    planes_with = lv_plane[first]
-    gap = np.diff(lv_z)
-    gap[last[:-1]] = 0.0  # no piece between the last level of a plane and the next plane
+    gap = np.diff(levels.z)
+    gap[levels.last[:-1]] = 0.0  # no piece between the last level of a plane and the next
     weight = 0.5 * (np.concatenate([[0.0], gap]) + np.concatenate([gap, [0.0]]))
-    thick = (lv_z[last] - lv_z[first])[:, None, None]
-    mean_k = np.add.reduceat(L * weight[:, None, None], first, axis=0) / thick
+    thick = levels.thickness_mm
+    mean_k = np.add.reduceat(L * weight[:, None, None], levels.first, axis=0)
+    mean_k /= thick[:, None, None]
     # z variance: that of a dose linear between the slab faces
-    zvar_k = (L[last] - L[first]) ** 2 / 12.0
-    row_of_plane = np.full(len(zlo), -1)
-    row_of_plane[planes_with] = np.arange(len(planes_with))
+    zvar_k = (L[levels.last] - L[levels.first]) ** 2 / 12.0
+    coef = np.empty((8, len(thick), cy - 1, cx - 1))
+    _bilinear(mean_k, coef[:4])
+    _bilinear(zvar_k, coef[4:])
+    coef = coef.reshape(8, -1)
 
-    pr = row_of_plane[cells.plane]
-    ok = pr >= 0
-    U = (cells.col % nx + cells.mean_u) / nx
-    V = (cells.row % ny + cells.mean_v) / ny
-    cov = cells.cov_uv / (nx * ny)
-    base = (pr * cy + (cj - crop[0][0])) * cx + (ci - crop[1][0])
-    base = np.where(ok, base, 0)
-    mflat, qflat = mean_k.ravel(), zvar_k.ravel()
-    f00, f10, f01, f11 = (mflat[base + dj * cx + di] for dj in (0, 1) for di in (0, 1))
-    b, c, d = f10 - f00, f01 - f00, f11 - f10 - f01 + f00
-    mean = f00 + b * U + c * V + d * (U * V + cov)
-    gu, gv = b + d * V, c + d * U
-    q00, q10, q01, q11 = (qflat[base + dj * cx + di] for dj in (0, 1) for di in (0, 1))
-    zvar = (1 - U) * (1 - V) * q00 + U * (1 - V) * q10 + (1 - U) * V * q01 + U * V * q11
-    var = gu * gu * cells.var_u / nx**2 + gv * gv * cells.var_v / ny**2 + 2 * gu * gv * cov + zvar
-    t_in = np.where(ok, thick[np.maximum(pr, 0), 0, 0], 0.0)
-    w = cells.area * hx * hy * t_in
-    bad = ~np.isfinite(mean) & ok
-    nan_mm3 = float(w[bad].sum())
-    good = ok & ~bad
-    spread = np.sqrt(3.0 * np.maximum(var[good], 0.0))
+    # boundary cells: their own moments
+    pr = levels.row_of_plane[cells.plane]
+    cell = (pr * (cy - 1) + cells.row // ny - j0) * (cx - 1) + (cells.col // nx - i0)
+    mean_b, var_b = _sample_stats(
+        coef[:, cell],
+        (cells.col % nx + cells.mean_u) / nx,
+        (cells.row % ny + cells.mean_v) / ny,
+        cells.var_u / nx**2,
+        cells.var_v / ny**2,
+        cells.cov_uv / (nx * ny),
+    )
+    w_b = cells.area * cell_mm2 * thick[pr]
+    # interior cells: full sub-cells, run by run
+    n = cells.run_length
+    rpr = levels.row_of_plane[cells.run_plane]
+    rank = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    col = np.repeat(cells.run_col, n) + rank
+    ci = col // nx
+    row_base = (rpr * (cy - 1) + cells.run_row // ny - j0) * (cx - 1) - i0
+    cell = np.repeat(row_base, n) + ci
+    mean_i, var_i = _sample_stats(
+        coef[:, cell],
+        0.5 if nx == 1 else (col - ci * nx + 0.5) / nx,
+        np.repeat((cells.run_row % ny + 0.5) / ny, n),
+        1.0 / (12 * nx**2),
+        1.0 / (12 * ny**2),
+        0.0,
+    )
+    w_i = np.repeat(cell_mm2 * thick[rpr], n)
 
-    # dose voxel centres inside: corners of fully covered cells, and corners of partly
-    # covered cells that pass an even-odd point-in-contour test
-    inside = np.zeros((len(planes_with), cy, cx), dtype=bool)
-    full = cells.area >= 1 - 1e-9
-    test = []
-    for dr in (0, 1):
-        for dc in (0, 1):
-            r, cc = cells.row + dr, cells.col + dc
-            on = (r % ny == 0) & (cc % nx == 0) & ok
-            kj, ki = r // ny - crop[0][0], cc // nx - crop[1][0]
-            sel = on & full
-            inside[pr[sel], kj[sel], ki[sel]] = True
-            sel = on & ~full
-            test.append(np.stack([pr[sel], kj[sel], ki[sel]], axis=1))
-    cand = np.unique(np.concatenate(test) @ np.array([cy * cx, cx, 1]))
-    cand = np.stack([cand // (cy * cx), cand // cx % cy, cand % cx], axis=1)
-    if len(cand):
-        x = f.x0_mm + (cand[:, 2] + crop[1][0]) * f.dx_mm
-        y = f.y0_mm + (cand[:, 1] + crop[0][0]) * f.dy_mm
-        hit = _inside_even_odd(structure, planes_with[cand[:, 0]], x, y)
-        inside[cand[hit, 0], cand[hit, 1], cand[hit, 2]] = True
-    mask = inside[row_of_plane[lv_plane]] & np.isfinite(L)
-    if mask.any():
-        extremes = (float(np.min(L, where=mask, initial=np.inf)),
-                    float(np.max(L, where=mask, initial=-np.inf)))  # fmt: skip
-    else:
-        extremes = (np.inf, -np.inf)
-    return mean[good], w[good], spread, nan_mm3, extremes
+    mean = np.concatenate([mean_b, mean_i])
+    var = np.concatenate([var_b, var_i])
+    w = np.concatenate([w_b, w_i])
+    good = np.isfinite(mean)
+    nan_mm3 = float(w.sum() - w[good].sum()) if not good.all() else 0.0
+    if not good.all():
+        mean, var, w = mean[good], var[good], w[good]
+    spread = np.sqrt(3.0 * np.maximum(var, 0.0))
+    return mean, w, spread, nan_mm3
 
 
-def _extremes(f, X, Y, X1, Y1, plane, nx, ny, hx, hy, zlo, zhi):
-    """Minimum and maximum of the trilinear dose on the structure's boundary: contour
-    edges split at the dose grid lines (ends and midpoints of the pieces), at every
-    level of the slab (faces and dose slices within)."""
-    edge, ax, ay, bx, by = split_edges(X / nx, Y / ny, X1 / nx, Y1 / ny)
-    e_plane = plane[edge]
-    px = f.x0_mm + np.concatenate([ax, 0.5 * (ax + bx)]) * nx * hx
-    py = f.y0_mm + np.concatenate([ay, 0.5 * (ay + by)]) * ny * hy
-    pplane = np.concatenate([e_plane, e_plane])
-    lv_plane, lv_z = _levels(f, zlo, zhi)
-    n_lv = np.bincount(lv_plane, minlength=len(zlo))
-    first = np.cumsum(n_lv) - n_lv
-    reps = n_lv[pplane]
-    pt = np.repeat(np.arange(len(pplane)), reps)
-    starts = np.cumsum(reps) - reps
-    lv = first[pplane][pt] + (np.arange(reps.sum()) - starts[pt])
-    d = f.sample(px[pt], py[pt], lv_z[lv])
+def _bilinear(knots, out):
+    """Write the coefficients ``(a, b, c, d)`` of ``a + b u + c v + d u v`` in every knot
+    cell (``[k, j, i]`` to ``[k, j + 1, i + 1]``) of a ``[k, j, i]`` array of knot values
+    into ``out[0..3]``."""
+    f00, f10 = knots[:, :-1, :-1], knots[:, :-1, 1:]
+    f01, f11 = knots[:, 1:, :-1], knots[:, 1:, 1:]
+    out[0] = f00
+    np.subtract(f10, f00, out=out[1])
+    np.subtract(f01, f00, out=out[2])
+    np.subtract(f11, f10, out=out[3])
+    out[3] -= out[2]
+
+
+def _sample_stats(coef, u, v, var_u, var_v, cov):
+    """Mean and variance of a bilinear dose (``coef[:4]``) over a region of centroid
+    ``(u, v)`` and covariance ``(var_u, var_v, cov)`` (knot-cell units), plus the
+    bilinear z variance ``coef[4:]`` at the centroid."""
+    a, b, c, d, qa, qb, qc, qd = coef
+    mean = a + b * u + c * v + d * (u * v + cov)
+    gu = b + d * v
+    gv = c + d * u
+    var = gu * gu * var_u + gv * gv * var_v + 2 * gu * gv * cov
+    var += qa + qb * u + qc * v + qd * u * v
+    return mean, var
+
+
+def _extremes(L, levels, plane, knots):
+    """Minimum and maximum of the trilinear dose over the structure in one chunk.
+
+    The extremes of a trilinear dose over a region bounded by axial contours and slab
+    faces lie at its corner and boundary points: the dose voxel centres (knots) inside
+    the contours, and the contour edges split at the dose grid lines (ends and midpoints
+    of the pieces), each at every level of the slab (faces and dose slices within).
+    ``knots``: the edges ``(x0, y0, x1, y1)`` in knot units of the crop of ``L``.
+    """
+    cy, cx = L.shape[1:]
+    pr = levels.row_of_plane[plane]
+    n_rows = len(levels.planes)
+    # knots inside: even-odd pairs of the crossings with each knot row (half-open rule)
+    x0, y0, x1, y1 = knots
+    ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
+    m_lo = np.ceil(ylo).astype(np.int64)
+    count = np.maximum(np.ceil(yhi).astype(np.int64) - m_lo, 0)
+    e = np.repeat(np.arange(len(x0)), count)
+    m = m_lo[e] + (np.arange(len(e)) - np.repeat(np.cumsum(count) - count, count))
+    xc = x0[e] + (m - y0[e]) * (x1[e] - x0[e]) / (y1[e] - y0[e])
+    line = pr[e] * cy + m
+    order = np.lexsort((xc, line))
+    line, xc = line[order], xc[order]
+    first = np.clip(np.ceil(xc[0::2]).astype(np.int64), 0, cx)
+    stop = np.clip(np.floor(xc[1::2]).astype(np.int64) + 1, 0, cx)
+    ok = stop > first
+    mark = np.zeros(n_rows * cy * (cx + 1) + 1, dtype=np.int32)
+    np.add.at(mark, line[0::2][ok] * (cx + 1) + first[ok], 1)
+    np.add.at(mark, line[0::2][ok] * (cx + 1) + stop[ok], -1)
+    inside = np.cumsum(mark[:-1].reshape(n_rows, cy, cx + 1), axis=2)[:, :, :cx] > 0
+    mask = inside[levels.row_of_plane[levels.plane]] & np.isfinite(L)
+    lo = float(np.min(L, where=mask, initial=np.inf))
+    hi = float(np.max(L, where=mask, initial=-np.inf))
+    # boundary: starts and midpoints of the edge pieces, at every level of the plane
+    edge, ax, ay, bx, by = split_edges(x0, y0, x1, y1)
+    px = np.concatenate([ax, 0.5 * (ax + bx)])
+    py = np.concatenate([ay, 0.5 * (ay + by)])
+    prow = np.concatenate([pr[edge], pr[edge]])
+    i = np.clip(np.floor(px).astype(np.int64), 0, cx - 2)
+    j = np.clip(np.floor(py).astype(np.int64), 0, cy - 2)
+    tx, ty = np.clip(px - i, 0.0, 1.0), np.clip(py - j, 0.0, 1.0)
+    reps = levels.last[prow] - levels.first[prow] + 1
+    pt = np.repeat(np.arange(len(px)), reps)
+    lv = np.repeat(levels.first[prow], reps) + (
+        np.arange(len(pt)) - np.repeat(np.cumsum(reps) - reps, reps)
+    )
+    base = (lv * cy + j[pt]) * cx + i[pt]
+    flat = L.ravel()
+    tx, ty = tx[pt], ty[pt]
+    d = (1 - ty) * ((1 - tx) * flat[base] + tx * flat[base + 1]) + ty * (
+        (1 - tx) * flat[base + cx] + tx * flat[base + cx + 1]
+    )
     d = d[np.isfinite(d)]
-    if len(d) == 0:
-        return np.inf, -np.inf
-    return float(d.min()), float(d.max())
-
-
-def _inside_even_odd(structure, plane_idx, x, y) -> np.ndarray:
-    """Even-odd point-in-contours test of points on given planes (boundary counts inside)."""
-    inside = np.zeros(len(x), dtype=bool)
-    polys = list(structure.planes.values())
-    for p in np.unique(plane_idx):
-        sel = np.flatnonzero(plane_idx == p)
-        pts = np.c_[x[sel], y[sel]]
-        parity = np.zeros(len(sel), dtype=bool)
-        for poly in polys[p]:
-            parity ^= Path(np.asarray(poly, dtype=float)).contains_points(pts)
-        inside[sel] = parity
-    return inside
+    if len(d):
+        lo, hi = min(lo, float(d.min())), max(hi, float(d.max()))
+    return lo, hi

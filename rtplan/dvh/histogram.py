@@ -20,6 +20,8 @@ from rtplan.errors import InputError
 
 #: Spreads below this (Gy) are treated as point masses.
 _MIN_SPREAD_GY = 1e-9
+#: Queries of up to this many values are answered without sorting all samples.
+_FEW_QUERIES = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,24 +84,27 @@ class DVH:
         )
         if not (d.shape == v.shape == s.shape) or d.ndim != 1:
             raise InputError("DVH samples need equal-length 1-D dose, volume and spread arrays")
-        if not (np.all(np.isfinite(d)) and np.all(np.isfinite(v)) and np.all(np.isfinite(s))):
+        if not (np.isfinite(d.sum()) and np.isfinite(v.sum()) and np.isfinite(s.sum())):
             raise InputError("DVH samples must be finite", structure=self.name or None)
-        if np.any(v < 0) or np.any(s < 0):
+        if v.min(initial=0.0) < 0 or s.min(initial=0.0) < 0:
             raise InputError("DVH volumes and spreads must be >= 0", structure=self.name or None)
-        keep = v > 0
-        order = np.argsort(d[keep], kind="stable")
-        object.__setattr__(self, "dose_gy", d[keep][order])
-        object.__setattr__(self, "volume_cc", v[keep][order])
-        object.__setattr__(self, "spread_gy", s[keep][order])
-        lo = float(np.min(self.dose_gy - self.spread_gy)) if len(self.dose_gy) else np.nan
-        hi = float(np.max(self.dose_gy + self.spread_gy)) if len(self.dose_gy) else np.nan
-        object.__setattr__(self, "min_gy", lo if self.min_gy is None else float(self.min_gy))
-        object.__setattr__(self, "max_gy", hi if self.max_gy is None else float(self.max_gy))
+        if not np.all(v > 0):
+            keep = v > 0
+            d, v, s = d[keep], v[keep], s[keep]
+        object.__setattr__(self, "dose_gy", d)
+        object.__setattr__(self, "volume_cc", v)
+        object.__setattr__(self, "spread_gy", s)
+        if self.min_gy is None:
+            object.__setattr__(self, "min_gy", float(np.min(d - s)) if len(d) else np.nan)
+        if self.max_gy is None:
+            object.__setattr__(self, "max_gy", float(np.max(d + s)) if len(d) else np.nan)
+        object.__setattr__(self, "min_gy", float(self.min_gy))
+        object.__setattr__(self, "max_gy", float(self.max_gy))
         object.__setattr__(self, "outside_dose_cc", float(self.outside_dose_cc))
         object.__setattr__(self, "flags", tuple(self.flags))
 
     # ------------------------------------------------------------------ volumes
-    @property
+    @cached_property
     def dosed_volume_cc(self) -> float:
         """Volume (cc) inside the dose grid: the sum of the samples."""
         return float(np.sum(self.volume_cc))
@@ -109,14 +114,29 @@ class DVH:
         """Structure volume (cc): inside plus outside the dose grid."""
         return self.dosed_volume_cc + self.outside_dose_cc
 
-    @property
+    @cached_property
     def mean_gy(self) -> float:
         """Volume-weighted mean dose (Gy) over the dosed part."""
         if self.dosed_volume_cc <= 0:
             return float("nan")
-        return float(np.dot(self.dose_gy, self.volume_cc) / self.dosed_volume_cc)
+        return float(np.sum(self.dose_gy * self.volume_cc) / self.dosed_volume_cc)
 
     # ------------------------------------------------------------------ curve
+    @cached_property
+    def _intervals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each sample's dose interval ``(lo, hi)`` clipped to ``[min_gy, max_gy]``, and
+        whether it is a point mass (``hi - lo`` at most ``_MIN_SPREAD_GY``; then
+        ``lo = hi`` = its clipped dose)."""
+        d, s = self.dose_gy, self.spread_gy
+        lo = np.clip(d - s, self.min_gy, self.max_gy)
+        hi = np.clip(d + s, self.min_gy, self.max_gy)
+        point = (hi - lo) <= _MIN_SPREAD_GY
+        if point.any():
+            c = np.clip(d[point], self.min_gy, self.max_gy)
+            lo[point] = c
+            hi[point] = c
+        return lo, hi, point
+
     @cached_property
     def _knots(self) -> tuple[np.ndarray, np.ndarray]:
         """Points ``(x, F)`` of the piecewise-linear 'volume below dose' curve.
@@ -125,32 +145,70 @@ class DVH:
         two points at the same ``x``.  Sample intervals are clipped to
         ``[min_gy, max_gy]``, keeping their volume.
         """
-        d, v, s = self.dose_gy, self.volume_cc, self.spread_gy
-        if len(d) == 0:
+        if len(self.dose_gy) == 0:
             return np.zeros(0), np.zeros(0)
-        lo = np.clip(d - s, self.min_gy, self.max_gy)
-        hi = np.clip(d + s, self.min_gy, self.max_gy)
-        spread = (hi - lo) > _MIN_SPREAD_GY
-        point = ~spread
-        rho = v[spread] / (hi[spread] - lo[spread])
-        pos = np.concatenate([lo[spread], hi[spread], np.clip(d[point], self.min_gy, self.max_gy)])
-        dslope = np.concatenate([rho, -rho, np.zeros(point.sum())])
-        jump = np.concatenate([np.zeros(2 * spread.sum()), v[point]])
-        order = np.argsort(pos)
-        x, dslope, jump = pos[order], dslope[order], jump[order]
-        slope = np.cumsum(dslope)
-        slope[-1] = 0.0
-        rise = np.concatenate([[0.0], np.maximum(slope[:-1], 0.0) * np.diff(x)])
-        f_right = np.cumsum(jump + rise)
-        f_left = f_right - jump
+        xs, fs = _curve_knots(*self._intervals, self.volume_cc)
         # rescale the tiny rounding drift so the curve ends exactly at the total
-        scale = self.dosed_volume_cc / f_right[-1] if f_right[-1] > 0 else 1.0
-        xs = np.repeat(x, 2)
-        fs = np.stack([f_left, f_right], axis=1).ravel() * scale
-        return xs, np.maximum.accumulate(fs)
+        if fs[-1] > 0:
+            fs *= self.dosed_volume_cc / fs[-1]
+        return xs, fs
+
+    @cached_property
+    def _buckets(self) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Coarse dose buckets that bracket a quantile without sorting every sample.
+
+        ``B`` equal buckets over ``[min_gy, max_gy]``; for each sample the buckets of its
+        interval ends (``lb``, ``hb``), and per bucket edge ``e_b`` the volume of the
+        samples lying wholly below it (``L[b]``, hi in a lower bucket) and of those
+        starting below it (``U[b]``, lo in a lower bucket): ``L[b] <= F(e_b) <= U[b]``.
+        """
+        lo, hi, _ = self._intervals
+        n_b = int(np.clip(len(lo) // 8, 1, 4096))
+        span = self.max_gy - self.min_gy
+        width = span / n_b if span > 0 else 1.0
+
+        def bucket(x):
+            return np.clip((x - self.min_gy) * (1.0 / width), 0, n_b - 1).astype(np.int16)
+
+        lb, hb = bucket(lo), bucket(hi)
+        v = self.volume_cc
+        low = np.concatenate([[0.0], np.cumsum(np.bincount(hb, weights=v, minlength=n_b))])
+        upp = np.concatenate([[0.0], np.cumsum(np.bincount(lb, weights=v, minlength=n_b))])
+        return self.min_gy, width, lb, hb, low, upp
+
+    def _volume_below_cc(self, x: float) -> float:
+        """Exact volume (cc) with dose below ``x``, in one pass over the samples."""
+        lo, hi, point = self._intervals
+        v = self.volume_cc
+        below = float(np.sum(v, where=hi < x))
+        part = (lo < x) & (hi >= x) & ~point
+        if part.any():
+            below += float(np.sum(v[part] * (x - lo[part]) / (hi[part] - lo[part])))
+        return below
+
+    def _dose_above_gy(self, q: float) -> float:
+        """``sup {x : F(x) <= q}`` (``F`` the volume below ``x``), exactly, by bracketing
+        the answer between two bucket edges and building the curve of the samples that
+        reach between them only."""
+        e0, width, lb, hb, low, upp = self._buckets
+        lo, hi, point = self._intervals
+        n_b = len(low) - 1
+        # e_a: the last edge with F(e_a) <= U[a] <= q; e_c: the first with F >= L[c] > q
+        a = int(np.clip(np.searchsorted(upp, q, side="right") - 1, 0, n_b))
+        if a == n_b or q >= self.dosed_volume_cc:
+            return float(hi.max())  # the whole volume lies below: the curve's last knot
+        c = min(max(int(np.searchsorted(low, q, side="right")), a + 1), n_b)
+        sub = np.flatnonzero((hb >= a) & (lb < c))
+        xs, fs = _curve_knots(lo[sub], hi[sub], point[sub], self.volume_cc[sub])
+        x = _invert(xs, fs + low[a], q)
+        top = e0 + c * width if c < n_b else self.max_gy
+        return float(np.clip(x, e0 + a * width, top))
 
     def volume_at_dose_cc(self, dose_gy) -> np.ndarray | float:
         """Volume (cc) receiving at least ``dose_gy`` (the cumulative DVH).
+
+        Up to ``_FEW_QUERIES`` levels are evaluated directly (one pass over the samples
+        each, no sorting); more levels use the curve's sorted knots, built once.
 
         Parameters
         ----------
@@ -162,11 +220,15 @@ class DVH:
         float or numpy.ndarray
             Volume in cc of the dosed part with dose ``>= dose_gy``.
         """
-        xs, fs = self._knots
         q = np.asarray(dose_gy, dtype=float)
-        if len(xs) == 0:
+        total = self.dosed_volume_cc
+        if len(self.dose_gy) == 0:
             out = np.zeros(q.shape)
+        elif q.size <= _FEW_QUERIES and "_knots" not in self.__dict__:
+            below = np.array([self._volume_below_cc(x) for x in q.ravel()]).reshape(q.shape)
+            out = total - below
         else:
+            xs, fs = self._knots
             # volume below q: last knot strictly left of q, then linear to q
             j = np.searchsorted(xs, q, side="left") - 1
             jj = np.clip(j, 0, len(xs) - 1)
@@ -175,7 +237,7 @@ class DVH:
             frac = np.where(span > 0, (q - xs[jj]) / np.where(span > 0, span, 1.0), 0.0)
             below = fs[jj] + np.clip(frac, 0.0, 1.0) * (fs[nxt] - fs[jj])
             below = np.where(j < 0, 0.0, below)
-            out = self.dosed_volume_cc - below
+            out = total - below
         out = np.maximum(out, 0.0)
         return float(out) if out.ndim == 0 else out
 
@@ -184,7 +246,9 @@ class DVH:
 
         The largest dose ``D`` with ``V(D) >= volume_cc`` (the inverse of
         :meth:`volume_at_dose_cc`; on a flat stretch of the curve, its upper end).
-        Volumes above the dosed volume give NaN.
+        Volumes above the dosed volume give NaN.  Up to ``_FEW_QUERIES`` volumes are
+        found without sorting every sample (see :meth:`_dose_above_gy`); more use the
+        curve's sorted knots.
 
         Parameters
         ----------
@@ -196,19 +260,16 @@ class DVH:
         float or numpy.ndarray
             Dose in Gy.
         """
-        xs, fs = self._knots
         v = np.asarray(volume_cc, dtype=float)
         total = self.dosed_volume_cc
-        if len(xs) == 0:
+        if len(self.dose_gy) == 0:
             out = np.full(v.shape, np.nan)
         else:
             q = total - v  # volume below the answer
-            j = np.searchsorted(fs, q, side="right") - 1
-            j = np.clip(j, 0, len(xs) - 1)
-            nxt = np.clip(j + 1, 0, len(xs) - 1)
-            rise = fs[nxt] - fs[j]
-            frac = np.where(rise > 0, (q - fs[j]) / np.where(rise > 0, rise, 1.0), 0.0)
-            out = xs[j] + np.clip(frac, 0.0, 1.0) * (xs[nxt] - xs[j])
+            if v.size <= _FEW_QUERIES and "_knots" not in self.__dict__:
+                out = np.array([self._dose_above_gy(x) for x in q.ravel()]).reshape(v.shape)
+            else:
+                out = _invert(*self._knots, q)
             out = np.where(v > total * (1 + 1e-12), np.nan, out)
             out = np.where(v < 0, np.nan, out)
         return float(out) if out.ndim == 0 else out
@@ -248,3 +309,34 @@ class DVH:
         from rtplan.dvh.metrics import evaluate
 
         return evaluate(self, text, **context).value
+
+
+def _curve_knots(lo, hi, point, v) -> tuple[np.ndarray, np.ndarray]:
+    """Knots ``(x, F)`` of the volume below ``x`` of uniform intervals ``[lo, hi]`` of
+    volume ``v`` (point masses where ``point``), sorted; a jump is two knots at one ``x``."""
+    spread = ~point
+    rho = v[spread] / (hi[spread] - lo[spread])
+    pos = np.concatenate([lo[spread], hi[spread], lo[point]])
+    dslope = np.concatenate([rho, -rho, np.zeros(len(pos) - 2 * len(rho))])
+    jump = np.concatenate([np.zeros(2 * len(rho)), v[point]])
+    order = np.argsort(pos)
+    x, dslope, jump = pos[order], dslope[order], jump[order]
+    slope = np.cumsum(dslope)
+    slope[-1] = 0.0
+    rise = np.empty_like(x)
+    rise[0] = 0.0
+    np.multiply(np.maximum(slope[:-1], 0.0), np.diff(x), out=rise[1:])
+    f_right = np.cumsum(jump + rise)
+    fs = np.empty(2 * len(x))
+    fs[0::2] = f_right - jump
+    fs[1::2] = f_right
+    return np.repeat(x, 2), np.maximum.accumulate(fs, out=fs)
+
+
+def _invert(xs, fs, q) -> np.ndarray:
+    """Largest ``x`` with ``F(x) <= q`` on the piecewise-linear curve through ``(xs, fs)``."""
+    j = np.clip(np.searchsorted(fs, q, side="right") - 1, 0, len(xs) - 1)
+    nxt = np.clip(j + 1, 0, len(xs) - 1)
+    rise = fs[nxt] - fs[j]
+    frac = np.where(rise > 0, (q - fs[j]) / np.where(rise > 0, rise, 1.0), 0.0)
+    return xs[j] + np.clip(frac, 0.0, 1.0) * (xs[nxt] - xs[j])

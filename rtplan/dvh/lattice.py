@@ -26,20 +26,29 @@ class CellMoments:
     """Area moments of a polygon set in the lattice cells it covers.
 
     All quantities are in *lattice units*: a cell is the unit square, ``u`` and ``v`` are
-    the local coordinates within it (``0 <= u, v <= 1``).
+    the local coordinates within it (``0 <= u, v <= 1``).  Cells crossed by an edge
+    (*boundary cells*) are listed one by one; the cells between them (*interior
+    cells*, wholly inside or wholly outside) come as runs along a row.  An interior cell
+    inside the region is full: area 1, centroid (1/2, 1/2), variances 1/12, no
+    covariance.
 
     Attributes
     ----------
     plane : numpy.ndarray of int
-        Plane index of each covered cell.
+        Plane index of each boundary cell.
     row, col : numpy.ndarray of int
-        Lattice row (``floor(Y)``) and column (``floor(X)``) of each cell.
+        Lattice row (``floor(Y)``) and column (``floor(X)``) of each boundary cell.
     area : numpy.ndarray
         Covered area (fraction of the cell, 0..1).
     mean_u, mean_v : numpy.ndarray
         Centroid of the covered part, local coordinates.
     var_u, var_v, cov_uv : numpy.ndarray
         Covariance of the local coordinates over the covered part.
+    run_plane, run_row, run_col, run_length : numpy.ndarray of int
+        Runs of interior cells: plane, row, first column and number of cells.
+    run_area : numpy.ndarray
+        Covered area of each cell of the run: 1 inside a valid region (other values
+        mean overlapping contours).
     """
 
     plane: np.ndarray
@@ -51,6 +60,11 @@ class CellMoments:
     var_u: np.ndarray
     var_v: np.ndarray
     cov_uv: np.ndarray
+    run_plane: np.ndarray
+    run_row: np.ndarray
+    run_col: np.ndarray
+    run_length: np.ndarray
+    run_area: np.ndarray
 
 
 def split_edges(x0, y0, x1, y1):
@@ -122,9 +136,9 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
     Returns
     -------
     CellMoments
-        One entry per covered cell (boundary cells first, then interior cells); cells
-        whose area is not within ``keep_tolerance`` of 0 are kept, so overlapping
-        polygons show up as areas above 1 or below 0.
+        The boundary cells and the runs of interior cells whose area is not within
+        ``keep_tolerance`` of 0 (so overlapping polygons show up as areas above 1 or
+        below 0).
 
     Notes
     -----
@@ -132,8 +146,9 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
     a row band as ``sum over edge pieces in that band of  int F_c(X) dY``; a piece in
     column ``c' < c`` adds nothing, one in ``c' > c`` adds ``dY`` (the cover term, summed
     from the right end of the row), and one in ``c`` adds ``int u dY``.  Only cells that
-    hold pieces are stored; the cells between two of them in a row are interior (their
-    moments follow from the cover alone) and are generated run by run.  The first and second moments use ``F = u^2/2, u^3/3,
+    hold pieces are stored one by one; the cells between two of them in a row are
+    interior (their moments follow from the cover alone) and are returned as runs.  The
+    first and second moments use ``F = u^2/2, u^3/3,
     u v, u v^2, u^2 v / 2`` in the same way.  The line integrals along a straight piece are
     evaluated with two-point Gauss-Legendre quadrature, exact for these cubics.
 
@@ -147,6 +162,14 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
     [0.25, 0.25, 0.25, 0.25]
     >>> m.mean_u.round(6).tolist()
     [0.75, 0.25, 0.75, 0.25]
+
+    A 4 x 2 rectangle from (0.5, 0.5) has three full interior cells in row 1, columns
+    1 to 3 (the other cells hold its edges):
+
+    >>> x = np.array([0.5, 4.5, 4.5, 0.5]); y = np.array([0.5, 0.5, 2.5, 2.5])
+    >>> m = cell_moments(x, y, np.roll(x, -1), np.roll(y, -1), np.ones(4), np.zeros(4, int))
+    >>> m.run_row.tolist(), m.run_col.tolist(), m.run_length.tolist(), m.run_area.tolist()
+    ([1], [1], [3], [1.0])
     """
     x0, y0, x1, y1 = (np.asarray(a, dtype=float) for a in (x0, y0, x1, y1))
     sign = np.asarray(sign, dtype=float)
@@ -154,7 +177,7 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
     empty = np.zeros(0)
     if len(x0) == 0:
         i0 = np.zeros(0, dtype=np.int64)
-        return CellMoments(i0, i0, i0, empty, empty, empty, empty, empty, empty)
+        return CellMoments(i0, i0, i0, *[empty] * 6, i0, i0, i0, i0, empty)
 
     edge, ax, ay, bx, by = split_edges(x0, y0, x1, y1)
     col = np.floor(0.5 * (ax + bx)).astype(np.int64)
@@ -211,31 +234,28 @@ def cell_moments(x0, y0, x1, y1, sign, plane, *, keep_tolerance: float = 1e-12) 
     # everything to their right, i.e. that of the next boundary cell plus its own pieces.
     same_row = ~new_row[1:]
     gap = np.where(same_row, b_col[1:] - b_col[:-1] - 1, 0)
-    run_cover = (right + cov_sum)[:, 1:]
-    run = np.flatnonzero((gap > 0) & (np.abs(run_cover[0]) > keep_tolerance))
-    n_run = gap[run]
-    run_of = np.repeat(np.arange(len(run)), n_run)
-    run_start = np.cumsum(n_run) - n_run
-    i_col = b_col[run][run_of] + 1 + (np.arange(n_run.sum()) - run_start[run_of])
-    rc = run_cover[:, run][:, run_of]
-    i_moments = np.stack([rc[0], 0.5 * rc[0], rc[0] / 3.0, rc[1], rc[2], 0.5 * rc[1]])
+    run_cover = (right + cov_sum)[0, 1:]
+    run = np.flatnonzero((gap > 0) & (np.abs(run_cover) > keep_tolerance))
+    run_plane, run_row = np.divmod(row_key[run], height)
 
-    moments = np.concatenate([b_moments, i_moments], axis=1)
-    plane_row = np.concatenate([row_key, row_key[run][run_of]])
-    cols = np.concatenate([b_col, i_col])
-    keep = np.flatnonzero(np.abs(moments[0]) > keep_tolerance)
-    area, su, suu, sv, svv, suv = moments[:, keep]
-    plane_of_cell, rows = np.divmod(plane_row[keep], height)
+    keep = np.flatnonzero(np.abs(b_area) > keep_tolerance)
+    area, su, suu, sv, svv, suv = b_moments[:, keep]
+    plane_of_cell, rows = np.divmod(row_key[keep], height)
     mu = su / area
     mv = sv / area
     return CellMoments(
         plane=plane_of_cell,
         row=rows + r_off,
-        col=cols[keep],
+        col=b_col[keep],
         area=area,
         mean_u=np.clip(mu, 0.0, 1.0),
         mean_v=np.clip(mv, 0.0, 1.0),
         var_u=np.maximum(suu / area - mu * mu, 0.0),
         var_v=np.maximum(svv / area - mv * mv, 0.0),
         cov_uv=suv / area - mu * mv,
+        run_plane=run_plane,
+        run_row=run_row + r_off,
+        run_col=b_col[run] + 1,
+        run_length=gap[run],
+        run_area=run_cover[run],
     )

@@ -108,26 +108,37 @@ def shape_structure(
     dirs = np.stack([np.cos(ang), np.sin(ang)], axis=1)
     g = np.linspace(-rb, rb, 161)
     gx, gy = np.meshgrid(c[0] + g, c[1] + g)
-    contours = []
+    zs, centres = [], []
     for k in range(k0, k1 + 1):
         z = z_offset_mm + k * spacing_mm
         pts = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, z)], axis=1)
         inside = shape.inside(pts)
         if inside.sum() < 3:
             continue
-        centre = pts[inside, :2].mean(axis=0)
-        lo = np.zeros(n_vertices)
-        hi = np.full(n_vertices, 2.5 * rb)
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            q = np.c_[centre + mid[:, None] * dirs, np.full(n_vertices, z)]
-            ins = shape.inside(q)
-            lo = np.where(ins, mid, lo)
-            hi = np.where(ins, hi, mid)
-        poly = centre + lo[:, None] * dirs
+        zs.append(z)
+        centres.append(pts[inside, :2].mean(axis=0))
+    if not zs:
+        return Structure(name or shape.kind, (), frame_of_reference_uid=frame_of_reference_uid,
+                         slice_spacing_mm=float(spacing_mm))  # fmt: skip
+    # bisect every ray of every plane at once
+    z = np.asarray(zs)[:, None]
+    centre = np.asarray(centres)[:, None, :]
+    lo = np.zeros((len(zs), n_vertices))
+    hi = np.full((len(zs), n_vertices), 2.5 * rb)
+    q = np.empty((len(zs), n_vertices, 3))
+    q[..., 2] = z
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        q[..., :2] = centre + mid[..., None] * dirs
+        ins = shape.inside(q)
+        lo = np.where(ins, mid, lo)
+        hi = np.where(ins, hi, mid)
+    contours = []
+    for zk, c_k, r_k in zip(zs, centre, lo, strict=True):
+        poly = c_k + r_k[:, None] * dirs
         if abs(signed_area(poly)) < 1e-6:
             continue
-        contours.append(Contour(np.c_[poly, np.full(n_vertices, z)]))
+        contours.append(Contour(np.c_[poly, np.full(n_vertices, zk)]))
     return Structure(
         name or shape.kind,
         tuple(contours),
@@ -244,9 +255,19 @@ class SlabTruth:
         exact = (b ** (k + 1) - a ** (k + 1)) / ((k + 1) * safe)
         return np.where(small, np.maximum(0.5 * (u0 + u1) - s, 0.0) ** k, exact)
 
-    def volume_at_dose_cc(self, dose_gy: float) -> float:
-        """Exact volume (cc) receiving at least ``dose_gy``."""
-        level = dose_gy - self.dose.value_gy
+    def volume_at_dose_cc(self, dose_gy):
+        """Exact volume (cc) receiving at least ``dose_gy`` (a float or an array)."""
+        levels = np.asarray(dose_gy, dtype=float)
+        flat = levels.ravel() - self.dose.value_gy
+        step = max(1, 1_000_000 // max(len(self._u0), 1))
+        out = np.concatenate(
+            [self._volume_at(flat[k : k + step, None]) for k in range(0, len(flat), step)]
+        ).reshape(levels.shape)
+        return float(out) if out.ndim == 0 else out
+
+    def _volume_at(self, level):
+        """Volumes (cc) above dose levels ``level`` (Gy relative to the dose at the
+        centre, shape ``(n, 1)``), as an ``(n,)`` array."""
         a, b = self._slab[:, 0], self._slab[:, 1]
         if self.g_xy == 0:
             if self.g_z == 0:
@@ -255,14 +276,13 @@ class SlabTruth:
                 length = np.clip(b - np.maximum(a, level / self.g_z), 0, None)
             else:
                 length = np.clip(np.minimum(b, level / self.g_z) - a, 0, None)
-            return float(np.sum(self._area * length)) / 1000.0
+            return np.sum(self._area * length, axis=1) / 1000.0
         dw = (self._w1 - self._w0) * self._sign
         p = self._plane
         if self.g_z == 0:
             s = level / self.g_xy
             per_edge = dw * self._pos_power_integral(self._u0, self._u1, s, 1)
-            area = np.bincount(p, weights=per_edge, minlength=len(a))
-            return float(np.sum(area * (b - a))) / 1000.0
+            return per_edge @ (b - a)[p] / 1000.0
         s_a = (level - self.g_z * a) / self.g_xy
         s_b = (level - self.g_z * b) / self.g_xy
         lo, hi = np.minimum(s_a, s_b), np.maximum(s_a, s_b)
@@ -271,12 +291,11 @@ class SlabTruth:
             dw
             * 0.5
             * (
-                self._pos_power_integral(self._u0, self._u1, lo[p], 2)
-                - self._pos_power_integral(self._u0, self._u1, hi[p], 2)
+                self._pos_power_integral(self._u0, self._u1, lo[:, p], 2)
+                - self._pos_power_integral(self._u0, self._u1, hi[:, p], 2)
             )
         )
-        integral = np.bincount(p, weights=per_edge, minlength=len(a))
-        return float(np.sum(integral) * self.g_xy / abs(self.g_z)) / 1000.0
+        return np.sum(per_edge, axis=1) * self.g_xy / abs(self.g_z) / 1000.0
 
     def dose_at_volume_gy(self, volume_cc: float) -> float:
         """Exact dose (Gy) covering ``volume_cc`` (root of the cumulative curve)."""
