@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -31,6 +32,7 @@ def dvh_figure(dvhs: Mapping[str, DVH], *, title: str = "") -> Figure:
     fig = Figure(figsize=(8.0, 5.0), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ax.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)  # 20 distinct colours
     for label, dvh in dvhs.items():
         if dvh.dosed_volume_cc <= 0:
             continue
@@ -47,7 +49,8 @@ def dvh_figure(dvhs: Mapping[str, DVH], *, title: str = "") -> Figure:
     if title:
         ax.set_title(title)
     if ax.lines:
-        ax.legend(fontsize="small", loc="best")
+        # outside the axes: "best" searches every curve point for a free spot (seconds)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 
