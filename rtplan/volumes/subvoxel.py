@@ -173,6 +173,52 @@ class SubvoxelMask:
             out[p] = np.where(flat, (delta >= 0).astype(float), frac)
         return out
 
+    def section_distance(self, k: int) -> np.ndarray:
+        """Signed in-plane distance (mm, negative inside) of each pixel centre of slice ``k``
+        from the region's cross-section through the voxel centres.
+
+        Each partial voxel's plane meets the slice in a line.  A partial pixel takes its
+        distance from its own line, a full or empty pixel next to partial ones the nearest
+        of their lines on its side (its sign is its state), every other pixel
+        ``-/+ 2 * max(spacing)``.  Linear interpolation between pixel centres then puts
+        the zero crossing on the lines, which is what marching squares needs.
+        """
+        hj, hi_ = self.spacing_mm[1], self.spacing_mm[2]
+        cap = 2.0 * max(hj, hi_)
+        phi = self.phi[k].astype(float)
+        out = np.where(phi < 0, -cap, cap)
+        part = np.isfinite(phi)
+        if not part.any():
+            return out
+        nj, ni = self.normal[1, k].astype(float), self.normal[2, k].astype(float)
+        nxy = np.hypot(nj, ni)
+        ok = part & (nxy > 1e-6)
+        safe = np.where(ok, nxy, 1.0)
+        uj, ui = np.where(ok, nj / safe, 0.0), np.where(ok, ni / safe, 0.0)
+        own = np.where(ok, phi / safe, np.where(phi <= 0, -cap, cap))  # line offset at c
+        out[part] = np.clip(own[part], -cap, cap)
+        # neighbours of partial pixels: nearest line on their own side
+        rows, cols = out.shape
+        best_in = np.full(out.shape, -np.inf)
+        best_out = np.full(out.shape, np.inf)
+        pad = np.pad(ok, 1)
+        pu_j, pu_i, p_own = np.pad(uj, 1), np.pad(ui, 1), np.pad(own, 1)
+        for dj in (-1, 0, 1):
+            for di in (-1, 0, 1):
+                if dj == 0 and di == 0:
+                    continue
+                sl = (slice(1 + dj, 1 + dj + rows), slice(1 + di, 1 + di + cols))
+                has = pad[sl]
+                # distance of this pixel from the neighbour's line: u.(c_p - c_q) + own_q
+                d = -(pu_j[sl] * dj * hj + pu_i[sl] * di * hi_) + p_own[sl]
+                best_in = np.where(has & (d < 0), np.maximum(best_in, d), best_in)
+                best_out = np.where(has & (d > 0), np.minimum(best_out, d), best_out)
+        full = ~part & (phi == -np.inf)
+        empty = ~part & (phi == np.inf)
+        out[full] = np.clip(np.where(np.isfinite(best_in), best_in, -cap), -cap, 0)[full]
+        out[empty] = np.clip(np.where(np.isfinite(best_out), best_out, cap), 0, cap)[empty]
+        return out
+
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(lo, hi)`` index bounds (inclusive, exclusive) of occupied voxels, or None."""
         occ = self.occupied
