@@ -11,18 +11,27 @@ What it does
    a 22 L BODY (spheres, cylinders and cones, axial, lying along y and tilted, as in
    Nelms et al. 2015), and a 2.5 mm RTDOSE holding a linear dose (32-bit), so that every
    structure has an exact DVH (:class:`rtplan.dvh.phantoms.SlabTruth`, slab convention).
-2. Installs dicompyler-core in its own virtual environment (``benchmarks/_work/venv_dicompyler``,
-   with pydicom < 3, which the released dicompyler-core needs), as a user would.
-3. Runs, each in its own process on the same files: rtplan (``rtplan.dvh.compute`` and
-   metrics; peak memory from ``getrusage``), dicompyler-core ``get_dvh`` with its defaults,
-   and dicompyler-core with ``interpolation_resolution`` = dose spacing / 4 (and
-   ``use_structure_extents=True``, which it needs to be usable at that resolution).
-4. Prints per-structure times, totals and ratios, and each tool's errors against the
-   exact values (volume, Dmean, Dmin, Dmax, D99%, D95%, D50%, D5%, D1%, D0.03cc, D2cc).
+2. Installs dicompyler-core 0.5.6 in its own virtual environment
+   (``benchmarks/_work/venv_dicompyler``, reused on later runs; with pydicom < 3, which the
+   released dicompyler-core needs), as a user would.
+3. Runs, each in its own process, pinned to one CPU (``os.sched_setaffinity``) with BLAS
+   and OpenMP threads limited to one, on the same files:
 
-Options: ``--skip-interpolated`` (the slow dicompyler run), ``--work DIR``.
-Timings are wall times (and process CPU times, which a busy machine disturbs less) of one
-process per tool, BLAS threads limited to one.
+   * rtplan: ``rtplan.dvh.compute`` and the metrics, one structure after the other
+     (reading the RTSTRUCT and RTDOSE is timed separately);
+   * dicompyler-core ``get_dvh`` in the configurations of ``DICOMPYLER_CONFIGS``: its
+     defaults; its defaults except ``interpolation_resolution`` = dose spacing / 4 (the
+     comparison the issue asks for); and the latter with ``use_structure_extents=True``
+     (its fastest interpolated setting, shown so the comparison is not one-sided).
+
+4. Prints per-structure CPU times and ratios, wall and CPU totals, peak memory, a check
+   of the speed targets, and each tool's errors against the exact values (volume,
+   Dmean, Dmin, Dmax, D99%, D95%, D50%, D5%, D1%, D0.03cc, D2cc).
+
+A full run takes about 5 minutes on one core, nearly all of it in dicompyler-core with
+interpolation; ``--skip-interpolated`` leaves those two runs out.  CPU times
+(``time.process_time``) are the figures to compare on a shared machine: they count only
+the tool's own work; wall times also count waiting for the CPU.
 """
 
 from __future__ import annotations
@@ -44,6 +53,18 @@ DOSE_SPACING_MM = 2.5
 CT_SLICES, CT_SPACING, CT_PIXEL = 150, 2.5, 500.0 / 512
 Z0 = -0.5 * (CT_SLICES - 1) * CT_SPACING
 LINEAR = dict(value_gy=40.0, gradient_gy_per_mm=(0.06, 0.04, 0.05), center_mm=(0.0, 0.0, 0.0))
+DICOMPYLER = "dicompyler-core==0.5.6"
+#: dicompyler-core runs: label -> keyword arguments of ``dvhcalc.get_dvh`` (all others
+#: at their defaults: calculate_full_volume=True, use_structure_extents=False,
+#: interpolation_resolution=None, interpolation_segments_between_planes=0)
+DICOMPYLER_CONFIGS = {
+    "dcp default": {},
+    "dcp interp": {"interpolation_resolution": DOSE_SPACING_MM / 4},
+    "dcp interp+ext": {
+        "interpolation_resolution": DOSE_SPACING_MM / 4,
+        "use_structure_extents": True,
+    },
+}
 
 
 def _shapes():
@@ -149,12 +170,12 @@ def run_rtplan(work: Path) -> dict:
     from rtplan.dvh.dosefield import axial_field
     from rtplan.io import read_rtdose, read_rtstruct
 
-    t0 = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     ss = read_rtstruct(work / "plan" / "rtstruct.dcm")
     dose = read_rtdose(work / "plan" / "rtdose.dcm")
     field = axial_field(dose)
-    read_s = time.perf_counter() - t0
-    out = {"read_s": read_s, "structures": {}}
+    out = {"read_s": time.perf_counter() - t, "read_cpu_s": time.process_time() - c}
+    out["structures"] = {}
     for s in ss:
         t, c = time.perf_counter(), time.process_time()
         dvh = compute(s, dose, field=field)
@@ -181,16 +202,15 @@ def _peak_rss_mb() -> float:
 DICOMPYLER_RUNNER = textwrap.dedent(
     """
     import json, sys, time
+    t, c = time.perf_counter(), time.process_time()
     import pydicom
-    from dicompylercore import dicomparser, dvhcalc
-    work, resolution, metrics = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    from dicompylercore import __version__, dicomparser, dvhcalc
+    work, kw, metrics = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     rtss = pydicom.dcmread(work + "/plan/rtstruct.dcm")
     rtdose = pydicom.dcmread(work + "/plan/rtdose.dcm")
     rois = dicomparser.DicomParser(rtss).GetStructures()
-    kw = {}
-    if resolution != "none":
-        kw = dict(interpolation_resolution=float(resolution), use_structure_extents=True)
-    out = {"structures": {}}
+    out = {"version": __version__, "read_s": time.perf_counter() - t,
+           "read_cpu_s": time.process_time() - c, "structures": {}}
     stats = {"Dmean": "mean", "Dmin": "min", "Dmax": "max"}
     for number, roi in rois.items():
         t, c = time.perf_counter(), time.process_time()
@@ -222,22 +242,38 @@ def ensure_dicompyler(work: Path) -> Path:
         return python
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "dicompyler-core", "pydicom<3",
+        [str(python), "-m", "pip", "install", "-q", DICOMPYLER, "pydicom<3",
          "scikit-image", "shapely", "matplotlib"],
         check=True,
     )  # fmt: skip
     return python
 
 
-def run_dicompyler(python: Path, work: Path, resolution: str) -> dict:
+def _one_core_env() -> dict:
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        NUMEXPR_NUM_THREADS="1",
+    )
+
+
+def _run_pinned(cmd: list[str], cpu: int) -> dict:
+    """Run ``cmd`` on CPU ``cpu`` only, one thread per library; its last stdout line (JSON)."""
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_one_core_env(),
+                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))  # fmt: skip
+    if res.returncode != 0:
+        raise SystemExit(f"{cmd[1]} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_dicompyler(python: Path, work: Path, kwargs: dict, cpu: int) -> dict:
     script = work / "run_dicompyler.py"
     script.write_text(DICOMPYLER_RUNNER)
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    res = subprocess.run([str(python), str(script), str(work), resolution, json.dumps(METRICS)],
-                         capture_output=True, text=True, env=env)  # fmt: skip
-    if res.returncode != 0:
-        raise SystemExit(f"dicompyler-core run failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return _run_pinned(
+        [str(python), str(script), str(work), json.dumps(kwargs), json.dumps(METRICS)], cpu
+    )
 
 
 def _err(value, exact) -> str:
@@ -248,28 +284,48 @@ def _err(value, exact) -> str:
 
 def report(truth: dict, results: dict) -> None:
     tools = list(results)
-    print("\nPer-structure DVH time (s) and ratio to rtplan")
-    head = f"{'structure':<20}{'volume cc':>11}" + "".join(f"{t:>16}" for t in tools)
-    print(head + "".join(f"{'x ' + t:>18}" for t in tools[1:]))
-    totals = dict.fromkeys(tools, 0.0)
+    print("\nPer-structure CPU time (s) and ratio tool / rtplan (CPU)")
+    head = f"{'structure':<20}{'volume cc':>10}" + "".join(f"{t:>15}" for t in tools)
+    print(head + "".join(f"{'x ' + t:>17}" for t in tools[1:]))
     for name in truth:
-        row = f"{name:<20}{truth[name]['volume_cc']:>11.3f}"
-        for t in tools:
-            s = results[t]["structures"].get(name, {})
-            totals[t] += s.get("time_s", 0.0)
-            row += f"{s.get('time_s', float('nan')):>16.3f}"
-        base = results[tools[0]]["structures"][name]["time_s"]
-        for t in tools[1:]:
-            row += f"{results[t]['structures'][name]['time_s'] / base:>18.1f}"
+        row = f"{name:<20}{truth[name]['volume_cc']:>10.2f}"
+        cpu = {t: results[t]["structures"].get(name, {}).get("cpu_s", np.nan) for t in tools}
+        row += "".join(f"{cpu[t]:>15.3f}" for t in tools)
+        row += "".join(f"{cpu[t] / cpu['rtplan']:>17.1f}" for t in tools[1:])
         print(row)
-    print(f"{'TOTAL':<31}" + "".join(f"{totals[t]:>16.2f}" for t in tools)
-          + "".join(f"{totals[t] / totals[tools[0]]:>18.1f}" for t in tools[1:]))  # fmt: skip
-    cpu = {t: sum(v.get("cpu_s", 0.0) for v in results[t]["structures"].values()) for t in tools}
-    print(f"{'TOTAL CPU':<31}" + "".join(f"{cpu[t]:>16.2f}" for t in tools)
-          + "".join(f"{cpu[t] / cpu[tools[0]]:>18.1f}" for t in tools[1:]))  # fmt: skip
-    for t in tools:
-        extra = f", reading {results[t]['read_s']:.2f} s" if "read_s" in results[t] else ""
-        print(f"  {t}: peak memory {results[t]['peak_rss_mb']:.0f} MB{extra}")
+    totals = {}
+    for kind, key in (("wall", "time_s"), ("CPU", "cpu_s")):
+        tot = {t: sum(v[key] for v in results[t]["structures"].values()) for t in tools}
+        totals[kind] = tot
+        print(f"{'TOTAL ' + kind:<30}" + "".join(f"{tot[t]:>15.2f}" for t in tools)
+              + "".join(f"{tot[t] / tot['rtplan']:>17.1f}" for t in tools[1:]))  # fmt: skip
+    for kind, key in (("wall", "read_s"), ("CPU", "read_cpu_s")):
+        print(f"{'reading files, ' + kind:<30}"
+              + "".join(f"{results[t][key]:>15.2f}" for t in tools))  # fmt: skip
+    print(
+        f"{'peak memory (MB)':<30}" + "".join(f"{results[t]['peak_rss_mb']:>15.0f}" for t in tools)
+    )
+    print(
+        f"{'BODY, CPU':<30}"
+        + "".join(f"{results[t]['structures']['BODY']['cpu_s']:>15.2f}" for t in tools)
+    )
+
+    print("\nSpeed targets (issue 4), CPU times")
+    rt = totals["CPU"]["rtplan"]
+    with_read = rt + results["rtplan"]["read_cpu_s"]
+    wall = totals["wall"]["rtplan"] + results["rtplan"]["read_s"]
+    ok = "met" if max(with_read, wall) < 10 else "NOT met"
+    print(f"  all 30 DVHs on one core < 10 s: {rt:.2f} s CPU ({with_read:.2f} s with reading, "
+          f"{wall:.2f} s wall with reading): {ok}")  # fmt: skip
+    mem = results["rtplan"]["peak_rss_mb"]
+    print(f"  peak memory < 2 GB: {mem:.0f} MB: {'met' if mem < 2048 else 'NOT met'}")
+    for t, need in (("dcp default", 1.0), ("dcp interp", 20.0), ("dcp interp+ext", None)):
+        if t not in results:
+            continue
+        r = totals["CPU"][t] / rt
+        verdict = "" if need is None else (": met" if r >= need else ": NOT met")
+        goal = "(not a target)" if need is None else f"(target >= {need:g}x)"
+        print(f"  rtplan vs {t}: {r:.1f}x faster {goal}{verdict}")
 
     quantities = ["volume_cc", *METRICS]
     for t in tools:
@@ -305,25 +361,41 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--skip-interpolated", action="store_true",
                     help="skip dicompyler-core with interpolation (slow)")  # fmt: skip
+    ap.add_argument("--cpu", type=int, default=None,
+                    help="CPU to pin every run to (default: the last one allowed)")  # fmt: skip
     ap.add_argument("--rtplan-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     work = Path(args.work).resolve()
     if args.rtplan_only:  # child process: clean memory accounting
         print(json.dumps(run_rtplan(work)))
         return 0
+    cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
     t = time.perf_counter()
     truth = build(work)
     print(f"plan in {work / 'plan'} ({time.perf_counter() - t:.1f} s to build or check)")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, __file__, "--work", str(work), "--rtplan-only"],
-                         capture_output=True, text=True, env=env)  # fmt: skip
-    if res.returncode != 0:
-        raise SystemExit(res.stderr[-3000:])
-    results = {"rtplan": json.loads(res.stdout.strip().splitlines()[-1])}
     python = ensure_dicompyler(work)
-    results["dicompyler"] = run_dicompyler(python, work, "none")
-    if not args.skip_interpolated:
-        results["dicompyler_interp"] = run_dicompyler(python, work, str(DOSE_SPACING_MM / 4))
+    configs = {
+        k: v
+        for k, v in DICOMPYLER_CONFIGS.items()
+        if k == "dcp default" or not args.skip_interpolated
+    }
+    print(f"every run pinned to CPU {cpu} of {os.cpu_count()}, one thread per library")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    results = {"rtplan": _run_pinned([sys.executable, __file__, "--work", str(work),
+                                      "--rtplan-only"], cpu)}  # fmt: skip
+    for label, kwargs in configs.items():
+        results[label] = run_dicompyler(python, work, kwargs, cpu)
+    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    import numpy
+
+    import rtplan
+
+    print(f"rtplan {getattr(rtplan, '__version__', '?')} (numpy {numpy.__version__}); "
+          f"dicompyler-core {results['dcp default'].get('version', '?')}")  # fmt: skip
+    print("dicompyler-core settings (every argument not named is at its default):")
+    for label, kwargs in configs.items():
+        shown = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+        print(f"  {label:<15} dvhcalc.get_dvh(rtss, rtdose, roi{shown})")
     report(truth, results)
     return 0
 

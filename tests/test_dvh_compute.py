@@ -56,6 +56,21 @@ def test_nan_dose_counts_as_outside():
     assert dvh.outside_dose_cc == pytest.approx(4.0)
 
 
+def test_nan_dose_slices_affect_only_the_planes_that_reach_them():
+    # truth: dose slices at z = -15, -13, ..., 13, NaN from z = 7 on; a slab averages the
+    # dose of the slices around its levels, so the slabs [4, 6], [6, 8] and [8, 10] (planes
+    # 5, 7, 9) reach a NaN slice and count as outside: 3 x 20 x 20 x 2 mm^3 = 2.4 cc; the
+    # other seven planes keep their dose (10 Gy)
+    st = _prism([SQUARE], np.arange(-9.0, 10.0, 2.0))
+    grid = Grid((15, 30, 30), (-15.0, -15.0, -15.0), (2.0, 1.0, 1.0))
+    values = np.full(grid.shape, 10.0)
+    values[11:] = np.nan  # z = -15 + 2 * 11 = 7 and beyond
+    dvh = compute(st, Dose(values, grid), resolution_mm=0.5)
+    assert dvh.outside_dose_cc == pytest.approx(2.4)
+    assert dvh.dosed_volume_cc == pytest.approx(5.6)
+    assert dvh.metric("Dmean", allow_outside=True) == pytest.approx(10.0)
+
+
 def test_frame_of_reference_mismatch():
     st = _prism([SQUARE], [0.0, 2.0], frame_of_reference_uid="1.2.3")
     grid = Grid((5, 30, 30), (-15.0, -15.0, -4.0), (2.0, 1.0, 1.0))

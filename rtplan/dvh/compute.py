@@ -167,11 +167,12 @@ def compute(
             a = signed_area(poly)
             if a == 0:
                 continue
-            c = _clip_to_box(np.asarray(poly, dtype=float), ext[0], ext[1])
+            poly = np.asarray(poly, dtype=float)
+            c = _clip_to_box(poly, ext[0], ext[1])
             if len(c) < 3:
                 continue
             sign = (-1.0) ** depth * np.sign(a)
-            clipped_area[p] += sign * signed_area(c)
+            clipped_area[p] += sign * (a if c is poly else signed_area(c))
             X = (c[:, 0] - f.x0_mm) / hx
             Y = (c[:, 1] - f.y0_mm) / hy
             edges.append((X, Y, np.full(len(c), sign), np.full(len(c), p)))
@@ -424,8 +425,16 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
     gap[levels.last[:-1]] = 0.0  # no piece between the last level of a plane and the next
     weight = 0.5 * (np.concatenate([[0.0], gap]) + np.concatenate([gap, [0.0]]))
     thick = levels.thickness_mm
-    mean_k = np.add.reduceat(L * weight[:, None, None], levels.first, axis=0)
-    mean_k /= thick[:, None, None]
+    row = levels.row_of_plane[levels.plane]
+    to_mean = np.zeros((len(thick), len(weight)))  # level doses -> slab means, per row
+    to_mean[row, np.arange(len(weight))] = weight / thick[row]
+    flat = L.reshape(len(weight), -1)
+    nan = np.isnan(flat)
+    if nan.any():  # a NaN level dose makes its own plane's mean NaN, not the others'
+        flat = np.where(nan, 0.0, flat)
+    mean_k = (to_mean @ flat).reshape(len(thick), cy, cx)
+    if nan.any():
+        mean_k[((to_mean > 0) @ nan).reshape(mean_k.shape) > 0] = np.nan
     # z variance: that of a dose linear between the slab faces
     zvar_k = (L[levels.last] - L[levels.first]) ** 2 / 12.0
     coef = np.empty((8, len(thick), cy - 1, cx - 1))
@@ -459,7 +468,6 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
         np.repeat((cells.run_row % ny + 0.5) / ny, n),
         1.0 / (12 * nx**2),
         1.0 / (12 * ny**2),
-        0.0,
     )
     w_i = np.repeat(cell_mm2 * thick[rpr], n)
 
@@ -487,16 +495,30 @@ def _bilinear(knots, out):
     out[3] -= out[2]
 
 
-def _sample_stats(coef, u, v, var_u, var_v, cov):
+def _sample_stats(coef, u, v, var_u, var_v, cov=None):
     """Mean and variance of a bilinear dose (``coef[:4]``) over a region of centroid
-    ``(u, v)`` and covariance ``(var_u, var_v, cov)`` (knot-cell units), plus the
-    bilinear z variance ``coef[4:]`` at the centroid."""
+    ``(u, v)`` and covariance ``(var_u, var_v, cov)`` (knot-cell units; ``cov=None``: no
+    covariance), plus the bilinear z variance ``coef[4:]`` at the centroid."""
     a, b, c, d, qa, qb, qc, qd = coef
-    mean = a + b * u + c * v + d * (u * v + cov)
-    gu = b + d * v
-    gv = c + d * u
-    var = gu * gu * var_u + gv * gv * var_v + 2 * gu * gv * cov
-    var += qa + qb * u + qc * v + qd * u * v
+    gu = d * v
+    gu += b  # d/du of a + b u + c v + d u v
+    gv = d * u
+    gv += c  # d/dv
+    mean = b * u
+    mean += a
+    mean += v * gv
+    var = gu * gu
+    var *= var_u
+    var += gv * gv * var_v
+    if cov is not None:
+        mean += d * cov
+        var += 2 * gu * gv * cov
+    zvar = qd * u
+    zvar += qc
+    zvar *= v
+    zvar += qa
+    zvar += qb * u
+    var += zvar
     return mean, var
 
 
