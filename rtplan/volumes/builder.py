@@ -163,10 +163,8 @@ class VolumeBuilder:
         src_cc = current.volume_cc
         self._log(name, "from", source, "", src_cc, src_cc)
         if near:
-            zone = union(*(self.region(n) for n in near))
-            zone = with_margin(zone, Margins.isotropic(near_mm))
             before = current.volume_cc
-            current = intersection(current, zone)
+            current = self._near(current, near, near_mm)
             self._log(name, "near", ", ".join(near), f"{near_mm:g} mm", before, current.volume_cc)
             if current.is_empty:
                 raise InputError(
@@ -184,14 +182,12 @@ class VolumeBuilder:
         for spec in avoid:
             c = Crop.parse(spec)
             before = current.volume_cc
-            obstacle = with_margin(self.region(c.structure), Margins.isotropic(c.margin_mm))
-            current = subtract(current, obstacle)
+            current = self._crop(current, c, subtract)
             self._log(name, "avoid", c.structure, f"{c.margin_mm:g} mm", before, current.volume_cc)
         for spec in within:
             c = Crop.parse(spec)
             before = current.volume_cc
-            boundary = with_margin(self.region(c.structure), Margins.isotropic(c.margin_mm))
-            current = intersection(current, boundary)
+            current = self._crop(current, c, intersection)
             self._log(name, "within", c.structure, f"{c.margin_mm:g} mm", before, current.volume_cc)
         for other in keep:
             before = current.volume_cc
@@ -201,6 +197,38 @@ class VolumeBuilder:
             raise InputError(f"{name}: nothing is left after cropping")
         self._built[name] = current
         return current
+
+    def _box_around(self, region: SubvoxelMask, margin_mm: float):
+        """Index bounds of ``region``'s box grown by ``margin_mm`` and three voxels."""
+        box = region.bounding_box()
+        h = np.asarray(self.workspace.spacing_mm)
+        pad = np.ceil(abs(margin_mm) / h).astype(int) + 3
+        return np.maximum(box[0] - pad, 0), np.minimum(box[1] + pad, region.shape)
+
+    def _crop(self, current: SubvoxelMask, crop: Crop, op) -> SubvoxelMask:
+        """``op(current, other grown by its margin)`` where ``current`` lies: the other
+        structure only matters within its margin of the current volume's box."""
+        if current.is_empty:
+            return current
+        lo, hi = self._box_around(current, crop.margin_mm)
+        other = self.region(crop.structure).cropped(lo, hi)
+        other = with_margin(other, Margins.isotropic(crop.margin_mm))
+        return current.pasted(op(current.cropped(lo, hi), other), lo)
+
+    def _near(self, current: SubvoxelMask, near: Sequence[str], mm: float) -> SubvoxelMask:
+        """The part of ``current`` within ``mm`` of any of the ``near`` structures."""
+        lo, hi = self._box_around(current, mm)
+        zone = union(*(self.region(n).cropped(lo, hi) for n in near))
+        zone = with_margin(zone, Margins.isotropic(mm))
+        return current.pasted(intersection(current.cropped(lo, hi), zone), lo)
+
+    def unite(self, name: str, parts: Sequence[str]) -> SubvoxelMask:
+        """Build ``name`` as the union of structures or volumes (e.g. both compartments
+        found for one role), to crop with as one."""
+        region = union(*(self.region(p) for p in parts))
+        self._log(name, "union", " + ".join(parts), "", 0.0, region.volume_cc)
+        self._built[name] = region
+        return region
 
     def _log(self, volume, action, other, detail, before, after):
         self.steps.append(Step(volume, action, other, detail, float(before), float(after)))

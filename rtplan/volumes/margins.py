@@ -268,10 +268,22 @@ def apply_margin(region: SubvoxelMask, margins, direction=None) -> SubvoxelMask:
     if m.is_zero:
         return region
     plus, minus = m.axis_semi_axes(direction)
+    box = region.bounding_box()
+    if box is None:
+        return region
+    h = np.asarray(region.spacing_mm)
+    # work on the part of the array the result can reach (the region's box, grown by the
+    # margin when expanding), two voxels more
+    reach_lo = np.ceil(minus / h).astype(int) + 2 if m.is_expansion else np.full(3, 2)
+    reach_hi = np.ceil(plus / h).astype(int) + 2 if m.is_expansion else np.full(3, 2)
+    lo = np.maximum(box[0] - reach_lo, 0)
+    hi = np.minimum(box[1] + reach_hi, region.shape)
+    part = region.cropped(lo, hi)
     if m.is_expansion:
-        return _dilate(region, plus, minus)
-    # shrink: complement, expand by the mirrored shape, complement
-    return _dilate(region.complement(), minus, plus).complement()
+        out = _dilate(part, plus, minus)
+    else:  # shrink: complement, expand by the mirrored shape, complement
+        out = _dilate(part.complement(), minus, plus).complement()
+    return region.empty(region.shape, region.spacing_mm).pasted(out, lo)
 
 
 def expand_mask(

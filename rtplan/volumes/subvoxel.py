@@ -22,6 +22,7 @@ Arrays are indexed ``[k, j, i]`` with ``spacing_mm`` in the same order (see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -143,10 +144,16 @@ class SubvoxelMask:
             out[p] = box_plane_fraction(self.normal[:, p].T, -self.phi[p], self.spacing_mm)
         return out
 
-    @property
+    @cached_property
     def volume_mm3(self) -> float:
         """Volume (mm^3) of the reconstruction: full voxels plus the partial fractions."""
-        return float(np.sum(self.fraction(), dtype=float)) * float(np.prod(self.spacing_mm))
+        p = self.partial
+        total = float(np.count_nonzero(self.phi == -np.inf))
+        if p.any():
+            total += float(
+                np.sum(box_plane_fraction(self.normal[:, p].T, -self.phi[p], self.spacing_mm))
+            )
+        return total * float(np.prod(self.spacing_mm))
 
     @property
     def volume_cc(self) -> float:
@@ -255,6 +262,14 @@ class SubvoxelMask:
         pad = [(int(b), int(a)) for b, a in zip(before, after, strict=True)]
         phi = np.pad(self.phi, pad, constant_values=np.inf)
         normal = np.pad(self.normal, [(0, 0), *pad])
+        return SubvoxelMask(phi, normal, self.spacing_mm)
+
+    def pasted(self, block: SubvoxelMask, lo) -> SubvoxelMask:
+        """A copy with the sub-block starting at index ``lo`` replaced by ``block``."""
+        phi, normal = self.phi.copy(), self.normal.copy()
+        sl = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, block.shape, strict=True))
+        phi[sl] = block.phi
+        normal[(slice(None), *sl)] = block.normal
         return SubvoxelMask(phi, normal, self.spacing_mm)
 
     def cropped(self, lo, hi) -> SubvoxelMask:

@@ -1,0 +1,241 @@
+"""``rtplan expand`` and ``rtplan volumes`` on a folder of DICOM files: read, build, write.
+
+The Python API of the two commands.  :func:`expand_folder` and :func:`volumes_folder` read
+the CT series and a structure set of one patient (:mod:`rtplan.io`), build the new volumes
+(:func:`rtplan.volumes.builder.expand_structure`, :func:`rtplan.volumes.recipes.run_recipe`),
+and write a new RTSTRUCT holding the input's structures plus the new ones
+(:func:`rtplan.io.rtstruct_writer.write_rtstruct`, which never overwrites a file), and
+optionally a PNG of axial, coronal and sagittal views through the GTV's centre
+(:func:`rtplan.report.overlay.plane_views`).
+
+Which structure set: the one named by ``structure_set`` (its label or file name), else the
+only one holding every structure needed (for a recipe, every required role).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtplan.errors import InputError, RtplanError
+from rtplan.image import Image
+from rtplan.io.discover import PatientData, load_plan_folder
+from rtplan.io.rtstruct import StructureSet
+from rtplan.io.rtstruct_writer import write_rtstruct
+from rtplan.matching import match_role
+from rtplan.structure import Structure
+from rtplan.volumes.builder import Crop, Step, expand_structure, find_structure
+from rtplan.volumes.recipes import Recipe, load_recipe, run_recipe
+from rtplan.volumes.workspace import FINE_MM
+
+
+@dataclass(frozen=True)
+class FolderResult:
+    """What a command made: new structures, their log, the files written."""
+
+    structures: tuple[Structure, ...]
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...]
+    rtstruct: Path | None
+    png: Path | None
+    source: str
+
+    @property
+    def volumes_cc(self) -> dict[str, float]:
+        """Volume (cc, slab convention) of each new structure."""
+        return {s.name: s.volume_cc for s in self.structures}
+
+
+def _load(path, patient_id) -> tuple[PatientData, Image]:
+    patient = load_plan_folder(path, patient_id=patient_id)
+    image = patient.image()
+    if image is None:
+        raise InputError("no CT series: new contours must lie on CT slices", path=path)
+    return patient, image
+
+
+def _choose_set(patient: PatientData, label: str | None, needs, path) -> StructureSet:
+    sets = patient.structure_sets
+    if not sets:
+        raise InputError("no RTSTRUCT in the folder", path=path)
+    if label is not None:
+        chosen = [s for s in sets if s.label == label or Path(s.source).name == label]
+        if not chosen:
+            have = ", ".join(repr(s.label) for s in sets)
+            raise InputError(f"no structure set '{label}' (have: {have})", path=path)
+        return chosen[0]
+    if len(sets) == 1:
+        return sets[0]
+    fitting = [s for s in sets if needs(s)]
+    if len(fitting) == 1:
+        return fitting[0]
+    have = ", ".join(f"'{s.label}'" for s in (fitting or sets))
+    raise InputError(
+        f"{len(fitting or sets)} structure sets could serve ({have}); choose one with "
+        "--structure-set",
+        path=path,
+    )
+
+
+def _write(out, new, image, patient, chosen, name) -> Path:
+    out = Path(out)
+    if not out.exists():
+        out.mkdir(parents=True)
+    ct_header = patient.ct_series[0].paths[0] if patient.ct_series else None
+    return write_rtstruct(
+        out,
+        list(new),
+        image,
+        ct_header,
+        copy_rois_from=chosen.source,
+        label=name[:16],
+        description="rtplan target volumes",
+    )
+
+
+def _png(png, image, chosen, centre_of: Structure, new, title) -> Path:
+    from rtplan.report.overlay import centroid_mm, figure_png, plane_views
+
+    folder = Path(png)
+    if not folder.exists():
+        folder.mkdir(parents=True)
+    drawn = [centre_of, *new]
+    fig = plane_views(
+        image, drawn, centre_mm=centroid_mm(centre_of), names=[s.name for s in drawn], title=title
+    )
+    target = folder / f"volumes_{'_'.join(s.name for s in new)}.png"
+    if target.exists():
+        raise InputError("PNG exists; rtplan never overwrites a file", path=target)
+    target.write_bytes(figure_png(fig))
+    return target
+
+
+def expand_folder(
+    path: str | os.PathLike,
+    *,
+    structure: str,
+    name: str,
+    margin,
+    out: str | os.PathLike | None,
+    avoid: Sequence = (),
+    within: Sequence = (),
+    keep_source: bool = False,
+    structure_set: str | None = None,
+    patient_id: str | None = None,
+    fine_mm: float = FINE_MM,
+    png: str | os.PathLike | None = None,
+) -> FolderResult:
+    """``rtplan expand``: one structure expanded (or shrunk) and cropped, written out.
+
+    Parameters
+    ----------
+    path : path
+        Folder of one patient's DICOM files (CT series and RTSTRUCT).
+    structure, name, margin, avoid, within, keep_source, fine_mm
+        See :func:`rtplan.volumes.builder.expand_structure`.
+    out : path or None
+        Folder for the new RTSTRUCT (created if missing); ``None`` writes nothing.
+    structure_set : str, optional
+        Label or file name of the structure set to use.
+    patient_id : str, optional
+        When the folder holds several patients.
+    png : path, optional
+        Folder for a PNG of the three views through the source structure's centre.
+    """
+    patient, image = _load(path, patient_id)
+    crops = [Crop.parse(c) for c in (*avoid, *within)]
+    wanted = [structure, *(c.structure for c in crops)]
+
+    def has_all(ss: StructureSet) -> bool:
+        names = {n.casefold() for n in ss.names}
+        return all(w.casefold() in names for w in wanted)
+
+    chosen = _choose_set(patient, structure_set, has_all, path)
+    table = {s.name: s for s in chosen.volumes}
+    res = expand_structure(
+        table,
+        structure,
+        margin,
+        name=name,
+        avoid=avoid,
+        within=within,
+        slice_z_mm=image.slice_z_mm,
+        fine_mm=fine_mm,
+        keep_source=keep_source,
+    )
+    new = (res.structure,)
+    written = _write(out, new, image, patient, chosen, name) if out is not None else None
+    source = find_structure(table, structure)
+    picture = _png(png, image, chosen, source, new, f"{name} from {source.name}") if png else None
+    return FolderResult(new, res.steps, (), written, picture, chosen.source)
+
+
+def volumes_folder(
+    path: str | os.PathLike,
+    *,
+    protocol: str | os.PathLike | Recipe,
+    out: str | os.PathLike | None,
+    gtv: str | None = None,
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+    parameters: Mapping[str, float] | None = None,
+    structure_set: str | None = None,
+    patient_id: str | None = None,
+    fine_mm: float = FINE_MM,
+    png: str | os.PathLike | None = None,
+) -> FolderResult:
+    """``rtplan volumes``: a protocol's recipe run on one patient, written out.
+
+    Parameters
+    ----------
+    path : path
+        Folder of one patient's DICOM files.
+    protocol : str, path or Recipe
+        Shipped protocol name, protocol file, or a loaded recipe.
+    out : path or None
+        Folder for the new RTSTRUCT (created if missing); ``None`` writes nothing.
+    gtv, mapping, parameters, fine_mm
+        See :func:`rtplan.volumes.recipes.run_recipe`.
+    structure_set, patient_id, png
+        As for :func:`expand_folder` (the views go through the GTV's centre).
+    """
+    recipe = protocol if isinstance(protocol, Recipe) else load_recipe(protocol)
+    patient, image = _load(path, patient_id)
+    user_map = dict(mapping or {})
+    if gtv:
+        user_map[recipe.gtv_role] = gtv
+
+    def has_roles(ss: StructureSet) -> bool:
+        try:
+            for role in recipe.roles.values():
+                match_role(role, ss.names, user_map, source=ss.source)
+        except RtplanError:  # a required role missing or ambiguous: not this set
+            return False
+        return True
+
+    chosen = _choose_set(patient, structure_set, has_roles, path)
+    table = {s.name: s for s in chosen.volumes}
+    res = run_recipe(
+        recipe,
+        table,
+        slice_z_mm=image.slice_z_mm,
+        mapping=user_map,
+        parameters=parameters,
+        fine_mm=fine_mm,
+        source=chosen.source,
+    )
+    written = (
+        _write(out, res.structures, image, patient, chosen, recipe.protocol)
+        if out is not None
+        else None
+    )
+    picture = None
+    if png:
+        origin = match_role(
+            recipe.roles[recipe.gtv_role], chosen.names, user_map, source=chosen.source
+        ).structures[0]
+        picture = _png(
+            png, image, chosen, table[origin], res.structures, f"{recipe.protocol}: new volumes"
+        )
+    return FolderResult(res.structures, res.steps, res.notes, written, picture, chosen.source)
