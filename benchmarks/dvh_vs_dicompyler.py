@@ -279,7 +279,7 @@ def run_dicompyler(python: Path, work: Path, kwargs: dict, cpu: int) -> dict:
 def _err(value, exact) -> str:
     if value is None or exact is None or not np.isfinite(value):
         return "   n/a"
-    return f"{100 * (value - exact) / exact:+6.2f}"
+    return f"{100 * (value - exact) / exact:+8.3f}"
 
 
 def report(truth: dict, results: dict) -> None:
@@ -350,7 +350,7 @@ def report(truth: dict, results: dict) -> None:
                     worst[q] = max(worst[q], e)
                     fails += e > 3.0
             print(f"{name:<20}" + "".join(f"{c:>9}" for c in cells))
-        print(f"{'max |error|':<20}" + "".join(f"{worst[q]:>9.2f}" for q in quantities))
+        print(f"{'max |error|':<20}" + "".join(f"{worst[q]:>9.3f}" for q in quantities))
         print(f"  values beyond 3 %: {fails}")
 
 

@@ -6,6 +6,13 @@ A :class:`DVH` holds samples ``(dose_gy, volume_cc, spread_gy)``: each stands fo
 The cumulative curve ``V(D)`` (volume receiving at least ``D``) is therefore piecewise
 linear with its knots at the interval ends, and every metric is an exact evaluation or
 inverse of that curve: there are no bins and no rounding to a bin.
+
+Evaluation cost: a volume ``V(D)`` is one pass over the samples.  A dose ``D(v)`` is
+bracketed between two edges of coarse dose buckets (bucket sums bound the curve from
+below and above at every edge), and the exact curve is built only from the samples
+that reach between those edges, so a metric of a structure with millions of samples
+needs no full sort.  Queries of many values at once (plots, curves) sort the knots once.
+The samples are kept in the order given.
 """
 
 from __future__ import annotations
