@@ -17,7 +17,7 @@ from rtplan import __version__
 from rtplan.errors import RtplanError
 
 #: Subcommand modules under ``rtplan.commands``, in the order ``rtplan --help`` lists them.
-COMMANDS = ["info", "dvh", "check", "agree"]
+COMMANDS = ["info", "dvh", "check", "agree", "expand", "volumes"]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
