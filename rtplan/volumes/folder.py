@@ -27,6 +27,7 @@ from rtplan.io.rtstruct_writer import write_rtstruct
 from rtplan.matching import match_role
 from rtplan.structure import Structure
 from rtplan.volumes.builder import Crop, Step, expand_structure, find_structure
+from rtplan.volumes.margins import Margins
 from rtplan.volumes.recipes import Recipe, load_recipe, run_recipe
 from rtplan.volumes.workspace import FINE_MM
 
@@ -56,7 +57,9 @@ def _load(path, patient_id) -> tuple[PatientData, Image]:
     return patient, image
 
 
-def _choose_set(patient: PatientData, label: str | None, needs, path) -> StructureSet:
+def _choose_set(patient: PatientData, label: str | None, check, path) -> StructureSet:
+    """The structure set named, else the only one, else the only one ``check`` accepts
+    (``check(ss)`` raises an RtplanError naming what ``ss`` lacks)."""
     sets = patient.structure_sets
     if not sets:
         raise InputError("no RTSTRUCT in the folder", path=path)
@@ -65,15 +68,22 @@ def _choose_set(patient: PatientData, label: str | None, needs, path) -> Structu
         if not chosen:
             have = ", ".join(repr(s.label) for s in sets)
             raise InputError(f"no structure set '{label}' (have: {have})", path=path)
+        check(chosen[0])
         return chosen[0]
-    if len(sets) == 1:
-        return sets[0]
-    fitting = [s for s in sets if needs(s)]
+    fitting, first_error = [], None
+    for ss in sets:
+        try:
+            check(ss)
+            fitting.append(ss)
+        except RtplanError as exc:
+            first_error = first_error or exc
     if len(fitting) == 1:
         return fitting[0]
-    have = ", ".join(f"'{s.label}'" for s in (fitting or sets))
+    if not fitting:
+        raise first_error
+    have = ", ".join(f"'{s.label}'" for s in fitting)
     raise InputError(
-        f"{len(fitting or sets)} structure sets could serve ({have}); choose one with "
+        f"{len(fitting)} structure sets hold what is needed ({have}); choose one with "
         "--structure-set",
         path=path,
     )
@@ -144,13 +154,20 @@ def expand_folder(
     png : path, optional
         Folder for a PNG of the three views through the source structure's centre.
     """
-    patient, image = _load(path, patient_id)
+    Margins.parse(margin)  # bad syntax fails before any reading
     crops = [Crop.parse(c) for c in (*avoid, *within)]
     wanted = [structure, *(c.structure for c in crops)]
+    patient, image = _load(path, patient_id)
 
-    def has_all(ss: StructureSet) -> bool:
-        names = {n.casefold() for n in ss.names}
-        return all(w.casefold() in names for w in wanted)
+    def has_all(ss: StructureSet) -> None:
+        table = {s.name: s for s in ss.volumes}
+        for w in wanted:
+            try:
+                find_structure(table, w)
+            except RtplanError as exc:
+                raise type(exc)(
+                    f"{exc.problem} in structure set '{ss.label}'", path=ss.source
+                ) from None
 
     chosen = _choose_set(patient, structure_set, has_all, path)
     table = {s.name: s for s in chosen.volumes}
@@ -206,13 +223,9 @@ def volumes_folder(
     if gtv:
         user_map[recipe.gtv_role] = gtv
 
-    def has_roles(ss: StructureSet) -> bool:
-        try:
-            for role in recipe.roles.values():
-                match_role(role, ss.names, user_map, source=ss.source)
-        except RtplanError:  # a required role missing or ambiguous: not this set
-            return False
-        return True
+    def has_roles(ss: StructureSet) -> None:
+        for role in recipe.roles.values():
+            match_role(role, ss.names, user_map, source=ss.source)
 
     chosen = _choose_set(patient, structure_set, has_roles, path)
     table = {s.name: s for s in chosen.volumes}
