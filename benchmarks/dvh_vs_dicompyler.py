@@ -28,7 +28,7 @@ What it does
    of the speed targets, and each tool's errors against the exact values (volume,
    Dmean, Dmin, Dmax, D99%, D95%, D50%, D5%, D1%, D0.03cc, D2cc).
 
-A full run takes about 5 minutes on one core, nearly all of it in dicompyler-core with
+A full run takes about 3 minutes on one core, nearly all of it in dicompyler-core with
 interpolation; ``--skip-interpolated`` leaves those two runs out.  CPU times
 (``time.process_time``) are the figures to compare on a shared machine: they count only
 the tool's own work; wall times also count waiting for the CPU.
