@@ -350,7 +350,7 @@ def _spacing_direction(spacing_mm, grid):
 # ---------------------------------------------------------------------------- engine
 _BIG_SAMPLING = 1.0e6  # sampling along an axis with no margin: other columns unreachable
 _THREADS = max(1, min(4, os.cpu_count() or 1))
-_SLACK = 0.5
+_SLACK = 0.25  # extra band (voxels) refined around the new boundary
 _OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg  # extra band (voxels) refined around the new boundary
 
 
@@ -421,8 +421,15 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
         0.5 * (np.abs(n0) @ h),
     )
     near_full = ph0 == -np.inf
-    inside = (d0 < 1.0 - rho) & (near_full | (not degenerate))
-    outside = d0 > 1.0 + rho
+    # |D - d0| <= rho_p: first order, the gauge's gradient times the half box; second
+    # order, half the box's squared gauge over the distance (the gauge's Hessian is at
+    # most diag(1 / s^2) / g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad0 = np.where(s0 > 0, v0 / (s0 * s0), 0.0) / np.where(d0 > 0, d0, np.inf)[:, None]
+    rho_p = np.abs(grad0) @ (h / 2) + 0.5 * rho * rho / np.maximum(d0 - rho, 0.05)
+    rho_p = np.minimum(rho_p, rho)
+    inside = (d0 < 1.0 - rho_p) & (near_full | (not degenerate))
+    outside = d0 > 1.0 + rho_p
     d_est = d0 - reach / len0
     near_boundary = np.abs(d_est - 1.0) * len0 <= 0.5 * (np.abs(n0) @ h) + _SLACK * h.max()
     need = near_boundary | ~(inside | outside)

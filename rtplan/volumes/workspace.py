@@ -43,6 +43,8 @@ from rtplan.volumes.subvoxel import SubvoxelMask
 FINE_MM = 1.0
 #: Douglas-Peucker tolerance (pixels) of new contours.
 SIMPLIFY_PX = 0.02
+#: Smallest loop (pixels of area) kept in a new contour.
+MIN_LOOP_PX = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +234,8 @@ def zero_contours(distance: np.ndarray, simplify_px: float = SIMPLIFY_PX) -> lis
     Marching squares (``contourpy``) on ``-distance`` at level 0, with a border outside so
     every loop closes; repeated vertices dropped, Douglas-Peucker simplification
     (``simplify_px`` pixels), collinear vertices removed; loops of fewer than 3 vertices
-    or of (nearly) no area dropped.
+    or smaller than :data:`MIN_LOOP_PX` pixels dropped (slivers where a face of the region
+    runs along the slice).
     """
     z = np.pad(-np.asarray(distance, dtype=float), 1, constant_values=-1.0)
     gen = contourpy.contour_generator(z=z, name="serial", line_type="SeparateCode")
@@ -246,6 +249,6 @@ def zero_contours(distance: np.ndarray, simplify_px: float = SIMPLIFY_PX) -> lis
         if simplify_px > 0:
             xy = simplify(xy, simplify_px)
         xy = remove_collinear(xy)
-        if len(xy) >= 3 and abs(signed_area(xy)) > 1e-6:
+        if len(xy) >= 3 and abs(signed_area(xy)) >= MIN_LOOP_PX:
             loops.append(xy)
     return loops
