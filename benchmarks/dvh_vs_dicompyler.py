@@ -179,7 +179,7 @@ def run_rtplan(work: Path) -> dict:
     for s in ss:
         t, c = time.perf_counter(), time.process_time()
         dvh = compute(s, dose, field=field)
-        vals = {"volume_cc": dvh.total_volume_cc}
+        vals = {"volume_cc": dvh.volume_cc}
         for m in METRICS:
             vals[m] = dvh.metric(m)
         out["structures"][s.name] = {

@@ -28,7 +28,7 @@ def test_part_outside_dose_grid_is_reported_not_dosed():
     grid = Grid((15, 30, 20), (-19.5, -15.0, -16.0), (2.0, 1.0, 1.0))
     dose = LinearDose(20.0, (0.5, 0.0, 0.0)).on_grid(grid)
     dvh = compute(st, dose)
-    assert dvh.total_volume_cc == pytest.approx(8.0)
+    assert dvh.volume_cc == pytest.approx(8.0)
     assert dvh.outside_dose_cc == pytest.approx(4.0)
     assert dvh.flags and "outside the dose grid" in dvh.flags[0]
     assert np.isnan(dvh.metric("D95%")) and np.isnan(dvh.metric("Dmean"))
@@ -79,14 +79,34 @@ def test_frame_of_reference_mismatch():
         compute(st, dose)
 
 
+def test_volume_cc_is_the_structure_volume_inside_and_partly_outside_the_grid():
+    # truth: a 20 x 20 mm square on 10 planes 2 mm apart (slab convention) is
+    # 20 * 20 * 20 mm^3 = 8 cc; Structure.volume_cc computes the same independently
+    st = _prism([SQUARE], np.arange(-9.0, 10.0, 2.0))
+    assert st.volume_cc == pytest.approx(8.0, rel=1e-12)
+    lin = LinearDose(20.0, (0.5, 0.0, 0.0))
+    inside = compute(st, lin.on_grid(covering_grid(st, 2.0)))
+    assert isinstance(inside.volume_cc, float)
+    assert inside.outside_dose_cc == 0.0
+    assert inside.volume_cc == pytest.approx(st.volume_cc, rel=1e-12)
+    assert inside.sample_volume_cc.sum() == pytest.approx(st.volume_cc, rel=1e-12)
+    # the dose grid ends at x = 0: 4 cc dosed, 4 cc outside, still the 8 cc structure
+    grid = Grid((15, 30, 20), (-19.5, -15.0, -16.0), (2.0, 1.0, 1.0))
+    part = compute(st, lin.on_grid(grid))
+    assert part.sample_volume_cc.sum() == pytest.approx(4.0, rel=1e-12)
+    assert part.outside_dose_cc == pytest.approx(4.0, rel=1e-12)
+    assert part.volume_cc == pytest.approx(part.dosed_volume_cc + part.outside_dose_cc)
+    assert part.volume_cc == pytest.approx(st.volume_cc, rel=1e-12)
+
+
 def test_ring_with_hole_matches_slab_truth():
     # truth: SlabTruth (even-odd holes, closed form)
     st = _prism([SQUARE, HOLE], np.arange(-5.0, 6.0, 2.0))
     lin = LinearDose(30.0, (0.7, -0.4, 0.3))
     dvh = compute(st, lin.on_grid(covering_grid(st, 2.5, shift_mm=(0.3, 0.2, 0.1))))
     truth = SlabTruth(st, lin)
-    assert dvh.total_volume_cc == pytest.approx(truth.volume_cc, rel=1e-12)
-    assert dvh.total_volume_cc == pytest.approx((400 - 64) * 12 / 1000)
+    assert dvh.volume_cc == pytest.approx(truth.volume_cc, rel=1e-12)
+    assert dvh.volume_cc == pytest.approx((400 - 64) * 12 / 1000)
     for m in ("Dmean", "Dmin", "Dmax"):
         assert dvh.metric(m) == pytest.approx(truth.metric(m), rel=1e-9)
     for m in ("D95%", "D50%", "D2%"):
@@ -139,8 +159,8 @@ def test_uneven_dose_slices_and_end_caps():
     for cap in ("slab", "none"):
         truth = SlabTruth(st, lin, end_cap=cap)
         dvh = compute(st, dose, end_cap=cap)
-        assert dvh.total_volume_cc == pytest.approx(st.volume_cc_with(cap), rel=1e-12)
-        assert dvh.total_volume_cc == pytest.approx(truth.volume_cc, rel=1e-12)
+        assert dvh.volume_cc == pytest.approx(st.volume_cc_with(cap), rel=1e-12)
+        assert dvh.volume_cc == pytest.approx(truth.volume_cc, rel=1e-12)
         for m in ("Dmean", "Dmin", "Dmax", "D99%", "D50%", "D1%"):
             assert dvh.metric(m) == pytest.approx(truth.metric(m), rel=1e-6)
 
@@ -158,6 +178,6 @@ def test_coarse_resolution_keeps_volume_and_mean_exact():
     lin = LinearDose(30.0, (0.9, 0.4, 0.2))
     truth = SlabTruth(st, lin)
     dvh = compute(st, lin.on_grid(covering_grid(st, 3.0)), resolution_mm=3.0)
-    assert dvh.total_volume_cc == pytest.approx(truth.volume_cc, rel=1e-12)
+    assert dvh.volume_cc == pytest.approx(truth.volume_cc, rel=1e-12)
     assert dvh.mean_gy == pytest.approx(truth.mean_gy, rel=1e-12)
     assert dvh.conventions["resolution_mm"] == [3.0, 3.0]

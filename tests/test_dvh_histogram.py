@@ -10,7 +10,7 @@ from rtplan.errors import InputError
 def test_uniform_samples_give_linear_curve():
     # truth: 1 cc uniform on [10, 20] Gy and 3 cc uniform on [20, 30] Gy (hand computed)
     dvh = DVH([25.0, 15.0], [3.0, 1.0], [5.0, 5.0])
-    assert dvh.total_volume_cc == pytest.approx(4.0)
+    assert dvh.volume_cc == pytest.approx(4.0)
     assert dvh.mean_gy == pytest.approx((15 * 1 + 25 * 3) / 4)
     assert dvh.volume_at_dose_cc(15.0) == pytest.approx(3.5)
     assert dvh.volume_at_dose_cc(27.5) == pytest.approx(0.75)
@@ -39,7 +39,7 @@ def test_curve_is_monotone_and_inverse_round_trips():
     dvh = DVH(rng.uniform(0, 50, 500), rng.uniform(0, 1, 500), rng.uniform(0.1, 3, 500))
     d, v = dvh.curve()
     assert np.all(np.diff(v) <= 1e-12)
-    vols = np.linspace(0.01, dvh.total_volume_cc - 0.01, 50)
+    vols = np.linspace(0.01, dvh.volume_cc - 0.01, 50)
     np.testing.assert_allclose(dvh.volume_at_dose_cc(dvh.dose_at_volume_gy(vols)), vols, rtol=1e-9)
 
 

@@ -104,7 +104,7 @@ def run(args) -> int:
                 "name": s.name,
                 "number": s.number,
                 "type": s.interpreted_type,
-                "volume_cc": dvh.total_volume_cc,
+                "volume_cc": dvh.volume_cc,
                 "outside_dose_cc": dvh.outside_dose_cc,
                 "min_gy": _num(dvh.min_gy),
                 "max_gy": _num(dvh.max_gy),

@@ -114,7 +114,7 @@ def compute(
     >>> g = Grid((16, 16, 16), (-3.0, -3.0, -3.0), (1.0, 1.0, 1.0))
     >>> x = g.index_to_world(np.indices(g.shape).reshape(3, -1).T)[:, 0].reshape(g.shape)
     >>> dvh = compute(cube, Dose(10.0 + x, g))
-    >>> round(dvh.total_volume_cc, 6)
+    >>> round(dvh.volume_cc, 6)
     1.0
     >>> round(dvh.mean_gy, 6), round(dvh.metric("D50%"), 6), round(dvh.max_gy, 6)
     (15.0, 15.0, 20.0)
@@ -236,9 +236,9 @@ def compute(
             f"{outside_cc:.4g} cc of {structure_volume_cc:.4g} cc lie outside the dose grid"
         )
     return DVH(
-        dose_gy=dose_gy,
-        volume_cc=volume_mm3 / 1000.0,
-        spread_gy=spread_gy,
+        sample_dose_gy=dose_gy,
+        sample_volume_cc=volume_mm3 / 1000.0,
+        sample_spread_gy=spread_gy,
         name=structure.name,
         min_gy=dmin,
         max_gy=dmax,

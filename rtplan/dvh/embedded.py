@@ -92,7 +92,7 @@ def compare_embedded(dvh: DVH, e: EmbeddedDVH) -> list[Comparison]:
     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
     tps = embedded_metrics(e)
-    mine = {"volume_cc": dvh.total_volume_cc}
+    mine = {"volume_cc": dvh.volume_cc}
     for m in COMPARED[1:]:
         mine[m] = dvh.metric(m)
     return [Comparison(m, float(mine[m]), float(tps[m])) for m in COMPARED]

@@ -1,8 +1,10 @@
 """The DVH: a binless set of weighted dose samples and its cumulative curve.
 
-A :class:`DVH` holds samples ``(dose_gy, volume_cc, spread_gy)``: each stands for
-``volume_cc`` of the structure whose dose is spread *uniformly* over
-``[dose_gy - spread_gy, dose_gy + spread_gy]`` (``spread_gy = 0``: all at one dose).
+A :class:`DVH` holds samples ``(sample_dose_gy, sample_volume_cc, sample_spread_gy)``:
+each stands for ``sample_volume_cc`` of the structure whose dose is spread *uniformly*
+over ``[sample_dose_gy - sample_spread_gy, sample_dose_gy + sample_spread_gy]``
+(spread 0: all at one dose).  :attr:`DVH.volume_cc` is the structure's volume (a number),
+as ``Structure.volume_cc`` and the ``volume_cc`` of ``rtplan dvh --json``.
 The cumulative curve ``V(D)`` (volume receiving at least ``D``) is therefore piecewise
 linear with its knots at the interval ends, and every metric is an exact evaluation or
 inverse of that curve: there are no bins and no rounding to a bin.
@@ -37,11 +39,11 @@ class DVH:
 
     Parameters
     ----------
-    dose_gy : array_like
+    sample_dose_gy : array_like
         Mean dose (Gy) of each sample.
-    volume_cc : array_like
-        Volume (cc) each sample stands for.
-    spread_gy : array_like, optional
+    sample_volume_cc : array_like
+        Volume (cc) each sample stands for (samples of zero volume are dropped).
+    sample_spread_gy : array_like, optional
         Half-width (Gy) of the uniform dose interval of each sample (default 0).
     name : str
         Structure name.
@@ -64,15 +66,15 @@ class DVH:
     Two cc uniformly between 10 and 20 Gy:
 
     >>> dvh = DVH([15.0], [2.0], [5.0], name="box")
-    >>> round(dvh.mean_gy, 6), round(dvh.volume_at_dose_cc(12.5), 6)
-    (15.0, 1.5)
+    >>> round(dvh.mean_gy, 6), round(dvh.volume_at_dose_cc(12.5), 6), dvh.volume_cc
+    (15.0, 1.5, 2.0)
     >>> round(dvh.dose_at_volume_gy(0.5), 6), round(dvh.metric("D50%"), 6)
     (17.5, 15.0)
     """
 
-    dose_gy: np.ndarray
-    volume_cc: np.ndarray
-    spread_gy: np.ndarray | None = None
+    sample_dose_gy: np.ndarray
+    sample_volume_cc: np.ndarray
+    sample_spread_gy: np.ndarray | None = None
     name: str = ""
     min_gy: float | None = None
     max_gy: float | None = None
@@ -82,12 +84,12 @@ class DVH:
     flags: tuple[str, ...] = ()
 
     def __post_init__(self):
-        d = np.atleast_1d(np.asarray(self.dose_gy, dtype=float))
-        v = np.atleast_1d(np.asarray(self.volume_cc, dtype=float))
+        d = np.atleast_1d(np.asarray(self.sample_dose_gy, dtype=float))
+        v = np.atleast_1d(np.asarray(self.sample_volume_cc, dtype=float))
         s = (
             np.zeros_like(d)
-            if self.spread_gy is None
-            else np.atleast_1d(np.asarray(self.spread_gy, dtype=float))
+            if self.sample_spread_gy is None
+            else np.atleast_1d(np.asarray(self.sample_spread_gy, dtype=float))
         )
         if not (d.shape == v.shape == s.shape) or d.ndim != 1:
             raise InputError("DVH samples need equal-length 1-D dose, volume and spread arrays")
@@ -98,9 +100,9 @@ class DVH:
         if not np.all(v > 0):
             keep = v > 0
             d, v, s = d[keep], v[keep], s[keep]
-        object.__setattr__(self, "dose_gy", d)
-        object.__setattr__(self, "volume_cc", v)
-        object.__setattr__(self, "spread_gy", s)
+        object.__setattr__(self, "sample_dose_gy", d)
+        object.__setattr__(self, "sample_volume_cc", v)
+        object.__setattr__(self, "sample_spread_gy", s)
         if self.min_gy is None:
             object.__setattr__(self, "min_gy", float(np.min(d - s)) if len(d) else np.nan)
         if self.max_gy is None:
@@ -114,11 +116,18 @@ class DVH:
     @cached_property
     def dosed_volume_cc(self) -> float:
         """Volume (cc) inside the dose grid: the sum of the samples."""
-        return float(np.sum(self.volume_cc))
+        return float(np.sum(self.sample_volume_cc))
 
     @property
-    def total_volume_cc(self) -> float:
-        """Structure volume (cc): inside plus outside the dose grid."""
+    def volume_cc(self) -> float:
+        """Volume (cc) of the structure the DVH stands for: :attr:`dosed_volume_cc` (inside
+        the dose grid) plus :attr:`outside_dose_cc` (outside it, or where the dose is NaN).
+
+        The number ``rtplan dvh --json`` reports as ``volume_cc``; for a DVH from
+        :func:`rtplan.dvh.compute.compute` it equals ``Structure.volume_cc_with(end_cap)``
+        (``Structure.volume_cc`` with the default ``end_cap="slab"``).  The per-sample
+        volumes are :attr:`sample_volume_cc`.
+        """
         return self.dosed_volume_cc + self.outside_dose_cc
 
     @cached_property
@@ -126,7 +135,7 @@ class DVH:
         """Volume-weighted mean dose (Gy) over the dosed part."""
         if self.dosed_volume_cc <= 0:
             return float("nan")
-        return float(np.sum(self.dose_gy * self.volume_cc) / self.dosed_volume_cc)
+        return float(np.sum(self.sample_dose_gy * self.sample_volume_cc) / self.dosed_volume_cc)
 
     # ------------------------------------------------------------------ curve
     @cached_property
@@ -134,7 +143,7 @@ class DVH:
         """Each sample's dose interval ``(lo, hi)`` clipped to ``[min_gy, max_gy]``, and
         whether it is a point mass (``hi - lo`` at most ``_MIN_SPREAD_GY``; then
         ``lo = hi`` = its clipped dose)."""
-        d, s = self.dose_gy, self.spread_gy
+        d, s = self.sample_dose_gy, self.sample_spread_gy
         lo = np.clip(d - s, self.min_gy, self.max_gy)
         hi = np.clip(d + s, self.min_gy, self.max_gy)
         point = (hi - lo) <= _MIN_SPREAD_GY
@@ -152,9 +161,9 @@ class DVH:
         two points at the same ``x``.  Sample intervals are clipped to
         ``[min_gy, max_gy]``, keeping their volume.
         """
-        if len(self.dose_gy) == 0:
+        if len(self.sample_dose_gy) == 0:
             return np.zeros(0), np.zeros(0)
-        xs, fs = _curve_knots(*self._intervals, self.volume_cc)
+        xs, fs = _curve_knots(*self._intervals, self.sample_volume_cc)
         # rescale the tiny rounding drift so the curve ends exactly at the total
         if fs[-1] > 0:
             fs *= self.dosed_volume_cc / fs[-1]
@@ -178,7 +187,7 @@ class DVH:
             return np.clip((x - self.min_gy) * (1.0 / width), 0, n_b - 1).astype(np.int16)
 
         lb, hb = bucket(lo), bucket(hi)
-        v = self.volume_cc
+        v = self.sample_volume_cc
         low = np.concatenate([[0.0], np.cumsum(np.bincount(hb, weights=v, minlength=n_b))])
         upp = np.concatenate([[0.0], np.cumsum(np.bincount(lb, weights=v, minlength=n_b))])
         return self.min_gy, width, lb, hb, low, upp
@@ -186,7 +195,7 @@ class DVH:
     def _volume_below_cc(self, x: float) -> float:
         """Exact volume (cc) with dose below ``x``, in one pass over the samples."""
         lo, hi, point = self._intervals
-        v = self.volume_cc
+        v = self.sample_volume_cc
         below = float(np.sum(v, where=hi < x))
         part = (lo < x) & (hi >= x) & ~point
         if part.any():
@@ -206,7 +215,7 @@ class DVH:
             return float(hi.max())  # the whole volume lies below: the curve's last knot
         c = min(max(int(np.searchsorted(low, q, side="right")), a + 1), n_b)
         sub = np.flatnonzero((hb >= a) & (lb < c))
-        xs, fs = _curve_knots(lo[sub], hi[sub], point[sub], self.volume_cc[sub])
+        xs, fs = _curve_knots(lo[sub], hi[sub], point[sub], self.sample_volume_cc[sub])
         x = _invert(xs, fs + low[a], q)
         top = e0 + c * width if c < n_b else self.max_gy
         return float(np.clip(x, e0 + a * width, top))
@@ -229,7 +238,7 @@ class DVH:
         """
         q = np.asarray(dose_gy, dtype=float)
         total = self.dosed_volume_cc
-        if len(self.dose_gy) == 0:
+        if len(self.sample_dose_gy) == 0:
             out = np.zeros(q.shape)
         elif q.size <= _FEW_QUERIES and "_knots" not in self.__dict__:
             below = np.array([self._volume_below_cc(x) for x in q.ravel()]).reshape(q.shape)
@@ -269,7 +278,7 @@ class DVH:
         """
         v = np.asarray(volume_cc, dtype=float)
         total = self.dosed_volume_cc
-        if len(self.dose_gy) == 0:
+        if len(self.sample_dose_gy) == 0:
             out = np.full(v.shape, np.nan)
         else:
             q = total - v  # volume below the answer

@@ -217,7 +217,7 @@ def evaluate(
             f"metric '{m.text}' needs a prescription dose and none is known",
             structure=dvh.name or None,
         )
-    tol = 1e-6 * max(dvh.total_volume_cc, 1e-3)
+    tol = 1e-6 * max(dvh.volume_cc, 1e-3)
     if dvh.outside_dose_cc > tol and not allow_outside:
         return MetricValue(
             m,
