@@ -2,12 +2,14 @@
 
 The simple way in
 -----------------
->>> from rtplan.io import load_plan_folder          # doctest: +SKIP
->>> patient = load_plan_folder("export/patient_01")  # one patient, one frame of reference
->>> ss = patient.structure_set()      # StructureSet; ss["PTV"] -> Structure (LPS mm contours)
->>> dose = patient.dose()             # Dose in Gy (FRACTION x fractions, BEAM doses summed)
->>> plan = patient.plan()             # Plan: fractions, prescription_gy
->>> image = patient.image()           # Image (HU), pixels read only now
+::
+
+    from rtplan.io import load_plan_folder
+    patient = load_plan_folder("export/patient_01")  # one patient, one frame of reference
+    ss = patient.structure_set()   # StructureSet; ss["PTV"] -> Structure (LPS mm contours)
+    dose = patient.dose()          # Dose in Gy (FRACTION x fractions, BEAM doses summed)
+    plan = patient.plan()          # Plan: fractions, prescription_gy
+    image = patient.image()        # Image (HU), pixels read only now
 
 ``load_folder(path)`` returns one :class:`PatientData` per (patient, frame of reference) for a
 folder holding several; ``scan(path)`` gives the header-level :class:`Catalog` (and the
