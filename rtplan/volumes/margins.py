@@ -283,7 +283,7 @@ def apply_margin(region: SubvoxelMask, margins, direction=None) -> SubvoxelMask:
         out = _dilate(part, plus, minus)
     else:  # shrink: complement, expand by the mirrored shape, complement
         out = _dilate(part.complement(), minus, plus).complement()
-    return region.empty(region.shape, region.spacing_mm).pasted(out, lo)
+    return SubvoxelMask.embedded(out, lo, region.shape)
 
 
 def expand_mask(
@@ -349,8 +349,8 @@ def _spacing_direction(spacing_mm, grid):
 
 # ---------------------------------------------------------------------------- engine
 _BIG_SAMPLING = 1.0e6  # sampling along an axis with no margin: other columns unreachable
-_THREADS = max(1, min(4, os.cpu_count() or 1))
-_SLACK = 0.25  # extra band (voxels) refined around the new boundary
+_THREADS = max(1, min(8, 2 * (os.cpu_count() or 1)))  # numpy threads overlap best at 2 per CPU
+_SLACK = 0.1  # extra band (voxels) refined around the new boundary
 _OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg  # extra band (voxels) refined around the new boundary
 
 
@@ -401,11 +401,50 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     pts = np.stack(np.nonzero(cand), axis=1)
     near = nearest_at(cand)
     d0 = dist[cand].astype(float)
-    # Only points near the new boundary need the exact distance (a voxel is partial when
-    # the boundary passes within half its box).  Estimate the boundary normal from the
-    # offset to the nearest centre and the region's reach beyond that centre from its
-    # plane (or box); refine wherever this puts the point near the boundary, or the side
-    # is not certain.
+    bounds = _Bounds(h, plus, minus, rho, float(pos[used].min()), degenerate)
+    value, n_out = _in_chunks(_settle, pts, near, d0, phi, normal, bounds)
+    idx = tuple(pts.T)
+    out_phi[idx] = value
+    out_normal[:, idx[0], idx[1], idx[2]] = n_out.T
+    return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    h: np.ndarray
+    plus: np.ndarray
+    minus: np.ndarray
+    rho: float
+    smallest_mm: float
+    degenerate: bool
+
+
+def _in_chunks(fn, pts, near, d0, *shared):
+    """``fn`` over chunks of the points on a thread pool (numpy releases the GIL)."""
+    n_chunks = min(_THREADS, max(1, len(pts) // 20000))
+    if n_chunks == 1:
+        return fn(pts, near, d0, *shared)
+    edges = np.linspace(0, len(pts), n_chunks + 1).astype(int)
+    with ThreadPoolExecutor(n_chunks) as pool:
+        parts = list(
+            pool.map(
+                lambda ab: fn(pts[ab[0] : ab[1]], near[ab[0] : ab[1]], d0[ab[0] : ab[1]], *shared),
+                zip(edges[:-1], edges[1:], strict=True),
+            )
+        )
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _settle(pts, near, d0, phi, normal, b: _Bounds):
+    """Value (signed mm, or +-inf) and normal of candidate points of the expansion.
+
+    Only points near the new boundary need the exact distance (a voxel is partial when the
+    boundary passes within half its box).  The boundary normal is estimated from the offset
+    to the nearest centre and the region's reach beyond that centre from its plane (or box);
+    points this puts near the boundary, or whose side is not certain, are refined
+    (:func:`_refine`); the others are full or empty.
+    """
+    h, plus, minus, rho = b.h, b.plus, b.minus, b.rho
     v0 = (pts - np.stack(np.unravel_index(near, phi.shape), axis=1)) * h
     s0 = np.where(v0 > 0, plus, minus)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -413,7 +452,7 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     g0n = np.linalg.norm(g0, axis=1, keepdims=True)
     n0 = np.divide(g0, g0n, out=np.zeros_like(g0), where=g0n > 0)
     len0 = np.linalg.norm(np.where(n0 > 0, plus, minus) * n0, axis=1)
-    len0 = np.where(len0 > 0, len0, pos[used].min())
+    len0 = np.where(len0 > 0, len0, b.smallest_mm)
     ph0 = phi.reshape(-1)[near].astype(float)
     reach = np.where(
         np.isfinite(ph0),
@@ -425,22 +464,19 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     # order, half the box's squared gauge over the distance (the gauge's Hessian is at
     # most diag(1 / s^2) / g)
     with np.errstate(divide="ignore", invalid="ignore"):
-        grad0 = np.where(s0 > 0, v0 / (s0 * s0), 0.0) / np.where(d0 > 0, d0, np.inf)[:, None]
+        grad0 = g0 / np.where(d0 > 0, d0, np.inf)[:, None]
     rho_p = np.abs(grad0) @ (h / 2) + 0.5 * rho * rho / np.maximum(d0 - rho, 0.05)
     rho_p = np.minimum(rho_p, rho)
-    inside = (d0 < 1.0 - rho_p) & (near_full | (not degenerate))
+    inside = (d0 < 1.0 - rho_p) & (near_full | (not b.degenerate))
     outside = d0 > 1.0 + rho_p
     d_est = d0 - reach / len0
     near_boundary = np.abs(d_est - 1.0) * len0 <= 0.5 * (np.abs(n0) @ h) + _SLACK * h.max()
     need = near_boundary | ~(inside | outside)
-    far = ~need
-    out_phi[tuple(pts[far].T)] = np.where(inside[far], -np.inf, np.inf)
+    value = np.where(inside, -np.inf, np.inf).astype(np.float32)
+    n_out = np.zeros((len(pts), 3), dtype=np.float32)
     if need.any():
-        value, n_out = _refine_parallel(pts[need], near[need], phi, normal, h, plus, minus)
-        idx = tuple(pts[need].T)
-        out_phi[idx] = value
-        out_normal[:, idx[0], idx[1], idx[2]] = n_out.T
-    return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
+        value[need], n_out[need] = _refine(pts[need], near[need], phi, normal, h, plus, minus)
+    return value, n_out
 
 
 def _edt_nearest(seeds: np.ndarray, h: np.ndarray, semi: np.ndarray):
@@ -577,24 +613,6 @@ def _gauge2(v: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> np.ndarray:
     else:
         r = v / np.where(v > 0, plus, minus)
     return np.einsum("ij,ij->i", r, r)
-
-
-def _refine_parallel(points, nearest, phi, normal, h, plus, minus):
-    """:func:`_refine` over chunks of points on a thread pool (numpy releases the GIL)."""
-    n_chunks = min(_THREADS, max(1, len(points) // 20000))
-    if n_chunks == 1:
-        return _refine(points, nearest, phi, normal, h, plus, minus)
-    edges = np.linspace(0, len(points), n_chunks + 1).astype(int)
-    with ThreadPoolExecutor(n_chunks) as pool:
-        parts = list(
-            pool.map(
-                lambda ab: _refine(
-                    points[ab[0] : ab[1]], nearest[ab[0] : ab[1]], phi, normal, h, plus, minus
-                ),
-                zip(edges[:-1], edges[1:], strict=True),
-            )
-        )
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _keep_better(key, rows, flat, best_key, best_flat):

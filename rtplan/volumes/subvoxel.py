@@ -264,6 +264,18 @@ class SubvoxelMask:
         normal = np.pad(self.normal, [(0, 0), *pad])
         return SubvoxelMask(phi, normal, self.spacing_mm)
 
+    @classmethod
+    def embedded(cls, block: SubvoxelMask, lo, shape) -> SubvoxelMask:
+        """``block`` placed at index ``lo`` in an otherwise empty array of ``shape``."""
+        if tuple(shape) == block.shape:
+            return block
+        phi = np.full(shape, np.inf, dtype=np.float32)
+        normal = np.zeros((3, *shape), dtype=np.float32)
+        sl = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, block.shape, strict=True))
+        phi[sl] = block.phi
+        normal[(slice(None), *sl)] = block.normal
+        return cls(phi, normal, block.spacing_mm)
+
     def pasted(self, block: SubvoxelMask, lo) -> SubvoxelMask:
         """A copy with the sub-block starting at index ``lo`` replaced by ``block``."""
         phi, normal = self.phi.copy(), self.normal.copy()
