@@ -28,15 +28,19 @@ Algorithm
    turns the ellipsoid into a unit sphere) when the margins are symmetric; with exact
    separable lower envelopes of the per-axis (asymmetric parabola) costs when they are not.
    Both also return the nearest centre.  No repeated small dilations are used.
-3. Centres within ``rho`` (the gauge radius of one voxel box) plus one voxel of the margin
-   surface are refined: their gauge distance to the reconstructed region itself (the boxes
-   of full voxels, the planes of partial ones, among the 27 voxels around the nearest
-   centre) places the new boundary inside the voxel.  The result is again a
-   ``SubvoxelMask`` (plane per voxel: the old plane moved by its support distance).
+3. A centre is inside when its distance to a full voxel's centre is at most 1, or to any
+   occupied centre at most ``1 - rho_p`` (``rho_p`` bounds how much the gauge changes
+   across half a voxel box, in the direction of the offset); outside beyond ``1 + rho_p``.
+4. Centres near the margin surface are refined: their gauge distance to the reconstructed
+   region itself (the box of a full voxel, the plane of a partial one, chosen among the 19
+   voxels around the nearest centre) places the new boundary inside the voxel.  The result
+   is again a ``SubvoxelMask`` (plane per voxel: the old plane moved by its support).
 
-The result is exact for any region made of voxel boxes and planar pieces, up to the choice
-of the 27 neighbours; on analytic shapes the volume error is a few tenths of a percent at
-1 mm voxels (see the tests and ``docs/volumes.md``).
+The result is exact for a region made of voxel boxes and planar pieces, up to the choice
+among the 19 neighbours (in concave corners the nearest piece may lie further: centres
+within ``rho`` of the margin surface may then be misclassified); on analytic shapes the
+volume error is a few tenths of a percent at 1 mm voxels (the tests and docs/volumes.md).
+Work is done in chunks on a thread pool (numpy releases the GIL).
 """
 
 from __future__ import annotations
@@ -626,7 +630,7 @@ def _keep_better(key, rows, flat, best_key, best_flat):
 def _refine(points, nearest, phi, normal, h, plus, minus):
     """Signed distance (mm) of ``points`` from the expanded boundary, and its normal.
 
-    Among the 27 voxels around each point's nearest seed centre, the boundary piece that
+    Among the 19 voxels around each point's nearest seed centre, the boundary piece that
     stands nearest is chosen: for a partial voxel its plane's foot point (the centre
     projected onto the plane), for a full voxel with an empty face neighbour its box.  The
     gauge distance ``D`` to that piece is exact: to ``plane ∩ box`` for a partial voxel,
