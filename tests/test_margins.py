@@ -222,6 +222,15 @@ def test_sphere_expand_and_shrink_closed_form(radius, margin):
         )
 
 
+def test_fractions_of_the_reconstruction():
+    # exact box fractions -> planes -> fractions again: the same numbers, the same volume
+    h = (2.0, 1.0, 0.8)
+    frac = box_fraction((12, 14, 16), h, [3.3, 2.2, 1.9], [17.1, 10.45, 9.7])
+    region = SubvoxelMask.from_fraction(frac, h)
+    assert np.allclose(region.fraction(), frac, atol=2e-6)
+    assert region.volume_mm3 == pytest.approx(13.8 * 8.25 * 7.8, rel=1e-6)
+
+
 def test_partial_volume_beats_binary_input():
     # 5 cc sphere + 5 mm: the binary mask (voxel boxes) overshoots, fractions do not
     h = (1.0, 1.0, 1.0)

@@ -105,13 +105,6 @@ class SubvoxelMask:
             normal[:, partial] = n.T
         return cls(phi, normal, h)
 
-    @classmethod
-    def empty(cls, shape, spacing_mm) -> SubvoxelMask:
-        """A region with nothing inside."""
-        return cls(
-            np.full(shape, np.inf, dtype=np.float32), np.zeros((3, *shape), np.float32), spacing_mm
-        )
-
     # ------------------------------------------------------------------ queries
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -158,27 +151,6 @@ class SubvoxelMask:
     @property
     def volume_cc(self) -> float:
         return self.volume_mm3 / 1000.0
-
-    def section_fraction(self, k: int) -> np.ndarray:
-        """In-plane fractions of slice ``k`` cut through the voxel centres.
-
-        Each partial voxel's plane meets the plane of the slice centres in a line; the
-        fraction of the pixel (``h_j x h_i``) on its inner side is returned.  This is the
-        cross-section a planar contour on that slice must enclose.
-        """
-        phi = self.phi[k]
-        out = (phi == -np.inf).astype(np.float32)
-        p = np.isfinite(phi)
-        if p.any():
-            n_in_plane = self.normal[:, k][:, p].T.astype(float)
-            n_in_plane[:, 0] = 0.0
-            delta = -phi[p].astype(float)
-            flat = np.hypot(n_in_plane[:, 1], n_in_plane[:, 2]) < 1e-9  # plane // slice
-            n_in_plane[flat] = (0.0, 1.0, 0.0)
-            pixel = (1.0, self.spacing_mm[1], self.spacing_mm[2])
-            frac = box_plane_fraction(n_in_plane, delta, pixel)
-            out[p] = np.where(flat, (delta >= 0).astype(float), frac)
-        return out
 
     def section_distance(self, k: int) -> np.ndarray:
         """Signed in-plane distance (mm, negative inside) of each pixel centre of slice ``k``
