@@ -253,12 +253,3 @@ def test_builder_chains_volumes(thigh):
     # PTV contours on the CT slices (slab 3 mm) and its volume that of the fine region
     assert ptv.slab_thickness_mm == 3.0
     assert ptv.volume_cc == pytest.approx(b.region("PTV").volume_cc, rel=0.01)
-
-
-@pytest.mark.parametrize("module", ["margins", "subvoxel", "plic", "booleans", "builder"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"rtplan.volumes.{module}"))
-    assert result.attempted > 0 and result.failed == 0
