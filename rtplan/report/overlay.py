@@ -529,7 +529,7 @@ def plane_views(
     else:
         note += "; no CT"
     if title:
-        fig.suptitle(title, fontsize=13)
+        fig.suptitle(title, fontsize=13, x=0.01, ha="left")  # left: the note sits on the right
     fig.legend(
         handles=[], title=note, loc="outside upper right", frameon=False, title_fontsize=9
     ).get_title().set_color("#555555")
