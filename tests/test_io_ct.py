@@ -16,7 +16,7 @@ from rtplan.io.ct import read_ct_series
 POSITIONS = list(syn.PATIENT_POSITION_IOP)
 
 
-def _series(tmp_path, position="HFS", slice_offsets_mm=None, slope=1.0, intercept=-1024.0):
+def _series(position="HFS", slice_offsets_mm=None, slope=1.0, intercept=-1024.0):
     grid = syn.cardinal_grid(
         (4, 3, 5), (-12.0, 30.0, -40.0), (2.5, 0.8, 1.3), position, slice_offsets_mm
     )
@@ -51,7 +51,7 @@ def _dicom_position(ds, j, i):
 
 @pytest.mark.parametrize("position", POSITIONS)
 def test_every_cardinal_orientation_maps_index_to_dicom_position(tmp_path, position):
-    _, hu, datasets = _series(tmp_path, position)
+    _, hu, datasets = _series(position)
     paths = _write_shuffled(datasets, tmp_path / "ct")
     image = read_ct_series(paths)
     by_uid = {str(ds.SOPInstanceUID): ds for ds in map(pydicom.dcmread, paths)}
@@ -70,7 +70,7 @@ def test_every_cardinal_orientation_maps_index_to_dicom_position(tmp_path, posit
 
 
 def test_slices_sorted_by_position_not_instance_number(tmp_path):
-    _, _, datasets = _series(tmp_path, "FFS")
+    _, _, datasets = _series("FFS")
     paths = _write_shuffled(datasets, tmp_path / "ct")
     image = read_ct_series(paths)
     normal = np.cross(*np.asarray(datasets[0].ImageOrientationPatient, float).reshape(2, 3))
@@ -81,7 +81,7 @@ def test_slices_sorted_by_position_not_instance_number(tmp_path):
 
 def test_pixel_spacing_is_row_then_column(tmp_path):
     # PixelSpacing [0.8, 1.3]: rows (index j) are 0.8 mm apart, columns (index i) 1.3 mm.
-    _, _, datasets = _series(tmp_path, "HFS")
+    _, _, datasets = _series("HFS")
     image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
     assert image.grid.spacing_mm == (2.5, 0.8, 1.3)
     step_i = image.grid.index_to_world([0, 0, 1]) - image.grid.index_to_world([0, 0, 0])
@@ -89,14 +89,14 @@ def test_pixel_spacing_is_row_then_column(tmp_path):
 
 
 def test_rescale_slope_and_intercept(tmp_path):
-    _, hu, datasets = _series(tmp_path, "HFP", slope=0.5, intercept=-1000.0)
+    _, hu, datasets = _series("HFP", slope=0.5, intercept=-1000.0)
     assert float(datasets[0].RescaleSlope) == 0.5
     image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
     np.testing.assert_array_equal(image.values_hu, hu)
 
 
 def test_read_from_folder_ignores_other_objects(tmp_path):
-    grid, hu, datasets = _series(tmp_path)
+    grid, hu, datasets = _series()
     dose = syn.rtdose_dataset(
         np.ones(grid.shape), grid, frame_of_reference_uid="1.2", study_uid="1.3"
     )
@@ -107,7 +107,7 @@ def test_read_from_folder_ignores_other_objects(tmp_path):
 
 
 def test_missing_slice_is_reported_and_positions_kept(tmp_path):
-    _, hu, datasets = _series(tmp_path, "HFS")
+    _, hu, datasets = _series("HFS")
     del datasets[2]  # slices at 0, 2.5, (5.0 missing), 7.5 mm
     image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
     assert len(image.warnings) == 1 and "missing slice" in image.warnings[0]
@@ -117,7 +117,7 @@ def test_missing_slice_is_reported_and_positions_kept(tmp_path):
 
 
 def test_non_uniform_spacing_is_reported(tmp_path):
-    _, _, datasets = _series(tmp_path, "FFDL", slice_offsets_mm=(0.0, 2.0, 5.0, 6.5))
+    _, _, datasets = _series("FFDL", slice_offsets_mm=(0.0, 2.0, 5.0, 6.5))
     image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
     assert "non-uniform slice spacing" in image.warnings[0]
     np.testing.assert_allclose(image.grid.slice_offsets_mm, (0.0, 2.0, 5.0, 6.5))
@@ -125,7 +125,7 @@ def test_non_uniform_spacing_is_reported(tmp_path):
 
 
 def test_mixed_orientation_is_an_error_naming_the_file(tmp_path):
-    _, _, datasets = _series(tmp_path)
+    _, _, datasets = _series()
     datasets[1].ImageOrientationPatient = ["0", "1", "0", "0", "0", "-1"]  # a sagittal scout
     paths = syn.write_datasets(datasets, tmp_path / "ct")
     with pytest.raises(GeometryError, match="mixed image orientations") as err:
@@ -134,7 +134,7 @@ def test_mixed_orientation_is_an_error_naming_the_file(tmp_path):
 
 
 def test_duplicate_position_is_an_error_naming_both_files(tmp_path):
-    _, _, datasets = _series(tmp_path)
+    _, _, datasets = _series()
     twin = pydicom.Dataset(datasets[1])
     twin.SOPInstanceUID = pydicom.uid.generate_uid()
     paths = syn.write_datasets([*datasets, twin], tmp_path / "ct")
@@ -144,7 +144,7 @@ def test_duplicate_position_is_an_error_naming_both_files(tmp_path):
 
 
 def test_sheared_series_is_an_error(tmp_path):
-    _, _, datasets = _series(tmp_path)
+    _, _, datasets = _series()
     for k, ds in enumerate(datasets):  # gantry tilt: y drifts 1 mm per slice
         ipp = [float(v) for v in ds.ImagePositionPatient]
         ds.ImagePositionPatient = syn.ds_list([ipp[0], ipp[1] + k, ipp[2]])

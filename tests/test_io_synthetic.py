@@ -16,7 +16,7 @@ from rtplan import synthetic as syn
 VALIDATOR = Path("/work/shared/tools/dicom-validate")
 
 
-def _patient(tmp_path, position="HFS", slice_offsets_mm=None):
+def _patient(position="HFS", slice_offsets_mm=None):
     grid = syn.cardinal_grid(
         (3, 4, 5), (-10.0, -20.0, 30.0), (2.5, 1.0, 1.5), position, slice_offsets_mm
     )
@@ -67,10 +67,10 @@ def _ds_values(ds):
             yield from (str(v) for v in values)
 
 
-def test_ct_geometry_matches_hand_computation(tmp_path):
+def test_ct_geometry_matches_hand_computation():
     # HFS, origin (-10,-20,30), slice spacing 2.5: IPP z = 30, 32.5, 35; IOP 1\0\0\0\1\0;
     # PixelSpacing = [row spacing, column spacing] = [1.0, 1.5].
-    grid, datasets = _patient(tmp_path)
+    grid, datasets = _patient()
     cts = datasets[:3]
     assert [float(d.ImagePositionPatient[2]) for d in cts] == [30.0, 32.5, 35.0]
     assert [float(v) for v in cts[0].ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
@@ -86,8 +86,8 @@ def test_feet_first_slice_axis_points_to_feet():
     assert grid.index_to_world([[1, 0, 0]]).tolist() == [[0.0, 0.0, -3.0]]
 
 
-def test_every_decimal_string_fits_16_characters(tmp_path):
-    _, datasets = _patient(tmp_path, "HFDL", slice_offsets_mm=(0.0, 2.123456789123, 7.3333333333))
+def test_every_decimal_string_fits_16_characters():
+    _, datasets = _patient("HFDL", slice_offsets_mm=(0.0, 2.123456789123, 7.3333333333))
     values = [v for ds in datasets for v in _ds_values(ds)]
     assert values and max(len(v) for v in values) <= 16
 
@@ -102,7 +102,7 @@ def test_dose_scaling_round_trip():
 
 
 def test_write_datasets_is_atomic_and_sanitises_names(tmp_path):
-    _, datasets = _patient(tmp_path)
+    _, datasets = _patient()
     paths = syn.write_datasets(datasets[:1], tmp_path / "out", names=["../../evil name.dcm"])
     assert paths == [tmp_path / "out" / "evil_name.dcm"]
     assert os.listdir(tmp_path / "out") == ["evil_name.dcm"]  # no temporary file left
@@ -121,7 +121,7 @@ def test_datasets_pass_dciodvfy(tmp_path, position):
     tool = _dciodvfy()
     if tool is None:
         pytest.skip("dicom3tools (dciodvfy) unavailable")
-    _, datasets = _patient(tmp_path, position)
+    _, datasets = _patient(position)
     for path in syn.write_datasets(datasets, tmp_path / "dicom"):
         result = subprocess.run([tool, str(path)], capture_output=True, text=True)
         assert result.returncode == 0, f"dciodvfy failed on {path.name}: {result.stderr[-300:]}"

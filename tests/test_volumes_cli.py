@@ -215,7 +215,7 @@ def test_malformed_recipes_name_the_table(change, words):
 
 
 @pytest.mark.slow
-def test_longitudinal_parameter_changes_the_ctv(tmp_path):
+def test_longitudinal_parameter_changes_the_ctv():
     from rtplan.volumes.folder import volumes_folder
 
     short = volumes_folder(EXTREMITY, protocol="extremity-preop", out=None)

@@ -105,7 +105,7 @@ def _write(out, new, image, patient, chosen, name) -> Path:
     )
 
 
-def _png(png, image, chosen, centre_of: Structure, new, title) -> Path:
+def _png(png, image, centre_of: Structure, new, title) -> Path:
     from rtplan.report.overlay import centroid_mm, figure_png, plane_views
 
     folder = Path(png)
@@ -185,7 +185,7 @@ def expand_folder(
     new = (res.structure,)
     written = _write(out, new, image, patient, chosen, name) if out is not None else None
     source = find_structure(table, structure)
-    picture = _png(png, image, chosen, source, new, f"{name} from {source.name}") if png else None
+    picture = _png(png, image, source, new, f"{name} from {source.name}") if png else None
     return FolderResult(new, res.steps, (), written, picture, chosen.source)
 
 
@@ -248,7 +248,5 @@ def volumes_folder(
         origin = match_role(
             recipe.roles[recipe.gtv_role], chosen.names, user_map, source=chosen.source
         ).structures[0]
-        picture = _png(
-            png, image, chosen, table[origin], res.structures, f"{recipe.protocol}: new volumes"
-        )
+        picture = _png(png, image, table[origin], res.structures, f"{recipe.protocol}: new volumes")
     return FolderResult(res.structures, res.steps, res.notes, written, picture, chosen.source)
