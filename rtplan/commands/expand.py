@@ -44,6 +44,12 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--keep-source", action="store_true", help="add the source structure back after the crops"
     )
+    add_folder_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_folder_arguments(p) -> None:
+    """The output and folder options ``rtplan expand`` and ``rtplan volumes`` share."""
     p.add_argument("--out", required=True, help="folder for the new RTSTRUCT (created if missing)")
     p.add_argument("--png", metavar="DIR", help="also write axial/coronal/sagittal views (PNG)")
     p.add_argument("--structure-set", metavar="LABEL", help="structure set label or file name")
@@ -51,7 +57,6 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--fine-mm", type=float, default=FINE_MM, help="fine grid spacing in mm (default 1)"
     )
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

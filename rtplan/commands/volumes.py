@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import warnings
 
+from rtplan.commands.expand import add_folder_arguments, format_result
 from rtplan.errors import InputError
-from rtplan.volumes.workspace import FINE_MM
 
 
 def add_parser(subparsers) -> None:
@@ -36,13 +36,7 @@ def add_parser(subparsers) -> None:
         "--set", action="append", default=[], metavar="PARAM=MM",
         help="recipe parameter, e.g. longitudinal_mm=40 (repeatable)",
     )  # fmt: skip
-    p.add_argument("--out", required=True, help="folder for the new RTSTRUCT (created if missing)")
-    p.add_argument("--png", metavar="DIR", help="also write axial/coronal/sagittal views (PNG)")
-    p.add_argument("--structure-set", metavar="LABEL", help="structure set label or file name")
-    p.add_argument("--patient-id", help="patient, when the folder holds several")
-    p.add_argument(
-        "--fine-mm", type=float, default=FINE_MM, help="fine grid spacing in mm (default 1)"
-    )
+    add_folder_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -57,7 +51,6 @@ def _pairs(items, what: str) -> dict[str, str]:
 
 
 def run(args) -> int:
-    from rtplan.commands.expand import format_result
     from rtplan.volumes.folder import volumes_folder
 
     mapping = _pairs(args.map, "--map")
