@@ -48,7 +48,7 @@ from typing import Any
 from rtplan.errors import InputError
 from rtplan.matching import match_role
 from rtplan.protocols import load_protocol
-from rtplan.protocols.schema import Protocol, Source, StructureRole
+from rtplan.protocols.schema import Protocol, Source, StructureRole, _Table
 from rtplan.structure import Structure
 from rtplan.volumes.builder import Step, VolumeBuilder, by_name, guess_type, reach_of
 from rtplan.volumes.margins import DIRECTIONS, SHORTHANDS, Margins
@@ -142,16 +142,9 @@ class Recipe:
 
 
 # ---------------------------------------------------------------------------- parsing
-class _T:
-    """Strict access to one TOML table (unknown keys are errors: usually typos)."""
-
-    def __init__(self, data: Any, where: str, path: str):
-        if not isinstance(data, dict):
-            raise InputError(f"{where} must be a table", path=path or None)
-        self.data, self.where, self.path, self.used = data, where, path, set()
-
-    def error(self, message: str) -> InputError:
-        return InputError(f"{self.where}: {message}", path=self.path or None)
+class _T(_Table):
+    """Strict access to one TOML table (unknown keys are errors: usually typos); ``get``
+    takes Python types (or a tuple of them) as they stand in the TOML document."""
 
     def get(self, key, kinds, default: Any = ...):
         self.used.add(key)
@@ -162,7 +155,7 @@ class _T:
         value = self.data[key]
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
         if (isinstance(value, bool) and bool not in kinds_t) or not isinstance(value, kinds):
-            names = "/".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            names = "/".join(k.__name__ for k in kinds_t)
             raise self.error(f"'{key}' must be {names}")
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error(f"'{key}' must be finite")
@@ -174,11 +167,6 @@ class _T:
         if not all(isinstance(v, str) and v for v in value):
             raise self.error(f"'{key}' must be a string or a list of strings")
         return tuple(value)
-
-    def finish(self):
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise self.error(f"unknown key(s) {', '.join(map(repr, unknown))}")
 
 
 def _number_or_name(t: _T, key: str, value, parameters) -> float | str:
