@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from conftest import dciodvfy
 
 from rtplan import synthetic as syn
-
-VALIDATOR = Path("/work/shared/tools/dicom-validate")
 
 
 def _patient(position="HFS", slice_offsets_mm=None):
@@ -109,16 +106,9 @@ def test_write_datasets_is_atomic_and_sanitises_names(tmp_path):
     assert pydicom.dcmread(paths[0]).SOPInstanceUID == datasets[0].SOPInstanceUID
 
 
-def _dciodvfy() -> str | None:
-    """Path of dciodvfy, installing dicom3tools through the shared wrapper when needed."""
-    if not shutil.which("dciodvfy") and VALIDATOR.exists():
-        subprocess.run([str(VALIDATOR)], capture_output=True)  # installs on first use
-    return shutil.which("dciodvfy")
-
-
 @pytest.mark.parametrize("position", ["HFS", "FFP", "HFDR"])
 def test_datasets_pass_dciodvfy(tmp_path, position):
-    tool = _dciodvfy()
+    tool = dciodvfy()
     if tool is None:
         pytest.skip("dicom3tools (dciodvfy) unavailable")
     _, datasets = _patient(position)

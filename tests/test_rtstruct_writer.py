@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from conftest import dciodvfy
 
 from rtplan import synthetic as syn
 from rtplan.contouring import edges_meet, structure_from_mask
@@ -20,15 +19,6 @@ from rtplan.io.rtstruct import read_rtstruct
 from rtplan.io.rtstruct_writer import MAX_ELEMENT_BYTES, rtstruct_dataset, write_rtstruct
 from rtplan.polygon import signed_area
 from rtplan.structure import Contour, Structure
-
-VALIDATOR = Path("/work/shared/tools/dicom-validate")
-
-
-def _dciodvfy() -> str | None:
-    """Path of dciodvfy (dicom3tools), installed through the shared wrapper when missing."""
-    if not shutil.which("dciodvfy") and VALIDATOR.exists():
-        subprocess.run([str(VALIDATOR)], capture_output=True)  # installs on first use
-    return shutil.which("dciodvfy")
 
 
 def _ct(tmp_path, position="HFS", shape=(24, 48, 48), spacing=(3.0, 2.0, 2.0)):
@@ -172,7 +162,7 @@ def test_round_trip_partial_volume_sphere(tmp_path, radius_mm):
 
 @pytest.mark.parametrize("position", ["HFS", "FFP", "HFDR"])
 def test_output_passes_dciodvfy(tmp_path, position):
-    tool = _dciodvfy()
+    tool = dciodvfy()
     if tool is None:
         pytest.skip("dicom3tools (dciodvfy) cannot be installed here; CI installs it")
     image, header = _ct(tmp_path, position)

@@ -10,7 +10,6 @@ for determinism, a byte-for-byte regeneration (slow).
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import dciodvfy
 
 from rtplan.grid import Grid
 from rtplan.io.ct import read_ct_series
@@ -25,7 +25,6 @@ from rtplan.structure import Contour, Structure
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_dicom"
-VALIDATOR = Path("/work/shared/tools/dicom-validate")
 
 
 def _generator():
@@ -209,14 +208,8 @@ def test_sample_data_is_small():
     assert not [f for f in files if f.name.startswith(".")]
 
 
-def _dciodvfy():
-    if not shutil.which("dciodvfy") and VALIDATOR.exists():
-        subprocess.run([str(VALIDATOR)], capture_output=True)
-    return shutil.which("dciodvfy")
-
-
 def test_sample_files_pass_dciodvfy(patient):
-    tool = _dciodvfy()
+    tool = dciodvfy()
     if tool is None:
         pytest.skip("dicom3tools (dciodvfy) cannot be installed here; CI installs it")
     folder = patient["folder"]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import dciodvfy
 
 from rtplan.cli import main
 from rtplan.errors import InputError
@@ -27,14 +27,11 @@ from rtplan.volumes.recipes import load_recipe, recipe_from_protocol
 ROOT = Path(__file__).resolve().parents[1]
 EXTREMITY = ROOT / "sample_dicom" / "extremity_01"
 RPS = ROOT / "sample_dicom" / "rps_01"
-VALIDATOR = Path("/work/shared/tools/dicom-validate")
 
 
 def dciodvfy_errors(path: Path) -> list[str] | None:
     """dciodvfy's error lines for a file (None when dicom3tools is unavailable)."""
-    if not shutil.which("dciodvfy") and VALIDATOR.exists():
-        subprocess.run([str(VALIDATOR)], capture_output=True)  # installs on first use
-    tool = shutil.which("dciodvfy")
+    tool = dciodvfy()
     if tool is None:
         return None
     result = subprocess.run([tool, str(path)], capture_output=True, text=True)
