@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,3 +17,18 @@ def dciodvfy() -> str | None:
     if not shutil.which("dciodvfy") and DICOM_VALIDATOR.exists():
         subprocess.run([str(DICOM_VALIDATOR)], capture_output=True)  # installs on first use
     return shutil.which("dciodvfy")
+
+
+def box_sum_volume(a, b, c, m) -> float:
+    """Volume (mm^3) of box a (x) x b (y) x c (z) mm grown by the
+    :class:`~rtplan.volumes.margins.Margins` ``m``: the box plus the octant-wise ellipsoid
+    of the margins (Minkowski sum, closed form)."""
+    X, Y, Z = m.left + m.right, m.anterior + m.posterior, m.superior + m.inferior
+    return (
+        a * b * c
+        + a * b * Z
+        + a * c * Y
+        + b * c * X
+        + math.pi / 4 * (a * Y * Z + b * X * Z + c * X * Y)
+        + math.pi / 6 * X * Y * Z
+    )

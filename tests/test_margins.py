@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import box_sum_volume
 
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
@@ -48,19 +49,6 @@ def sphere_fraction(shape, spacing, centre_mm, radius_mm, sub=5):
         d2 = sum((g + o[a] * h[a] - centre_mm[a]) ** 2 for a, g in enumerate(grids))
         out += d2 <= radius_mm**2
     return out / sub**3
-
-
-def box_sum_volume(a, b, c, m: Margins):
-    """Volume of box a (x) x b (y) x c (z) plus the octant-wise ellipsoid of ``m``."""
-    X, Y, Z = m.left + m.right, m.anterior + m.posterior, m.superior + m.inferior
-    return (
-        a * b * c
-        + a * b * Z
-        + a * c * Y
-        + b * c * X
-        + math.pi / 4 * (a * Y * Z + b * X * Z + c * X * Y)
-        + math.pi / 6 * X * Y * Z
-    )
 
 
 # ----------------------------------------------------------------------------- Margins

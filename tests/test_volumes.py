@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import box_sum_volume
 
 from rtplan.errors import InputError, StructureNotFoundError
 from rtplan.grid import Grid
@@ -39,19 +40,6 @@ def circle(cx, cy, r, n=720):
     return np.c_[cx + r * np.cos(t), cy + r * np.sin(t)]
 
 
-def box_sum(a, b, c, m: Margins):
-    """Box a (x) x b (y) x c (z) plus the octant-wise ellipsoid of ``m`` (test_margins)."""
-    X, Y, Z = m.left + m.right, m.anterior + m.posterior, m.superior + m.inferior
-    return (
-        a * b * c
-        + a * b * Z
-        + a * c * Y
-        + b * c * X
-        + math.pi / 4 * (a * Y * Z + b * X * Z + c * X * Y)
-        + math.pi / 6 * X * Y * Z
-    )
-
-
 def cylinder_sum(radius, height, r, l_sup, l_inf):
     """Cylinder (axis z) plus ellipsoid: radial r, superior / inferior semi-axes."""
     return math.pi * (radius + r) ** 2 * height + (l_sup + l_inf) * (
@@ -68,7 +56,7 @@ def test_box_ctv_volume_and_extents(slab):
     gtv = prism("GTV", rectangle(-20.15, 4.4, a, b), 1.234, n, slab, "GTV")
     m = Margins.parse("radial=15,longitudinal=35")
     res = expand_structure([gtv], "GTV", m, name="CTV")
-    truth_cc = box_sum(a, b, n * slab, m) / 1000
+    truth_cc = box_sum_volume(a, b, n * slab, m) / 1000
     assert res.source_volume_cc == pytest.approx(a * b * n * slab / 1000, rel=1e-9)
     assert res.steps[-1].after_cc == pytest.approx(truth_cc, rel=0.005)  # fine grid
     assert res.volume_cc == pytest.approx(truth_cc, rel=0.015)  # contours, slab convention
@@ -98,7 +86,7 @@ def test_asymmetric_box_and_directions():
     m = Margins.parse("right=5,left=12,anterior=8,posterior=3,superior=20,inferior=10")
     gtv = prism("GTV", rectangle(0.3, 0.6, 30.0, 25.0), 0.0, 10, 3.0, "GTV")
     res = expand_structure([gtv], "GTV", m, name="CTV_asym")
-    assert res.volume_cc == pytest.approx(box_sum(30, 25, 30, m) / 1000, rel=0.015)
+    assert res.volume_cc == pytest.approx(box_sum_volume(30, 25, 30, m) / 1000, rel=0.015)
     lo, hi = res.structure.bounds_mm()
     glo, ghi = gtv.bounds_mm()
     # right = -x, anterior = -y, inferior = -z; left, posterior, superior the other way
