@@ -22,6 +22,9 @@ slices (boxes, cylinders) expanded with ``rtplan.volumes.expand_structure`` and 
 their closed-form Minkowski sums, both on the fine grid and as written contours (slab
 convention), with the extents.
 
+Both are timed with their default number of threads and with one thread (``--threads N``:
+only N for both); the load average is printed, since other work on the machine slows both.
+
 Run:  python benchmarks/margins.py [--repeat 5] [--threads N] [--accuracy]
 """
 
@@ -75,6 +78,19 @@ def best_of(fn, repeat):
         result = fn()
         times.append(time.perf_counter() - t0)
     return min(times), result
+
+
+def best_of_alternating(fns, repeat):
+    """Best wall-clock time and last result of each function, run in turn ``repeat`` times
+    (so that both see the same changes in the machine's load)."""
+    times = [[] for _ in fns]
+    results = [None] * len(fns)
+    for _ in range(repeat):
+        for n, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            results[n] = fn()
+            times[n].append(time.perf_counter() - t0)
+    return [(min(t), r) for t, r in zip(times, results, strict=True)]
 
 
 def box_sum_mm3(a, b, c, m: Margins):
@@ -159,17 +175,24 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--accuracy", action="store_true", help="print the accuracy table only")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None, help="threads for both (default: all)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both (default: time each library's default, then 1 thread)",
+    )
     args = ap.parse_args(argv)
     if args.accuracy:
         accuracy_table()
         return
-    if args.threads:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
-        margins_module._THREADS = args.threads
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    print(f"machine: {os.cpu_count()} CPUs; SimpleITK {sitk.Version.VersionString()} with "
-          f"{threads} threads; rtplan with {margins_module._THREADS} threads")  # fmt: skip
+    default_rtplan = margins_module._THREADS
+    default_sitk = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    settings = (
+        [(args.threads, args.threads)] if args.threads else [(default_sitk, default_rtplan), (1, 1)]
+    )
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min); "
+          f"SimpleITK {sitk.Version.VersionString()}")  # fmt: skip
 
     gtv, grid = gtv_and_grid()
     fraction = gtv.fraction_mask(grid)
@@ -183,26 +206,29 @@ def main(argv=None) -> None:
         region = SubvoxelMask.from_fraction(fraction, grid.spacing_mm, slabs=True)
         return apply_margin(region, m, grid.direction_matrix)
 
-    t_ours, out = best_of(ours, args.repeat)
-    v_ours = out.volume_cc
-
     binary = grid.to_sitk((fraction >= 0.5).astype(np.uint8))
     radius_vox = [int(round(R_MM)), int(round(R_MM)), int(round(L_MM))]  # (i, j, k)
 
     def theirs():
         return sitk.BinaryDilate(binary, radius_vox, sitk.sitkBall, 0, 1)
 
-    t_sitk, dilated = best_of(theirs, args.repeat)
-    v_sitk = float(sitk.GetArrayViewFromImage(dilated).sum()) * grid.voxel_volume_cc
-
-    print(f"\n15 mm radial / 35 mm longitudinal, closed form {truth:.2f} cc")
-    print(f"{'method':<34}{'time (s)':>10}{'volume (cc)':>14}{'error':>10}")
-    for name, t, v in (
-        ("rtplan exact margins", t_ours, v_ours),
-        ("SimpleITK BinaryDilate (ball)", t_sitk, v_sitk),
-    ):
-        print(f"{name:<34}{t:>10.3f}{v:>14.2f}{100 * (v / truth - 1):>9.2f}%")
-    print(f"time ratio SimpleITK / rtplan: {t_sitk / t_ours:.2f}")
+    print(f"\n15 mm radial / 35 mm longitudinal, closed form {truth:.2f} cc; best of "
+          f"{args.repeat}, the two methods run alternately")  # fmt: skip
+    print(f"{'method':<34}{'threads':>8}{'time (s)':>10}{'volume (cc)':>14}{'error':>10}")
+    for sitk_threads, rtplan_threads in settings:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(sitk_threads)
+        margins_module._THREADS = rtplan_threads
+        (t_ours, out), (t_sitk, dilated) = best_of_alternating((ours, theirs), args.repeat)
+        v_ours = out.volume_cc
+        v_sitk = float(sitk.GetArrayViewFromImage(dilated).sum()) * grid.voxel_volume_cc
+        for name, th, t, v in (
+            ("rtplan exact margins", rtplan_threads, t_ours, v_ours),
+            ("SimpleITK BinaryDilate (ball)", sitk_threads, t_sitk, v_sitk),
+        ):
+            print(f"{name:<34}{th:>8}{t:>10.3f}{v:>14.2f}{100 * (v / truth - 1):>9.2f}%")
+        print(f"time ratio SimpleITK / rtplan: {t_sitk / t_ours:.2f}")
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(default_sitk)
+    margins_module._THREADS = default_rtplan
 
     asym = Margins.parse("radial=15,superior=35,inferior=20")
     truth_a = cylinder_sum_mm3(RADIUS, height, 15, 35, 20) / 1000

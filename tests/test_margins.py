@@ -287,3 +287,30 @@ def test_zero_margins_on_some_axes(margins):
     # the plane of a voxel on a box edge is a chamfer; with no margin across the face it
     # stays visible along the expansion (a known limit, docs/volumes.md)
     assert out.volume_mm3 == pytest.approx(box_sum_volume(a, b, c, m), rel=0.015)
+
+
+def test_distance_transform_in_two_halves_matches_one(monkeypatch):
+    """The two-half distance transform (large grids, threads) gives the exact nearest
+    seed wherever it is within reach: same distances as scipy's transform of the whole
+    grid, and farther points stay beyond reach."""
+    from scipy import ndimage as ndi
+
+    from rtplan.volumes import margins as margins_module
+
+    rng = np.random.default_rng(7)
+    seeds = rng.random((48, 20, 22)) < 0.002
+    seeds[[3, 24, 25, 44], 10, 11] = True  # seeds next to the cut and near the ends
+    h, semi, gmax = np.array([1.0, 0.8, 1.2]), np.array([3.0, 2.0, 2.5]), 1.3
+    monkeypatch.setattr(margins_module, "_SPLIT_VOXELS", 0)
+    monkeypatch.setattr(margins_module, "_THREADS", 2)
+    dist, nearest_at = margins_module._edt_nearest(seeds, h, semi, gmax)
+    whole = ndi.distance_transform_edt(~seeds, sampling=h / semi)
+    near = whole <= gmax
+    assert near.sum() > 1000 and (~near).sum() > 1000
+    np.testing.assert_allclose(dist[near], whole[near], rtol=1e-6, atol=1e-6)
+    assert np.all(dist[~near] > gmax)
+    flat = nearest_at(near)
+    assert seeds.reshape(-1)[flat].all()
+    at = np.stack(np.unravel_index(flat, seeds.shape), axis=1)
+    offsets = (np.argwhere(near) - at) * h / semi
+    np.testing.assert_allclose(np.linalg.norm(offsets, axis=1), whole[near], rtol=1e-6)

@@ -355,7 +355,8 @@ def _spacing_direction(spacing_mm, grid):
 _BIG_SAMPLING = 1.0e6  # sampling along an axis with no margin: other columns unreachable
 _THREADS = max(1, min(8, 2 * (os.cpu_count() or 1)))  # numpy threads overlap best at 2 per CPU
 _SLACK = 0.1  # extra band (voxels) refined around the new boundary
-_OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg  # extra band (voxels) refined around the new boundary
+_SPLIT_VOXELS = 2**20  # grids this large get their distance transform in two halves
+_OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg
 
 
 def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> SubvoxelMask:
@@ -368,9 +369,12 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     if edge:  # keep every seed one voxel away from the border
         grown = _dilate(region.padded((1, 1, 1), (1, 1, 1)), plus, minus)
         return grown.cropped((1, 1, 1), np.array(region.shape) + 1)
-    phi, normal = region.phi, region.normal
+    # contiguous, so that the flat views below are views, not copies
+    phi, normal = np.ascontiguousarray(region.phi), np.ascontiguousarray(region.normal)
     plus = np.asarray(plus, dtype=float)
     minus = np.asarray(minus, dtype=float)
+    if np.array_equal(plus, minus):
+        minus = plus  # symmetric: the side of an offset needs no look-up
     # smallest positive semi-axis per axis: bounds gauge distances across one voxel
     pos = np.where(
         (plus > 0) & (minus > 0),
@@ -384,7 +388,7 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     gmax = 1.0 + width
 
     if np.allclose(plus, minus, rtol=0, atol=1e-9):
-        dist, nearest_at = _edt_nearest(seeds, h, plus)
+        dist, nearest_at = _edt_nearest(seeds, h, plus, gmax)
     else:
         dist, nearest_at = _separable_nearest(seeds, h, plus, minus, gmax)
 
@@ -402,14 +406,14 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     cand = (dist <= gmax) & (out_phi > -np.inf)
     if not cand.any():
         return SubvoxelMask(out_phi, out_normal, region.spacing_mm)
-    pts = np.stack(np.nonzero(cand), axis=1)
+    flat = np.flatnonzero(cand)
+    pts = np.stack(np.unravel_index(flat, cand.shape), axis=1)
     near = nearest_at(cand)
-    d0 = dist[cand].astype(float)
+    d0 = dist.reshape(-1)[flat].astype(float)
     bounds = _Bounds(h, plus, minus, rho, float(pos[used].min()), degenerate)
     value, n_out = _in_chunks(_settle, pts, near, d0, phi, normal, bounds)
-    idx = tuple(pts.T)
-    out_phi[idx] = value
-    out_normal[:, idx[0], idx[1], idx[2]] = n_out.T
+    out_phi.reshape(-1)[flat] = value
+    out_normal.reshape(3, -1)[:, flat] = n_out.T
     return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
 
 
@@ -450,12 +454,12 @@ def _settle(pts, near, d0, phi, normal, b: _Bounds):
     """
     h, plus, minus, rho = b.h, b.plus, b.minus, b.rho
     v0 = (pts - np.stack(np.unravel_index(near, phi.shape), axis=1)) * h
-    s0 = np.where(v0 > 0, plus, minus)
+    s0 = plus if plus is minus else np.where(v0 > 0, plus, minus)
     with np.errstate(divide="ignore", invalid="ignore"):
         g0 = np.where(s0 > 0, v0 / (s0 * s0), 0.0)
     g0n = np.linalg.norm(g0, axis=1, keepdims=True)
     n0 = np.divide(g0, g0n, out=np.zeros_like(g0), where=g0n > 0)
-    len0 = np.linalg.norm(np.where(n0 > 0, plus, minus) * n0, axis=1)
+    len0 = np.linalg.norm((plus if plus is minus else np.where(n0 > 0, plus, minus)) * n0, axis=1)
     len0 = np.where(len0 > 0, len0, b.smallest_mm)
     ph0 = phi.reshape(-1)[near].astype(float)
     reach = np.where(
@@ -483,24 +487,64 @@ def _settle(pts, near, d0, phi, normal, b: _Bounds):
     return value, n_out
 
 
-def _edt_nearest(seeds: np.ndarray, h: np.ndarray, semi: np.ndarray):
+def _edt_nearest(seeds: np.ndarray, h: np.ndarray, semi: np.ndarray, gmax: float):
     """Gauge distance to the nearest seed centre, and a function giving its flat index at
-    the points of a mask (symmetric margins)."""
+    the points of a mask (symmetric margins).
+
+    Exact where the distance is at most ``gmax`` (farther points get a distance above
+    ``gmax``).  On large grids the array is cut across its longest axis into two halves,
+    each transformed with the seeds within reach (``gmax`` times the semi-axis) beyond the
+    cut, on two threads (scipy releases the GIL): a seed nearer than ``gmax`` is never
+    farther than that from the point along the axis.
+    """
     sampling = np.where(semi > 0, h / np.where(semi > 0, semi, 1.0), _BIG_SAMPLING)
-    idx = ndi.distance_transform_edt(
-        ~seeds, sampling=sampling, return_distances=False, return_indices=True
-    )
-    d2 = np.zeros(seeds.shape, dtype=np.float32)
-    for ax in range(3):
-        pos = np.arange(seeds.shape[ax], dtype=np.int32).reshape(
-            [-1 if a == ax else 1 for a in range(3)]
+    shape = seeds.shape
+    ax = int(np.argmax(shape))
+    n = shape[ax]
+    reach = int(math.floor(gmax / sampling[ax])) + 1
+    mid = n // 2
+    if _THREADS > 1 and seeds.size >= _SPLIT_VOXELS and 4 * reach <= n:
+        parts = ((0, mid + reach, 0, mid), (mid - reach, n, reach, n - mid + reach))
+    else:
+        parts = ((0, n, 0, n),)
+
+    def transform(part):
+        a, b, keep_lo, keep_hi = part
+        sl = (slice(None),) * ax + (slice(a, b),)
+        sub = seeds[sl]
+        if not sub.any():
+            return None
+        idx = ndi.distance_transform_edt(
+            ~sub, sampling=sampling, return_distances=False, return_indices=True
         )
-        step = (idx[ax] - pos).astype(np.float32)
-        step *= np.float32(sampling[ax])
-        d2 += step * step
+        idx[ax] += a
+        return idx[(slice(None),) * (ax + 1) + (slice(keep_lo, keep_hi),)]
+
+    if len(parts) == 1:
+        results = [transform(parts[0])]
+    else:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(transform, parts))
+    d2 = np.full(shape, np.inf, dtype=np.float32)
+    idx = results[0] if len(parts) == 1 else np.zeros((3, *shape), dtype=np.int32)
+    for (a, _, keep_lo, keep_hi), sub_idx in zip(parts, results, strict=True):
+        if sub_idx is None:
+            continue
+        out = (slice(None),) * ax + (slice(a + keep_lo, a + keep_hi),) + (slice(None),) * (2 - ax)
+        if len(parts) > 1:
+            idx[(slice(None),) + out] = sub_idx
+        part_d2 = np.zeros(sub_idx.shape[1:], dtype=np.float32)
+        for k in range(3):
+            pos = np.arange(shape[k], dtype=np.int32)[out[k]].reshape(
+                [-1 if j == k else 1 for j in range(3)]
+            )
+            step = (sub_idx[k] - pos).astype(np.float32)
+            step *= np.float32(sampling[k])
+            part_d2 += step * step
+        d2[out] = part_d2
 
     def nearest_at(mask):
-        return np.ravel_multi_index(tuple(i[mask] for i in idx), seeds.shape)
+        return np.ravel_multi_index(tuple(i[mask] for i in idx), shape)
 
     return np.sqrt(d2), nearest_at
 
@@ -624,7 +668,7 @@ def _keep_better(key, rows, flat, best_key, best_flat):
     better = key < best_key[rows]
     sel = rows[better]
     best_key[sel] = key[better]
-    best_flat[sel] = flat[sel]
+    best_flat[sel] = flat[better]
 
 
 def _refine(points, nearest, phi, normal, h, plus, minus):
@@ -671,33 +715,36 @@ def _refine(points, nearest, phi, normal, h, plus, minus):
         if len(ip):
             n = normal_flat[:, flat[ip]].T
             vf = rel[ip] - shift + ph[ip][:, None] * n  # point minus foot point
-            _keep_better(_gauge2(vf, plus_k, minus_k), ip, flat, best_key, best_flat)
+            _keep_better(_gauge2(vf, plus_k, minus_k), ip, flat[ip], best_key, best_flat)
         if len(ifl):
             vb = rel[ifl] - shift
             vb -= np.minimum(np.maximum(vb, -half), half)  # point minus nearest box point
-            _keep_better(_gauge2(vb, plus_k, minus_k), ifl, flat, best_key, best_flat)
-    best_q = np.stack(np.unravel_index(best_flat, phi.shape), axis=1)
+            _keep_better(_gauge2(vb, plus_k, minus_k), ifl, flat[ifl], best_key, best_flat)
     value = np.full(m, np.inf)
     n_out = np.zeros((m, 3))
     have = np.isfinite(best_key)
-    q = best_q[have]
-    qi = (q[:, 0], q[:, 1], q[:, 2])
-    ph = phi[qi].astype(float)
+    flat_q = best_flat[have]
+    q = np.stack(np.unravel_index(flat_q, phi.shape), axis=1)
+    ph = phi_flat[flat_q].astype(float)
     c = q * h
     lo, hi = c - h / 2, c + h / 2
     pp = p[have]
     part = np.isfinite(ph)
-    n = np.where(part[:, None], normal[:, qi[0], qi[1], qi[2]].T.astype(float), 0.0)
+    n = np.where(part[:, None], normal_flat[:, flat_q].T.astype(float), 0.0)
     delta = np.where(part, -ph, 0.0)
     # partial voxels: open the box towards full neighbours and towards partial neighbours
     # whose plane runs on in about the same direction (closing the gaps between planes
     # of a smooth surface, not extending a plane across an edge or corner)
+    ipart = np.flatnonzero(part)
+    n_part, flat_part = n[ipart], flat_q[ipart]
     for f, (ax, sign) in enumerate(((0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1))):
-        nb = q + _FACES[f]
-        nbi = (nb[:, 0], nb[:, 1], nb[:, 2])
-        ph_nb = phi[nbi]
-        same_way = np.einsum("ij,ji->i", n, normal[:, nbi[0], nbi[1], nbi[2]]) >= _OPEN_COS
-        opened = part & ((ph_nb == -np.inf) | (np.isfinite(ph_nb) & same_way))
+        nb = flat_part + int(_FACES[f] @ strides)
+        ph_nb = phi_flat[nb]
+        runs_on = np.flatnonzero(np.isfinite(ph_nb))
+        same_way = np.einsum("ij,ji->i", n_part[runs_on], normal_flat[:, nb[runs_on]]) >= _OPEN_COS
+        open_mask = ph_nb == -np.inf
+        open_mask[runs_on[same_way]] = True
+        opened = ipart[open_mask]
         if sign < 0:
             lo[opened, ax] = -np.inf
         else:
@@ -777,10 +824,11 @@ def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus):
         lam1 = np.where(rn > 0, (np.einsum("ij,ij->i", n, p) - beta) / rn, 0.0)
     x1 = p - lam1[:, None] * rate
     simple = ~ok0 & (rn > 0) & np.all((x1 >= lo) & (x1 <= hi), axis=1)
-    if simple.all():
-        return x1, np.ones(len(p), dtype=bool)
-    rest = ~simple
-    x, feasible = x1.copy(), np.ones(len(p), dtype=bool)
+    x = np.where(ok0[:, None], xc, x1)  # the clamped point already in the half-space
+    rest = ~(simple | ok0)
+    feasible = np.ones(len(p), dtype=bool)
+    if not rest.any():
+        return x, feasible
     x[rest], feasible[rest] = _nearest_general(
         p[rest], lo[rest], hi[rest], n[rest], beta[rest], xc[rest], ok0[rest], rate[rest]
     )
