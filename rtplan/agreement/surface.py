@@ -346,10 +346,6 @@ class SurfaceLattice:
             flat = np.flatnonzero(border)
             self._surfaces.append((border, flat, table[codes[flat]]))
 
-    def areas_mm2(self, index: int) -> np.ndarray:
-        """Surfel areas (mm^2) of mask ``index``."""
-        return self._surfaces[index][2]
-
     def distances(self, a: int, b: int) -> SurfaceDistances:
         """Surface distances between masks ``a`` and ``b``."""
         return SurfaceDistances(

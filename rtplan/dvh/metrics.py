@@ -276,8 +276,3 @@ def evaluate(
             None if tv_piv == 0 else f"{m.text}: isodose volume is 0 cc",
         )
     return MetricValue(m, float(tv_piv**2 / (total * piv)))
-
-
-def evaluate_all(dvh: DVH, texts, **context) -> dict[str, MetricValue]:
-    """Evaluate several metric strings; keys are the strings as given."""
-    return {str(t): evaluate(dvh, t, **context) for t in texts}
