@@ -31,9 +31,8 @@ Example
 from __future__ import annotations
 
 import datetime
+import io
 import os
-import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, gene
 
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
+from rtplan.io.output import safe_filename, write_atomic
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
@@ -825,22 +825,6 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
     return meta
 
 
-_UNSAFE = re.compile(r"[^0-9A-Za-z._-]+")
-
-
-def safe_filename(text: str, default: str = "file") -> str:
-    """``text`` reduced to a safe file name (letters, digits, ``.``, ``_``, ``-``).
-
-    DICOM strings (UIDs, labels) are never used as paths without passing through this.
-
-    >>> safe_filename("../../etc/passwd")
-    'etc_passwd'
-    """
-    name = _UNSAFE.sub("_", str(text)).strip("._-")
-    name = re.sub(r"\.{2,}", ".", name)
-    return name[:128] or default
-
-
 def write_datasets(
     datasets: Sequence[Dataset],
     folder: str | os.PathLike,
@@ -875,16 +859,9 @@ def write_datasets(
             name = safe_filename(f"{ds.Modality}.{ds.SOPInstanceUID}.dcm")
         ds.file_meta = _file_meta(ds)
         target = out_dir / name
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dcm", dir=out_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                ds.save_as(fh, enforce_file_format=True)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        paths.append(target)
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        paths.append(write_atomic(target, buf.getvalue()))
     return paths
 
 

@@ -18,12 +18,14 @@ Plots
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from rtplan.agreement.summary import SUMMARY_METRICS
+from rtplan.io.output import safe_filename, write_atomic
 
 #: Axis labels of the plotted metrics.
 METRIC_LABELS = {
@@ -44,12 +46,12 @@ def write_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[s
     """Write the long table (module conventions); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_value(row[c]) for c in columns])
-    return path
+    f = io.StringIO(newline="")
+    writer = csv.writer(f)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row[c]) for c in columns])
+    return write_atomic(path, f.getvalue())
 
 
 def _csv_value(value):
@@ -114,7 +116,7 @@ def save_box_plots(
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for metric, fig in box_plots(rows, metrics).items():
-        path = folder / f"{metric}.png"
-        fig.savefig(path, dpi=100)
-        paths.append(path)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        paths.append(write_atomic(folder / f"{safe_filename(metric)}.png", buf.getvalue()))
     return paths

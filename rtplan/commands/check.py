@@ -19,6 +19,7 @@ from pathlib import Path
 from rtplan.check import PlanCheck, check_folder, patient_inputs
 from rtplan.errors import InputError, RtplanError
 from rtplan.io import PatientData
+from rtplan.io.output import write_atomic
 from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
 from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
 
@@ -69,13 +70,6 @@ def _progress(patients):
     return tqdm(patients, desc="rtplan check", unit="patient", file=sys.stderr, disable=None)
 
 
-def _write(path: str, text: str) -> None:
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write report: {exc.strerror}", path=path) from None
-
-
 def _overlay(patient: PatientData, check: PlanCheck) -> bytes | str:
     """The check's overlay as PNG bytes, or the one-line reason it could not be drawn.
     Without a readable CT the overlay is drawn on a blank background (and a warning
@@ -92,13 +86,6 @@ def _overlay(patient: PatientData, check: PlanCheck) -> bytes | str:
         return figure_png(check_overlay(check, structure_set.structures, dose, image))
     except RtplanError as exc:
         return f"{check.patient}: overlay not drawn: {exc}"
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    try:
-        Path(path).write_bytes(data)
-    except OSError as exc:
-        raise InputError(f"cannot write image: {exc.strerror}", path=path) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,15 +111,17 @@ def run(args: argparse.Namespace) -> int:
             path=args.path,
         )
     if args.csv:
-        _write(args.csv, to_csv(outcomes, protocol))
+        write_atomic(args.csv, to_csv(outcomes, protocol))
     if args.junit:
-        _write(args.junit, to_junit_xml(outcomes, protocol))
+        write_atomic(args.junit, to_junit_xml(outcomes, protocol))
     if args.html:
-        _write(args.html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes]))
+        write_atomic(
+            args.html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes])
+        )
     if args.png:
         png = overlays[id(outcomes[0])]
         if isinstance(png, str):
             raise InputError(png)
-        _write_bytes(args.png, png)
+        write_atomic(args.png, png)
     sys.stdout.write(to_json(outcomes, protocol) if args.json else to_text(outcomes, protocol))
     return exit_code(outcomes)

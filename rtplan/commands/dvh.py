@@ -12,11 +12,11 @@ reference, ...) exits 2 with one line on stderr.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
 import warnings
-from pathlib import Path
 
 from rtplan.dvh.compute import DEFAULT_METRICS, compute, dose_grid_structure
 from rtplan.dvh.dosefield import axial_field
@@ -24,6 +24,7 @@ from rtplan.dvh.embedded import compare_embedded
 from rtplan.dvh.metrics import evaluate, parse
 from rtplan.dvh.plansum import sum_doses
 from rtplan.errors import InputError
+from rtplan.io.output import write_atomic
 from rtplan.io.rtdose import FRACTION_DOSE_MODES
 
 SCHEMA = "rtplan-dvh/1"
@@ -137,7 +138,7 @@ def run(args) -> int:
     if args.plot:
         from rtplan.report.plots import dvh_png
 
-        Path(args.plot).write_bytes(dvh_png(dvhs, title=f"DVH: {patient.patient_id}"))
+        write_atomic(args.plot, dvh_png(dvhs, title=f"DVH: {patient.patient_id}"))
     if args.json:
         print(json.dumps(report, indent=2, default=_json_default))
     else:
@@ -266,16 +267,17 @@ def _table(report, metrics) -> str:
 
 def _write_csv(path, rows, metrics) -> None:
     units = rows[0]["units"] if rows else {}
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(
+        ["name", "volume_cc", "outside_dose_cc"]
+        + [f"{m} [{units.get(m, '')}]" for m in metrics]
+        + ["flags"]
+    )
+    for r in rows:
         w.writerow(
-            ["name", "volume_cc", "outside_dose_cc"]
-            + [f"{m} [{units.get(m, '')}]" for m in metrics]
-            + ["flags"]
+            [r["name"], r["volume_cc"], r["outside_dose_cc"]]
+            + ["" if r["metrics"][m] is None else r["metrics"][m] for m in metrics]
+            + ["; ".join(r["flags"])]
         )
-        for r in rows:
-            w.writerow(
-                [r["name"], r["volume_cc"], r["outside_dose_cc"]]
-                + ["" if r["metrics"][m] is None else r["metrics"][m] for m in metrics]
-                + ["; ".join(r["flags"])]
-            )
+    write_atomic(path, fh.getvalue())

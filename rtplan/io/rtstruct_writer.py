@@ -33,9 +33,8 @@ Typical use (masks on the CT grid -> structures -> file)::
 from __future__ import annotations
 
 import datetime
+import io
 import os
-import re
-import tempfile
 from collections.abc import Sequence
 from copy import deepcopy
 from pathlib import Path
@@ -50,6 +49,7 @@ from rtplan.contouring import decimate, edges_meet
 from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.image import Image
 from rtplan.io.dicom_file import read_dataset
+from rtplan.io.output import safe_filename, write_atomic
 from rtplan.polygon import self_intersection
 from rtplan.structure import Structure
 
@@ -311,17 +311,9 @@ def write_rtstruct(
         raise InputError("refusing to overwrite the structure set being copied from", path=target)
     if target.exists():
         raise InputError("output file exists; rtplan never overwrites a file", path=target)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dcm", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            ds.save_as(fh, enforce_file_format=True)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return write_atomic(target, buf.getvalue())
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -541,21 +533,10 @@ def _copied_rois(source, frame_uid: str):
     return ss_rois, roi_contours, observations
 
 
-_UNSAFE = re.compile(r"[^0-9A-Za-z._-]+")
-
-
 def _safe_filename(name: str) -> str:
-    """A file name of letters, digits, ``.``, ``_`` and ``-`` only (no path parts)."""
-    safe = re.sub(r"\.{2,}", ".", _UNSAFE.sub("_", name)).strip("._-")
-    if not safe.lower().endswith(".dcm"):
-        safe = f"{safe or 'RS'}.dcm"
-    return safe[:160]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """A safe file name (:func:`~rtplan.io.output.safe_filename`) ending in ``.dcm``."""
+    safe = safe_filename(name, default="RS")
+    return safe if safe.lower().endswith(".dcm") else f"{safe}.dcm"
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from rtplan.errors import InputError, RtplanError
 from rtplan.image import Image
 from rtplan.io.discover import PatientData, load_plan_folder
+from rtplan.io.output import safe_filename, write_atomic
 from rtplan.io.rtstruct import StructureSet
 from rtplan.io.rtstruct_writer import write_rtstruct
 from rtplan.matching import match_role
@@ -115,11 +116,10 @@ def _png(png, image, centre_of: Structure, new, title) -> Path:
     fig = plane_views(
         image, drawn, centre_mm=centroid_mm(centre_of), names=[s.name for s in drawn], title=title
     )
-    target = folder / f"volumes_{'_'.join(s.name for s in new)}.png"
+    target = folder / safe_filename(f"volumes_{'_'.join(s.name for s in new)}.png")
     if target.exists():
         raise InputError("PNG exists; rtplan never overwrites a file", path=target)
-    target.write_bytes(figure_png(fig))
-    return target
+    return write_atomic(target, figure_png(fig))
 
 
 def expand_folder(
