@@ -314,3 +314,25 @@ def test_distance_transform_in_two_halves_matches_one(monkeypatch):
     at = np.stack(np.unravel_index(flat, seeds.shape), axis=1)
     offsets = (np.argwhere(near) - at) * h / semi
     np.testing.assert_allclose(np.linalg.norm(offsets, axis=1), whole[near], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "margins", ["5", "right=2,left=6,anterior=0,posterior=4,superior=5,inferior=1"]
+)
+def test_result_does_not_depend_on_threads(monkeypatch, margins):
+    """Candidates are settled in chunks on threads: the result must be bit-identical for
+    any split (the boundary pieces each voxel sees are those of the whole region)."""
+    from rtplan.volumes import margins as margins_module
+
+    spacing = (2.0, 1.0, 1.2)
+    frac = sphere_fraction((40, 56, 52), spacing, (38.0, 27.0, 30.0), 16.0, sub=3)
+    frac[:, 20:36, 24:30] = 1.0  # a slot: concave edges and exposed full voxels
+    region = SubvoxelMask.from_fraction(frac, spacing).padded((5, 9, 9), (5, 9, 9))
+    monkeypatch.setattr(margins_module, "_THREADS", 1)
+    one = apply_margin(region, margins)
+    monkeypatch.setattr(margins_module, "_THREADS", 7)
+    monkeypatch.setattr(margins_module, "_CHUNK_VOXELS", 100)
+    seven = apply_margin(region, margins)
+    assert np.isfinite(one.phi).sum() > 3000
+    np.testing.assert_array_equal(one.phi, seven.phi)
+    np.testing.assert_array_equal(one.normal, seven.normal)

@@ -40,7 +40,8 @@ The result is exact for a region made of voxel boxes and planar pieces, up to th
 among the 19 neighbours (in concave corners the nearest piece may lie further: centres
 within ``rho`` of the margin surface may then be misclassified); on analytic shapes the
 volume error is a few tenths of a percent at 1 mm voxels (the tests and docs/volumes.md).
-Work is done in chunks on a thread pool (numpy releases the GIL).
+Steps 3-4 are the compiled kernel :func:`rtplan.volumes.refine.settle` (numba), run in
+chunks on one thread per CPU.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from scipy import ndimage as ndi
 
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
+from rtplan.volumes.refine import settle
 from rtplan.volumes.subvoxel import SubvoxelMask
 
 DIRECTIONS = ("right", "left", "anterior", "posterior", "superior", "inferior")
@@ -353,10 +355,9 @@ def _spacing_direction(spacing_mm, grid):
 
 # ---------------------------------------------------------------------------- engine
 _BIG_SAMPLING = 1.0e6  # sampling along an axis with no margin: other columns unreachable
-_THREADS = max(1, min(8, 2 * (os.cpu_count() or 1)))  # numpy threads overlap best at 2 per CPU
-_SLACK = 0.1  # extra band (voxels) refined around the new boundary
+_THREADS = max(1, min(8, os.cpu_count() or 1))  # threads for the compiled kernel and the EDT halves
 _SPLIT_VOXELS = 2**20  # grids this large get their distance transform in two halves
-_OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg
+_CHUNK_VOXELS = 20000  # smallest number of candidate voxels worth a thread
 
 
 def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> SubvoxelMask:
@@ -407,84 +408,25 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     if not cand.any():
         return SubvoxelMask(out_phi, out_normal, region.spacing_mm)
     flat = np.flatnonzero(cand)
-    pts = np.stack(np.unravel_index(flat, cand.shape), axis=1)
-    near = nearest_at(cand)
-    d0 = dist.reshape(-1)[flat].astype(float)
-    bounds = _Bounds(h, plus, minus, rho, float(pos[used].min()), degenerate)
-    value, n_out = _in_chunks(_settle, pts, near, d0, phi, normal, bounds)
-    out_phi.reshape(-1)[flat] = value
-    out_normal.reshape(3, -1)[:, flat] = n_out.T
-    return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
+    near = nearest_at(cand).astype(np.int64, copy=False)
+    d0 = dist.reshape(-1)[flat].astype(np.float64)
+    n_chunks = min(_THREADS, max(1, len(flat) // _CHUNK_VOXELS))
+    edges = np.linspace(0, len(flat), n_chunks + 1).astype(int)
 
+    def run(ab):
+        sl = slice(ab[0], ab[1])
+        settle(
+            flat[sl], near[sl], d0[sl], phi, normal, out_phi, out_normal, h, plus, minus,
+            rho, float(pos[used].min()), degenerate,
+        )  # fmt: skip
 
-@dataclass(frozen=True)
-class _Bounds:
-    h: np.ndarray
-    plus: np.ndarray
-    minus: np.ndarray
-    rho: float
-    smallest_mm: float
-    degenerate: bool
-
-
-def _in_chunks(fn, pts, near, d0, *shared):
-    """``fn`` over chunks of the points on a thread pool (numpy releases the GIL)."""
-    n_chunks = min(_THREADS, max(1, len(pts) // 20000))
+    chunks = list(zip(edges[:-1], edges[1:], strict=True))
     if n_chunks == 1:
-        return fn(pts, near, d0, *shared)
-    edges = np.linspace(0, len(pts), n_chunks + 1).astype(int)
-    with ThreadPoolExecutor(n_chunks) as pool:
-        parts = list(
-            pool.map(
-                lambda ab: fn(pts[ab[0] : ab[1]], near[ab[0] : ab[1]], d0[ab[0] : ab[1]], *shared),
-                zip(edges[:-1], edges[1:], strict=True),
-            )
-        )
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _settle(pts, near, d0, phi, normal, b: _Bounds):
-    """Value (signed mm, or +-inf) and normal of candidate points of the expansion.
-
-    Only points near the new boundary need the exact distance (a voxel is partial when the
-    boundary passes within half its box).  The boundary normal is estimated from the offset
-    to the nearest centre and the region's reach beyond that centre from its plane (or box);
-    points this puts near the boundary, or whose side is not certain, are refined
-    (:func:`_refine`); the others are full or empty.
-    """
-    h, plus, minus, rho = b.h, b.plus, b.minus, b.rho
-    v0 = (pts - np.stack(np.unravel_index(near, phi.shape), axis=1)) * h
-    s0 = plus if plus is minus else np.where(v0 > 0, plus, minus)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g0 = np.where(s0 > 0, v0 / (s0 * s0), 0.0)
-    g0n = np.linalg.norm(g0, axis=1, keepdims=True)
-    n0 = np.divide(g0, g0n, out=np.zeros_like(g0), where=g0n > 0)
-    len0 = np.linalg.norm((plus if plus is minus else np.where(n0 > 0, plus, minus)) * n0, axis=1)
-    len0 = np.where(len0 > 0, len0, b.smallest_mm)
-    ph0 = phi.reshape(-1)[near].astype(float)
-    reach = np.where(
-        np.isfinite(ph0),
-        -np.nan_to_num(ph0) * np.einsum("ij,ji->i", n0, normal.reshape(3, -1)[:, near]),
-        0.5 * (np.abs(n0) @ h),
-    )
-    near_full = ph0 == -np.inf
-    # |D - d0| <= rho_p: first order, the gauge's gradient times the half box; second
-    # order, half the box's squared gauge over the distance (the gauge's Hessian is at
-    # most diag(1 / s^2) / g)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grad0 = g0 / np.where(d0 > 0, d0, np.inf)[:, None]
-    rho_p = np.abs(grad0) @ (h / 2) + 0.5 * rho * rho / np.maximum(d0 - rho, 0.05)
-    rho_p = np.minimum(rho_p, rho)
-    inside = (d0 < 1.0 - rho_p) & (near_full | (not b.degenerate))
-    outside = d0 > 1.0 + rho_p
-    d_est = d0 - reach / len0
-    near_boundary = np.abs(d_est - 1.0) * len0 <= 0.5 * (np.abs(n0) @ h) + _SLACK * h.max()
-    need = near_boundary | ~(inside | outside)
-    value = np.where(inside, -np.inf, np.inf).astype(np.float32)
-    n_out = np.zeros((len(pts), 3), dtype=np.float32)
-    if need.any():
-        value[need], n_out[need] = _refine(pts[need], near[need], phi, normal, h, plus, minus)
-    return value, n_out
+        run(chunks[0])
+    else:  # the kernel releases the GIL; chunks write disjoint voxels
+        with ThreadPoolExecutor(n_chunks) as pool:
+            list(pool.map(run, chunks))
+    return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
 
 
 def _edt_nearest(seeds: np.ndarray, h: np.ndarray, semi: np.ndarray, gmax: float):
@@ -635,248 +577,3 @@ def _first_pass(seeds, ax, h, plus, minus, sentinel):
         cand = (q << _SHIFT) | np.where(ok, idx, 0)
         np.minimum(best, cand, out=best)
     return best
-
-
-_ZERO_MM = 1e-9  # offsets smaller than this (mm) count as zero
-
-
-def _gauge(v: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> np.ndarray:
-    """Gauge norm of offsets ``v`` (M, 3) in mm: inf along an axis with no margin."""
-    v = np.where(np.abs(v) <= _ZERO_MM, 0.0, v)
-    semi = np.where(v > 0, plus, minus)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(v == 0, 0.0, v / semi)
-    r = np.where((semi == 0) & (v != 0), np.inf, r)
-    return np.sqrt(np.sum(r * r, axis=1))
-
-
-_NEIGHBOURS = np.array([o for o in np.ndindex(3, 3, 3) if sum(abs(v - 1) for v in o) <= 2]) - 1
-_FACES = np.array([[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]])
-
-
-def _gauge2(v: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> np.ndarray:
-    """Squared gauge norm (see :func:`_gauge`) for positive semi-axes (for ranking)."""
-    if plus is minus:
-        r = v / plus
-    else:
-        r = v / np.where(v > 0, plus, minus)
-    return np.einsum("ij,ij->i", r, r)
-
-
-def _keep_better(key, rows, flat, best_key, best_flat):
-    """Where ``key`` beats ``best_key[rows]``, record it and the voxel ``flat[rows]``."""
-    better = key < best_key[rows]
-    sel = rows[better]
-    best_key[sel] = key[better]
-    best_flat[sel] = flat[better]
-
-
-def _refine(points, nearest, phi, normal, h, plus, minus):
-    """Signed distance (mm) of ``points`` from the expanded boundary, and its normal.
-
-    Among the 19 voxels around each point's nearest seed centre, the boundary piece that
-    stands nearest is chosen: for a partial voxel its plane's foot point (the centre
-    projected onto the plane), for a full voxel with an empty face neighbour its box.  The
-    gauge distance ``D`` to that piece is exact: to ``plane ∩ box`` for a partial voxel,
-    where the box is closed only on the faces towards empty neighbours (a plane carries on
-    into its partial neighbours, which closes the gaps between voxel planes), or to the box
-    of a full voxel.  The value returned is ``(D - 1) * L``, ``L`` the extent of the margin
-    shape along the new boundary normal: the distance (mm) outside the expanded boundary.
-    """
-    shape = np.array(phi.shape)
-    m = len(points)
-    p = points * h
-    q0 = np.stack(np.unravel_index(nearest, phi.shape), axis=1)
-    # seeds never lie on the array border (_dilate pads), so q0 +- 1 is always inside
-    lo_b = q0.min(axis=0) - 1
-    hi_b = q0.max(axis=0) + 2
-    exposed = np.zeros(phi.shape, dtype=bool)
-    block = tuple(slice(a, b) for a, b in zip(lo_b, hi_b, strict=True))
-    exposed[block] = _exposed_full(phi[block])
-    floor = 1e-3 * float(h.min())
-    plus_k, minus_k = np.maximum(plus, floor), np.maximum(minus, floor)
-    if np.array_equal(plus_k, minus_k):
-        minus_k = plus_k
-    best_key = np.full(m, np.inf)
-    best_flat = np.zeros(m, dtype=np.intp)
-    phi_flat = phi.reshape(-1)
-    normal_flat = normal.reshape(3, -1)
-    exposed_flat = exposed.reshape(-1)
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    rel = p - q0 * h  # point relative to the nearest seed centre (mm)
-    flat0 = np.asarray(nearest, dtype=np.intp)
-    half = h / 2
-    for off in _NEIGHBOURS:
-        flat = flat0 + int(off @ strides)
-        ph = phi_flat[flat]
-        ip = np.flatnonzero(np.isfinite(ph))
-        ifl = np.flatnonzero((ph == -np.inf) & exposed_flat[flat])
-        shift = off * h
-        if len(ip):
-            n = normal_flat[:, flat[ip]].T
-            vf = rel[ip] - shift + ph[ip][:, None] * n  # point minus foot point
-            _keep_better(_gauge2(vf, plus_k, minus_k), ip, flat[ip], best_key, best_flat)
-        if len(ifl):
-            vb = rel[ifl] - shift
-            vb -= np.minimum(np.maximum(vb, -half), half)  # point minus nearest box point
-            _keep_better(_gauge2(vb, plus_k, minus_k), ifl, flat[ifl], best_key, best_flat)
-    value = np.full(m, np.inf)
-    n_out = np.zeros((m, 3))
-    have = np.isfinite(best_key)
-    flat_q = best_flat[have]
-    q = np.stack(np.unravel_index(flat_q, phi.shape), axis=1)
-    ph = phi_flat[flat_q].astype(float)
-    c = q * h
-    lo, hi = c - h / 2, c + h / 2
-    pp = p[have]
-    part = np.isfinite(ph)
-    n = np.where(part[:, None], normal_flat[:, flat_q].T.astype(float), 0.0)
-    delta = np.where(part, -ph, 0.0)
-    # partial voxels: open the box towards full neighbours and towards partial neighbours
-    # whose plane runs on in about the same direction (closing the gaps between planes
-    # of a smooth surface, not extending a plane across an edge or corner)
-    ipart = np.flatnonzero(part)
-    n_part, flat_part = n[ipart], flat_q[ipart]
-    for f, (ax, sign) in enumerate(((0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1))):
-        nb = flat_part + int(_FACES[f] @ strides)
-        ph_nb = phi_flat[nb]
-        runs_on = np.flatnonzero(np.isfinite(ph_nb))
-        same_way = np.einsum("ij,ji->i", n_part[runs_on], normal_flat[:, nb[runs_on]]) >= _OPEN_COS
-        open_mask = ph_nb == -np.inf
-        open_mask[runs_on[same_way]] = True
-        opened = ipart[open_mask]
-        if sign < 0:
-            lo[opened, ax] = -np.inf
-        else:
-            hi[opened, ax] = np.inf
-    # a plane whose touching point lies on its piece: the offset plane's signed distance
-    e = np.einsum("ij,ij->i", n, pp - c) - delta
-    sn = np.where(n > 0, plus, minus) * n
-    ln = np.linalg.norm(sn, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step = np.where(
-            (ln > 0)[:, None], (e / (ln * ln))[:, None] * (np.where(n > 0, plus, minus) * sn), 0
-        )
-    touch = np.where((ln > 0)[:, None], pp - step, pp - e[:, None] * n)
-    in_box = np.all(np.abs(pp - c) <= h / 2 + 1e-9, axis=1)
-    plane_ok = part & (in_box | np.all((touch >= lo - 1e-9) & (touch <= hi + 1e-9), axis=1))
-    val = np.where(plane_ok, e - ln, np.inf)
-    nrm = n.copy()
-    # otherwise the exact nearest point of the piece (box, or plane within its bounds)
-    rest = ~plane_ok
-    if rest.any():
-        r_val, r_n = _piece_distance(
-            pp[rest], c[rest], lo[rest], hi[rest], n[rest], delta[rest], part[rest], plus, minus
-        )
-        val[rest] = r_val
-        nrm[rest] = r_n
-    value[have] = val
-    n_out[have] = nrm
-    return value.astype(np.float32), n_out.astype(np.float32)
-
-
-def _piece_distance(p, c, lo, hi, n, delta, part, plus, minus):
-    """Signed distance (mm) from the expansion of one piece (bounded plane or full box)."""
-    beta = np.einsum("ij,ij->i", n, c) + delta
-    x, feasible = _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus)
-    v = p - x
-    d = _gauge(v, plus, minus)
-    s = np.where(v > 0, plus, minus)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grad = np.where(s > 0, v / (s * s), 0.0)
-    gnorm = np.linalg.norm(grad, axis=1, keepdims=True)
-    nrm = np.where(gnorm > 0, grad / np.where(gnorm > 0, gnorm, 1.0), n)
-    length = np.linalg.norm(np.where(nrm > 0, plus, minus) * nrm, axis=1)
-    val = np.full(len(p), np.inf)
-    np.multiply(d - 1.0, length, out=val, where=feasible & np.isfinite(d))
-    val[feasible & (d == 0) & ~part] = -np.inf  # inside a full voxel's box
-    return val, nrm
-
-
-def _exposed_full(phi: np.ndarray) -> np.ndarray:
-    """Full voxels with an empty face neighbour (or on the edge of the array)."""
-    empty = np.pad(phi == np.inf, 1, constant_values=True)
-    near_empty = np.zeros(phi.shape, dtype=bool)
-    n0, n1, n2 = phi.shape
-    for dk, dj, di in _FACES:
-        near_empty |= empty[1 + dk : 1 + dk + n0, 1 + dj : 1 + dj + n1, 1 + di : 1 + di + n2]
-    return near_empty & (phi == -np.inf)
-
-
-def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus):
-    """Gauge-nearest point to ``p`` of ``{lo <= x <= hi} ∩ {n . x <= beta}`` (rows).
-
-    The semi-axes are taken on the side of each axis the point lies on relative to the
-    clamped point.  With weights ``1 / s_a^2`` the KKT conditions give
-    ``x(lam) = clamp(p - lam * s^2 * n, lo, hi)``; ``n . x(lam)`` is piecewise linear and
-    non-increasing in ``lam``, so the root of ``n . x(lam) = beta`` is found exactly from its
-    breakpoints.  Bounds may be infinite; a zero semi-axis pins that coordinate.
-
-    Returns ``(x, feasible)``.
-    """
-    xc = np.clip(p, lo, hi)
-    ok0 = np.sum(n * xc, axis=1) <= beta + 1e-9
-    s = np.where(p - xc > 0, plus, np.where(p - xc < 0, minus, np.where(n > 0, plus, minus)))
-    rate = s * s * n  # dx/dlam = -rate while a coordinate is free
-    # common case: the touching point on the unbounded plane lies within the bounds
-    rn = np.einsum("ij,ij->i", rate, n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam1 = np.where(rn > 0, (np.einsum("ij,ij->i", n, p) - beta) / rn, 0.0)
-    x1 = p - lam1[:, None] * rate
-    simple = ~ok0 & (rn > 0) & np.all((x1 >= lo) & (x1 <= hi), axis=1)
-    x = np.where(ok0[:, None], xc, x1)  # the clamped point already in the half-space
-    rest = ~(simple | ok0)
-    feasible = np.ones(len(p), dtype=bool)
-    if not rest.any():
-        return x, feasible
-    x[rest], feasible[rest] = _nearest_general(
-        p[rest], lo[rest], hi[rest], n[rest], beta[rest], xc[rest], ok0[rest], rate[rest]
-    )
-    return x, feasible
-
-
-def _nearest_general(p, lo, hi, n, beta, xc, ok0, rate):
-    """Breakpoint search of :func:`_nearest_in_box_halfspace` (bounds active)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_lo = np.where(rate > 0, (p - lo) / rate, np.where(rate < 0, (p - hi) / rate, np.inf))
-        t_hi = np.where(rate > 0, (p - hi) / rate, np.where(rate < 0, (p - lo) / rate, -np.inf))
-    # coordinate a is free for lam in (max(t_hi, 0), t_lo): enters at t_hi, saturates at t_lo
-    bps = np.concatenate([np.zeros((len(p), 1)), np.clip(t_hi, 0, None), np.clip(t_lo, 0, None)], 1)
-    bps = np.where(np.isfinite(bps), bps, np.inf)
-    bps.sort(axis=1)
-
-    def f(lam):
-        x = np.clip(p - lam[:, None] * rate, lo, hi)
-        return np.sum(n * x, axis=1)
-
-    lam_prev = bps[:, 0]
-    f_prev = f(lam_prev)
-    lam_star = np.full(len(p), np.nan)
-    done = ok0 | (f_prev <= beta)
-    lam_star[done] = 0.0
-    for k in range(1, bps.shape[1]):
-        lam_k = bps[:, k]
-        finite = np.isfinite(lam_k)
-        f_k = np.where(finite, f(np.where(finite, lam_k, 0.0)), np.nan)
-        hit = ~done & finite & (f_k <= beta)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(hit, (f_prev - beta) / (f_prev - f_k), 0.0)
-            lam_star = np.where(hit, lam_prev + frac * (lam_k - lam_prev), lam_star)
-        done |= hit
-        lam_prev = np.where(finite, lam_k, lam_prev)
-        f_prev = np.where(finite, f_k, f_prev)
-    # beyond the last breakpoint: free coordinates move without bound
-    rest = ~done
-    if rest.any():
-        lam_r = lam_prev[rest] + 1.0
-        free = (np.clip(p[rest] - lam_r[:, None] * rate[rest], lo[rest], hi[rest]) != lo[rest]) & (
-            np.clip(p[rest] - lam_r[:, None] * rate[rest], lo[rest], hi[rest]) != hi[rest]
-        )
-        slope = -np.sum(np.where(free, n[rest] * rate[rest], 0.0), axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lam_x = lam_prev[rest] + (f_prev[rest] - beta[rest]) / -slope
-        lam_star[rest] = np.where(slope < 0, lam_x, np.nan)
-    feasible = ok0 | np.isfinite(lam_star)
-    lam = np.where(np.isfinite(lam_star), lam_star, 0.0)
-    x = np.where(ok0[:, None], xc, np.clip(p - lam[:, None] * rate, lo, hi))
-    return x, feasible
