@@ -8,7 +8,8 @@ normal) that cuts off exactly its fraction of the voxel box:
 
 * the normal is Youngs' estimate, minus the gradient of the fractions (central differences
   smoothed with ``[1, 2, 1]`` across the other two axes, in mm);
-* the offset ``delta`` (mm) is the exact inverse of the box/plane volume function.
+* the offset ``delta`` (mm) is the exact inverse of the box/plane volume function, in
+  closed form.
 
 The inside of a partly covered voxel is then ``box ∩ {n . (x - c) <= delta}``, so the
 reconstruction has exactly the volume of the mask.
@@ -108,30 +109,69 @@ def box_plane_fraction(normal, offset_mm, spacing_mm) -> np.ndarray:
     return _unit_cube_volume(m / total[..., None], alpha)
 
 
-def box_plane_offset(normal, fraction, spacing_mm, iterations: int = 32) -> np.ndarray:
+def box_plane_offset(normal, fraction, spacing_mm) -> np.ndarray:
     """Offset (mm) of the plane with the given normal that cuts off ``fraction`` of a box.
 
-    The exact inverse of :func:`box_plane_fraction` (bisection on the closed form; the
-    volume is monotone in the offset).  ``fraction`` 0 and 1 give the box's support
+    The exact inverse of :func:`box_plane_fraction` (closed form, see
+    :func:`_unit_cube_alpha`).  ``fraction`` 0 and 1 give the box's support
     ``-/+ sum(|n| h) / 2``.
 
     Examples
     --------
     >>> round(float(box_plane_offset([0.0, 0.6, 0.8], 0.5, (2.0, 1.0, 1.0))), 9)
     0.0
+    >>> round(float(box_plane_offset([0.0, 0.0, 1.0], 0.75, (1.0, 1.0, 1.0))), 6)
+    0.25
     """
     m, total = _box_terms(normal, spacing_mm)
     total = np.maximum(total, 1e-12)
     mn = _sorted_components(m / total[..., None])
-    f = np.clip(np.asarray(fraction, dtype=float), 0.0, 1.0)
-    lo = np.zeros(f.shape)
-    hi = np.ones(f.shape)
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        above = _unit_cube_volume(mn, mid) > f
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    return (0.5 * (lo + hi) - 0.5) * total
+    alpha = _unit_cube_alpha(mn, np.asarray(fraction, dtype=float))
+    return (alpha - 0.5) * total
+
+
+def _unit_cube_alpha(m, volume: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_unit_cube_volume`: ``alpha`` with ``V(alpha) = volume``.
+
+    Scardovelli & Zaleski (2000): by symmetry only ``volume <= 1/2`` is solved; the
+    volume at ``alpha = m1, m2, min(m1 + m2, m3)`` separates the cases.  Below ``m1`` the
+    cut is a corner (cube root); up to ``m2`` a quadratic; beyond, a cubic whose wanted
+    root is the middle one of its three real roots (trigonometric form), or, when
+    ``m3 >= m1 + m2``, linear.
+    """
+    m1, m2, m3 = _sorted_components(m)
+    v = np.clip(volume, 0.0, 1.0)
+    flip = v > 0.5
+    v = np.where(flip, 1.0 - v, v)
+    m12 = m1 + m2
+    p6 = 6.0 * m1 * m2 * m3
+    v1 = m1 * m1 / (6.0 * m2 * m3)
+    v2 = v1 + (m2 - m1) / (2.0 * m3)
+    wide = m3 < m12
+    v3 = np.where(
+        wide,
+        (m3 * m3 * (3.0 * m12 - m3) + m1 * m1 * (m1 - 3.0 * m3) + m2 * m2 * (m2 - 3.0 * m3)) / p6,
+        m12 / (2.0 * m3),
+    )
+    a1 = np.cbrt(p6 * v)
+    a2 = 0.5 * (m1 + np.sqrt(np.maximum(m1 * m1 + 8.0 * m2 * m3 * (v - v1), 0.0)))
+    # alpha = m12 + t:  t^3 - 6 m1 m2 t + (6 m1 m2 m3 V - 3 m1 m2 m12) = 0
+    a3 = m12 + _middle_root(-6.0 * m1 * m2, p6 * v - 3.0 * m1 * m2 * m12)
+    # alpha = 1/2 + t:  2 t^3 + (3 S2 - 3/2) t + (3/2 S2 - 1/2 + 6 m1 m2 m3 V - S3) = 0
+    s2 = m1 * m1 + m2 * m2 + m3 * m3
+    s3 = m1**3 + m2**3 + m3**3
+    a4 = 0.5 + _middle_root(1.5 * s2 - 0.75, 0.5 * (1.5 * s2 - 0.5 + p6 * v - s3))
+    a5 = m3 * v + 0.5 * m12
+    a = np.where(v < v1, a1, np.where(v < v2, a2, np.where(v < v3, a3, np.where(wide, a4, a5))))
+    return np.where(flip, 1.0 - a, a)
+
+
+def _middle_root(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Middle real root of ``t^3 + p t + q = 0`` (``p < 0``; trigonometric form)."""
+    r = np.sqrt(np.maximum(-p / 3.0, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.clip(np.nan_to_num(-q / (2.0 * r**3)), -1.0, 1.0)
+    return 2.0 * r * np.cos(np.arccos(c) / 3.0 - 2.0 * np.pi / 3.0)
 
 
 def youngs_normals(
