@@ -289,31 +289,67 @@ def test_zero_margins_on_some_axes(margins):
     assert out.volume_mm3 == pytest.approx(box_sum_volume(a, b, c, m), rel=0.015)
 
 
-def test_distance_transform_in_two_halves_matches_one(monkeypatch):
-    """The two-half distance transform (large grids, threads) gives the exact nearest
-    seed wherever it is within reach: same distances as scipy's transform of the whole
-    grid, and farther points stay beyond reach."""
+def test_nearest_seed_matches_scipy_edt_for_symmetric_margins():
+    """Symmetric margins: the gauge is the Euclidean distance with sampling = spacing /
+    semi-axis, so scipy's exact EDT is the truth within reach; farther points are inf."""
     from scipy import ndimage as ndi
 
-    from rtplan.volumes import margins as margins_module
+    from rtplan.volumes.nearest_seed import nearest_seed
 
     rng = np.random.default_rng(7)
     seeds = rng.random((48, 20, 22)) < 0.002
-    seeds[[3, 24, 25, 44], 10, 11] = True  # seeds next to the cut and near the ends
-    h, semi, gmax = np.array([1.0, 0.8, 1.2]), np.array([3.0, 2.0, 2.5]), 1.3
-    monkeypatch.setattr(margins_module, "_SPLIT_VOXELS", 0)
-    monkeypatch.setattr(margins_module, "_THREADS", 2)
-    dist, nearest_at = margins_module._edt_nearest(seeds, h, semi, gmax)
+    seeds[[0, 24, 25, 47], 10, 11] = True  # seeds on the array border too
+    h, semi, reach = np.array([1.0, 0.8, 1.2]), np.array([3.0, 2.0, 2.5]), 1.3
+    dist, nearest = nearest_seed(seeds, h, semi, semi, reach)
     whole = ndi.distance_transform_edt(~seeds, sampling=h / semi)
-    near = whole <= gmax
+    near = whole <= reach - 1e-9
     assert near.sum() > 1000 and (~near).sum() > 1000
-    np.testing.assert_allclose(dist[near], whole[near], rtol=1e-6, atol=1e-6)
-    assert np.all(dist[~near] > gmax)
-    flat = nearest_at(near)
+    np.testing.assert_allclose(dist[near], whole[near], rtol=0, atol=1e-12)
+    far = whole > reach + 1e-9
+    assert np.all(np.isinf(dist[far])) and np.all(nearest[far] == -1)
+    flat = nearest[near]
     assert seeds.reshape(-1)[flat].all()
     at = np.stack(np.unravel_index(flat, seeds.shape), axis=1)
     offsets = (np.argwhere(near) - at) * h / semi
-    np.testing.assert_allclose(np.linalg.norm(offsets, axis=1), whole[near], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(offsets, axis=1), whole[near], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "plus, minus",
+    [
+        ((4.0, 2.0, 3.0), (1.0, 5.0, 2.5)),
+        ((4.0, 0.0, 3.0), (1.0, 2.0, 0.0)),
+        ((0, 0, 3), (0, 0, 2)),
+    ],
+)
+def test_nearest_seed_matches_brute_force_for_asymmetric_margins(plus, minus):
+    """Asymmetric and one-sided margins: the distance is the minimum over every seed of
+    the octant-wise gauge of the offset (a zero semi-axis forbids offsets that way)."""
+    from rtplan.volumes.nearest_seed import nearest_seed
+
+    rng = np.random.default_rng(11)
+    shape, h, reach = (14, 17, 19), np.array([1.5, 1.0, 0.9]), 1.4
+    seeds = rng.random(shape) < 0.004
+    plus, minus = np.asarray(plus), np.asarray(minus)
+    dist, nearest = nearest_seed(seeds, h, plus, minus, reach, threads=3)
+    pts = np.argwhere(np.ones(shape, bool))
+    src = np.argwhere(seeds)
+    off = (pts[:, None, :] - src[None, :, :]) * h  # point minus seed (mm)
+    semi = np.where(off > 0, plus, minus)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(off == 0, 0.0, np.where(semi > 0, off / semi, np.inf))
+    brute = np.sqrt(np.sum(r * r, axis=2)).min(axis=1).reshape(shape)
+    within = brute <= reach - 1e-9
+    assert within.sum() > 50 and (~within).sum() > 100
+    np.testing.assert_allclose(dist[within], brute[within], rtol=0, atol=1e-12)
+    assert np.all(np.isinf(dist[brute > reach + 1e-9]))
+    # the reported seed is at the reported distance
+    at = np.stack(np.unravel_index(nearest[within], shape), axis=1)
+    o = (np.argwhere(within) - at) * h
+    s = np.where(o > 0, plus, minus)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.sqrt(np.sum(np.where(o == 0, 0.0, o / s) ** 2, axis=1))
+    np.testing.assert_allclose(g, dist[within], atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,11 @@ Algorithm
 ---------
 1. The region is a :class:`~rtplan.volumes.subvoxel.SubvoxelMask`: full voxels plus one
    boundary plane per partly covered voxel, reconstructed from the partial-volume mask.
-2. The gauge distance from every voxel centre to the nearest occupied voxel centre is
-   computed exactly: with one exact Euclidean distance transform
-   (``scipy.ndimage.distance_transform_edt``, ``sampling = spacing / semi-axis``, which
-   turns the ellipsoid into a unit sphere) when the margins are symmetric; with exact
-   separable lower envelopes of the per-axis (asymmetric parabola) costs when they are not.
-   Both also return the nearest centre.  No repeated small dilations are used.
+2. The gauge distance from every voxel centre to the nearest occupied voxel centre, and
+   that centre, are computed exactly by separable lower envelopes of the per-axis costs
+   (:func:`rtplan.volumes.nearest_seed.nearest_seed`, a distance transform in the gauge:
+   for symmetric margins the Euclidean transform with ``sampling = spacing / semi-axis``,
+   which turns the ellipsoid into a unit sphere).  No repeated small dilations are used.
 3. A centre is inside when its distance to a full voxel's centre is at most 1, or to any
    occupied centre at most ``1 - rho_p`` (``rho_p`` bounds how much the gauge changes
    across half a voxel box, in the direction of the offset); outside beyond ``1 + rho_p``.
@@ -53,10 +52,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
+from rtplan.volumes.nearest_seed import nearest_seed
 from rtplan.volumes.refine import settle
 from rtplan.volumes.subvoxel import SubvoxelMask
 
@@ -354,9 +353,7 @@ def _spacing_direction(spacing_mm, grid):
 
 
 # ---------------------------------------------------------------------------- engine
-_BIG_SAMPLING = 1.0e6  # sampling along an axis with no margin: other columns unreachable
-_THREADS = max(1, min(8, os.cpu_count() or 1))  # threads for the compiled kernel and the EDT halves
-_SPLIT_VOXELS = 2**20  # grids this large get their distance transform in two halves
+_THREADS = max(1, min(8, os.cpu_count() or 1))  # threads for the compiled kernels
 _CHUNK_VOXELS = 20000  # smallest number of candidate voxels worth a thread
 
 
@@ -374,8 +371,6 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     phi, normal = np.ascontiguousarray(region.phi), np.ascontiguousarray(region.normal)
     plus = np.asarray(plus, dtype=float)
     minus = np.asarray(minus, dtype=float)
-    if np.array_equal(plus, minus):
-        minus = plus  # symmetric: the side of an offset needs no look-up
     # smallest positive semi-axis per axis: bounds gauge distances across one voxel
     pos = np.where(
         (plus > 0) & (minus > 0),
@@ -388,10 +383,7 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     width = rho + 1.5 * step + 1e-6
     gmax = 1.0 + width
 
-    if np.allclose(plus, minus, rtol=0, atol=1e-9):
-        dist, nearest_at = _edt_nearest(seeds, h, plus, gmax)
-    else:
-        dist, nearest_at = _separable_nearest(seeds, h, plus, minus, gmax)
+    dist, nearest = nearest_seed(seeds, h, plus, minus, gmax, threads=_THREADS)
 
     # A centre within gauge distance 1 of a full voxel's centre is inside the result.  Near
     # a partial voxel's centre it is inside when 1 - d > rho (the region lies within the
@@ -399,7 +391,7 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     degenerate = not (np.all(plus > 0) and np.all(minus > 0))
     surely_in = dist <= 1.0 - width
     if degenerate:
-        surely_in[surely_in] = phi.reshape(-1)[nearest_at(surely_in)] == -np.inf
+        surely_in[surely_in] = phi.reshape(-1)[nearest[surely_in]] == -np.inf
     out_phi = np.full(phi.shape, np.inf, dtype=np.float32)
     out_phi[phi == -np.inf] = -np.inf  # a full voxel stays full
     out_phi[surely_in] = -np.inf
@@ -408,7 +400,7 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     if not cand.any():
         return SubvoxelMask(out_phi, out_normal, region.spacing_mm)
     flat = np.flatnonzero(cand)
-    near = nearest_at(cand).astype(np.int64, copy=False)
+    near = nearest.reshape(-1)[flat]
     d0 = dist.reshape(-1)[flat].astype(np.float64)
     n_chunks = min(_THREADS, max(1, len(flat) // _CHUNK_VOXELS))
     edges = np.linspace(0, len(flat), n_chunks + 1).astype(int)
@@ -427,153 +419,3 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
         with ThreadPoolExecutor(n_chunks) as pool:
             list(pool.map(run, chunks))
     return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
-
-
-def _edt_nearest(seeds: np.ndarray, h: np.ndarray, semi: np.ndarray, gmax: float):
-    """Gauge distance to the nearest seed centre, and a function giving its flat index at
-    the points of a mask (symmetric margins).
-
-    Exact where the distance is at most ``gmax`` (farther points get a distance above
-    ``gmax``).  On large grids the array is cut across its longest axis into two halves,
-    each transformed with the seeds within reach (``gmax`` times the semi-axis) beyond the
-    cut, on two threads (scipy releases the GIL): a seed nearer than ``gmax`` is never
-    farther than that from the point along the axis.
-    """
-    sampling = np.where(semi > 0, h / np.where(semi > 0, semi, 1.0), _BIG_SAMPLING)
-    shape = seeds.shape
-    ax = int(np.argmax(shape))
-    n = shape[ax]
-    reach = int(math.floor(gmax / sampling[ax])) + 1
-    mid = n // 2
-    if _THREADS > 1 and seeds.size >= _SPLIT_VOXELS and 4 * reach <= n:
-        parts = ((0, mid + reach, 0, mid), (mid - reach, n, reach, n - mid + reach))
-    else:
-        parts = ((0, n, 0, n),)
-
-    def transform(part):
-        a, b, keep_lo, keep_hi = part
-        sl = (slice(None),) * ax + (slice(a, b),)
-        sub = seeds[sl]
-        if not sub.any():
-            return None
-        idx = ndi.distance_transform_edt(
-            ~sub, sampling=sampling, return_distances=False, return_indices=True
-        )
-        idx[ax] += a
-        return idx[(slice(None),) * (ax + 1) + (slice(keep_lo, keep_hi),)]
-
-    if len(parts) == 1:
-        results = [transform(parts[0])]
-    else:
-        with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(transform, parts))
-    d2 = np.full(shape, np.inf, dtype=np.float32)
-    idx = results[0] if len(parts) == 1 else np.zeros((3, *shape), dtype=np.int32)
-    for (a, _, keep_lo, keep_hi), sub_idx in zip(parts, results, strict=True):
-        if sub_idx is None:
-            continue
-        out = (slice(None),) * ax + (slice(a + keep_lo, a + keep_hi),) + (slice(None),) * (2 - ax)
-        if len(parts) > 1:
-            idx[(slice(None),) + out] = sub_idx
-        part_d2 = np.zeros(sub_idx.shape[1:], dtype=np.float32)
-        for k in range(3):
-            pos = np.arange(shape[k], dtype=np.int32)[out[k]].reshape(
-                [-1 if j == k else 1 for j in range(3)]
-            )
-            step = (sub_idx[k] - pos).astype(np.float32)
-            step *= np.float32(sampling[k])
-            part_d2 += step * step
-        d2[out] = part_d2
-
-    def nearest_at(mask):
-        return np.ravel_multi_index(tuple(i[mask] for i in idx), shape)
-
-    return np.sqrt(d2), nearest_at
-
-
-_SHIFT = 33  # bits for the flat index in a packed (cost, index) int64
-_QUANT = float(2**24)  # cost units per gauge^2
-_SENTINEL = 2**29  # cost meaning "out of reach"
-
-
-def _separable_nearest(seeds, h, plus, minus, gmax):
-    """Exact nearest seed centre under the asymmetric gauge, by separable lower envelopes.
-
-    The squared gauge is a sum of per-axis costs ``c_a(t) = (t / K_a(sign t))^2``, so the
-    minimum over seeds separates into three 1-D passes (as in the Euclidean distance
-    transform).  The first pass finds the nearest seed on each side along one axis; the two
-    others take, for every offset ``t`` within reach (cost <= ``gmax^2``), the minimum of
-    the shifted previous pass plus ``c_a(t)`` (loops over offsets, not voxels).  Costs and
-    the flat index of the seed are packed into one int64 (cost in the high bits) so that
-    ``np.minimum`` carries the nearest seed along.
-    """
-    shape = seeds.shape
-    if seeds.size >= 2**_SHIFT:
-        raise GeometryError(f"grid of {seeds.size} voxels is too large for margins")
-    reach = np.where(plus > 0, plus, 0) + np.where(minus > 0, minus, 0)
-    order = [int(a) for a in np.argsort(-(reach / h))]
-    sentinel = np.int64(_SENTINEL) << _SHIFT
-    packed = _first_pass(seeds, order[0], h, plus, minus, sentinel)
-    limit = gmax * gmax
-    for ax in order[1:]:
-        src = packed
-        packed = src.copy()
-        for sign, semi in ((1, plus[ax]), (-1, minus[ax])):
-            if semi <= 0:
-                continue
-            n_off = min(int(math.floor(semi * gmax / h[ax])), shape[ax] - 1)
-            for t in range(1, n_off + 1):
-                cost = (t * h[ax] / semi) ** 2
-                if cost > limit:
-                    break
-                add = np.int64(int(round(cost * _QUANT))) << _SHIFT
-                dst_sl = [slice(None)] * 3
-                src_sl = [slice(None)] * 3
-                if sign > 0:  # point above the seed along the axis
-                    dst_sl[ax], src_sl[ax] = slice(t, None), slice(None, -t)
-                else:
-                    dst_sl[ax], src_sl[ax] = slice(None, -t), slice(t, None)
-                dst = packed[tuple(dst_sl)]
-                np.minimum(dst, src[tuple(src_sl)] + add, out=dst)
-        np.minimum(packed, sentinel, out=packed)
-    cost = (packed >> _SHIFT).astype(np.float64)
-    nearest = packed & ((np.int64(1) << _SHIFT) - 1)
-    dist = np.sqrt(cost / _QUANT)
-    dist[cost >= _SENTINEL] = np.inf
-
-    def nearest_at(mask):
-        return nearest[mask]
-
-    return dist, nearest_at
-
-
-def _first_pass(seeds, ax, h, plus, minus, sentinel):
-    """Nearest seed along one axis (each side), packed as (cost, flat index)."""
-    shape = seeds.shape
-    n = shape[ax]
-    pos_shape = [1, 1, 1]
-    pos_shape[ax] = n
-    pos = np.arange(n).reshape(pos_shape)
-    flat = np.arange(seeds.size, dtype=np.int64).reshape(shape)
-    stride = int(np.prod(shape[ax + 1 :]))
-    best = np.full(shape, sentinel, dtype=np.int64)
-    # seed at or below (point above it: offset > 0, semi-axis plus), and at or above
-    below = np.maximum.accumulate(np.where(seeds, pos, -1), axis=ax)
-    above = np.flip(
-        np.minimum.accumulate(np.flip(np.where(seeds, pos, n), axis=ax), axis=ax), axis=ax
-    )
-    for other, semi, valid in (
-        (below, plus[ax], below >= 0),
-        (above, minus[ax], above < n),
-    ):
-        gap = np.abs(pos - other) * h[ax]
-        if semi > 0:
-            cost = (gap / semi) ** 2
-        else:
-            cost = np.where(gap == 0, 0.0, np.inf)
-        ok = valid & (cost < _SENTINEL / _QUANT)
-        q = np.where(ok, np.round(cost * _QUANT), _SENTINEL).astype(np.int64)
-        idx = flat + (other - pos) * stride
-        cand = (q << _SHIFT) | np.where(ok, idx, 0)
-        np.minimum(best, cand, out=best)
-    return best

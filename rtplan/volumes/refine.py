@@ -101,11 +101,23 @@ def _settle_kernel(
     h_max = max(h[0], max(h[1], h[2]))
     pt = np.empty(3, np.int64)
     q0 = np.empty(3, np.int64)
+    qn = np.empty(3, np.int64)
     v0 = np.empty(3)
     n0 = np.empty(3)
     rel = np.empty(3)
     p = np.empty(3)
     n_new = np.empty(3)
+    # work space of the piece distance (lo, hi, c, n, x, rate, breakpoints): no allocation
+    # per voxel
+    work = (
+        np.empty(3),
+        np.empty(3),
+        np.empty(3),
+        np.empty(3),
+        np.empty(3),
+        np.empty(3),
+        np.empty(7),
+    )
     for m in range(flat.shape[0]):
         _unravel(flat[m], strides, pt)
         _unravel(nearest[m], strides, q0)
@@ -151,6 +163,7 @@ def _settle_kernel(
             rel[a] = p[a] - q0[a] * h[a]
         best_key = np.inf
         best = -1
+        best_t = 0
         for t in range(neighbours.shape[0]):
             f = nearest[m]
             for a in range(3):
@@ -162,7 +175,9 @@ def _settle_kernel(
                     v = rel[a] - neighbours[t, a] * h[a] + ph * normal[a, f]
                     r = v / (plus_k[a] if v > 0 else minus_k[a])
                     key += r * r
-            elif ph == -np.inf and _exposed(f, phi, shape, strides, faces):  # full: its box
+            elif ph == -np.inf and _exposed(
+                f, _shifted(q0, neighbours[t], qn), phi, shape, strides, faces
+            ):
                 key = 0.0
                 for a in range(3):
                     v = rel[a] - neighbours[t, a] * h[a]
@@ -174,12 +189,14 @@ def _settle_kernel(
             if key < best_key:
                 best_key = key
                 best = f
+                best_t = t
         if best < 0:
             out_phi[out] = np.inf
             continue
         out_phi[out] = _piece_value(
-            best, p, phi, normal, shape, strides, faces, h, plus, minus, n_new
-        )
+            best, _shifted(q0, neighbours[best_t], qn), p, phi, normal, shape, strides, faces, h, plus, minus,
+            n_new, work,
+        )  # fmt: skip
         for a in range(3):
             out_normal[a, out] = n_new[a]
 
@@ -192,25 +209,32 @@ def _unravel(index, strides, out):
 
 
 @njit(cache=True, nogil=True)
-def _inside_array(f, offset, shape, strides):
-    """Whether voxel ``f`` moved by the face offset stays in the array."""
+def _shifted(q, offset, out):
+    """``q + offset`` written to ``out`` (no allocation)."""
     for a in range(3):
-        c = (f // strides[a]) % shape[a] + offset[a]
-        if c < 0 or c >= shape[a]:
-            return False
-    return True
+        out[a] = q[a] + offset[a]
+    return out
 
 
 @njit(cache=True, nogil=True)
-def _exposed(f, phi, shape, strides, faces):
+def _face_neighbour(f, q, t, shape, strides, faces):
+    """Flat index of the face neighbour ``t`` of voxel ``f`` (index ``q``), or -1 when it
+    lies outside the array."""
+    g = f
+    for a in range(3):
+        c = q[a] + faces[t, a]
+        if c < 0 or c >= shape[a]:
+            return -1
+        g += faces[t, a] * strides[a]
+    return g
+
+
+@njit(cache=True, nogil=True)
+def _exposed(f, q, phi, shape, strides, faces):
     """A full voxel with an empty face neighbour (or on the edge of the array)."""
     for t in range(6):
-        if not _inside_array(f, faces[t], shape, strides):
-            return True
-        if (
-            phi[f + faces[t, 0] * strides[0] + faces[t, 1] * strides[1] + faces[t, 2] * strides[2]]
-            == np.inf
-        ):
+        g = _face_neighbour(f, q, t, shape, strides, faces)
+        if g < 0 or phi[g] == np.inf:
             return True
     return False
 
@@ -226,15 +250,14 @@ def _extent(n, plus, minus):
 
 
 @njit(cache=True, nogil=True)
-def _piece_value(f, p, phi, normal, shape, strides, faces, h, plus, minus, n_new):
-    """Signed distance (mm) of point ``p`` outside the expansion of voxel ``f``'s piece;
-    its normal goes to ``n_new``."""
-    lo = np.empty(3)
-    hi = np.empty(3)
-    c = np.empty(3)
-    n = np.zeros(3)
+def _piece_value(f, q, p, phi, normal, shape, strides, faces, h, plus, minus, n_new, work):
+    """Signed distance (mm) of point ``p`` outside the expansion of voxel ``f``'s piece
+    (``q`` its index);
+    its normal goes to ``n_new``; ``work``: arrays to work in."""
+    lo, hi, c, n, x, rate, bps = work
+    n[:] = 0.0
     for a in range(3):
-        c[a] = (f // strides[a]) % shape[a] * h[a]
+        c[a] = q[a] * h[a]
         lo[a] = c[a] - h[a] / 2
         hi[a] = c[a] + h[a] / 2
     ph = phi[f]
@@ -246,9 +269,9 @@ def _piece_value(f, p, phi, normal, shape, strides, faces, h, plus, minus, n_new
             n[a] = normal[a, f]
         # open the box towards full neighbours and partial ones whose plane runs on
         for t in range(6):
-            if not _inside_array(f, faces[t], shape, strides):
+            g = _face_neighbour(f, q, t, shape, strides, faces)
+            if g < 0:
                 continue
-            g = f + faces[t, 0] * strides[0] + faces[t, 1] * strides[1] + faces[t, 2] * strides[2]
             ph_nb = phi[g]
             opened = ph_nb == -np.inf
             if math.isfinite(ph_nb):
@@ -285,8 +308,7 @@ def _piece_value(f, p, phi, normal, shape, strides, faces, h, plus, minus, n_new
     beta = delta
     for a in range(3):
         beta += n[a] * c[a]
-    x = np.empty(3)
-    if not _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x):
+    if not _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x, rate, bps):
         for a in range(3):
             n_new[a] = n[a]
         return np.inf
@@ -310,7 +332,7 @@ def _piece_value(f, p, phi, normal, shape, strides, faces, h, plus, minus, n_new
 
 
 @njit(cache=True, nogil=True)
-def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x):
+def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x, rate, bps):
     """Gauge-nearest point ``x`` to ``p`` of ``{lo <= x <= hi} ∩ {n . x <= beta}``.
 
     The semi-axes are taken on the side of each axis the point lies on relative to the
@@ -318,9 +340,9 @@ def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x):
     ``x(lam) = clamp(p - lam * s^2 * n, lo, hi)``; ``n . x(lam)`` is piecewise linear and
     non-increasing in ``lam``, so the root of ``n . x(lam) = beta`` is found exactly from
     its breakpoints.  Bounds may be infinite; a zero semi-axis pins that coordinate.
-    Returns False when the set is empty along the path (no feasible point).
+    Returns False when the set is empty along the path (no feasible point).  ``rate`` (3)
+    and ``bps`` (7) are work space.
     """
-    rate = np.empty(3)
     f0 = 0.0
     rn = 0.0
     np_ = 0.0
@@ -345,7 +367,7 @@ def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x):
                 x[a] = p[a] - lam1 * rate[a]
             return True
     # breakpoints: coordinate a is free for lam in (t_hi, t_lo)
-    bps = np.zeros(7)
+    bps[0] = 0.0
     for a in range(3):
         if rate[a] > 0:
             t_lo, t_hi = (p[a] - lo[a]) / rate[a], (p[a] - hi[a]) / rate[a]
@@ -355,7 +377,13 @@ def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x):
             t_lo, t_hi = np.inf, -np.inf
         bps[1 + a] = max(t_hi, 0.0)
         bps[4 + a] = max(t_lo, 0.0)
-    bps.sort()
+    for k in range(2, 7):  # insertion sort (bps[0] = 0 is the smallest)
+        v = bps[k]
+        i = k - 1
+        while v < bps[i]:
+            bps[i + 1] = bps[i]
+            i -= 1
+        bps[i + 1] = v
     lam_prev = bps[0]
     f_prev = _path_value(lam_prev, p, lo, hi, n, rate)
     if f_prev <= beta:
