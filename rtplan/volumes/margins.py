@@ -408,8 +408,8 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
     def run(ab):
         sl = slice(ab[0], ab[1])
         settle(
-            flat[sl], near[sl], d0[sl], phi, normal, out_phi, out_normal, h, plus, minus,
-            rho, float(pos[used].min()), degenerate,
+            flat[sl], near[sl], d0[sl], nearest, phi, normal, out_phi, out_normal, h, plus,
+            minus, rho, float(pos[used].min()), degenerate,
         )  # fmt: skip
 
     chunks = list(zip(edges[:-1], edges[1:], strict=True))

@@ -38,8 +38,8 @@ _FACES = np.array(
 
 
 def settle(
-    flat, nearest, d0, phi, normal, out_phi, out_normal, h, plus, minus, rho, smallest_mm,
-    degenerate,
+    flat, nearest, d0, nearest_all, phi, normal, out_phi, out_normal, h, plus, minus, rho,
+    smallest_mm, degenerate,
 ) -> None:  # fmt: skip
     """Classify candidate voxels and place the boundary in those it crosses (in place).
 
@@ -51,6 +51,8 @@ def settle(
         Flat index of each candidate's nearest occupied voxel centre (in the gauge).
     d0 : numpy.ndarray of float64, shape (M,)
         Gauge distance to that centre.
+    nearest_all : numpy.ndarray of int64
+        ``[k, j, i]``: the nearest occupied centre of every voxel (-1: none within reach).
     phi, normal : numpy.ndarray
         The region being expanded: float32 ``phi`` ``[k, j, i]`` and ``normal``
         ``(3, k, j, i)``, C-contiguous.  No occupied voxel may lie on the array border.
@@ -82,7 +84,7 @@ def settle(
     the new boundary normal.
     """
     _settle_kernel(
-        flat, nearest, d0, phi.reshape(-1), normal.reshape(3, -1),
+        flat, nearest, d0, nearest_all.reshape(-1), phi.reshape(-1), normal.reshape(3, -1),
         out_phi.reshape(-1), out_normal.reshape(3, -1),
         np.array(phi.shape, dtype=np.int64), h, plus, minus,
         float(rho), float(smallest_mm), bool(degenerate), _NEIGHBOURS, _FACES,
@@ -91,8 +93,8 @@ def settle(
 
 @njit(cache=True, nogil=True)
 def _settle_kernel(
-    flat, nearest, d0, phi, normal, out_phi, out_normal, shape, h, plus, minus, rho,
-    smallest_mm, degenerate, neighbours, faces,
+    flat, nearest, d0, nearest_all, phi, normal, out_phi, out_normal, shape, h, plus, minus,
+    rho, smallest_mm, degenerate, neighbours, faces,
 ):  # fmt: skip
     strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
     floor = 1e-3 * min(h[0], min(h[1], h[2]))
@@ -102,9 +104,11 @@ def _settle_kernel(
     pt = np.empty(3, np.int64)
     q0 = np.empty(3, np.int64)
     qn = np.empty(3, np.int64)
+    qs = np.empty(3, np.int64)
+    seen = np.empty(6, np.int64)
+    look_around = max(1.0 - 2.0 * rho, 0.0) ** 2  # squared gauge beyond which to look around
     v0 = np.empty(3)
     n0 = np.empty(3)
-    rel = np.empty(3)
     p = np.empty(3)
     n_new = np.empty(3)
     # work space of the piece distance (lo, hi, c, n, x, rate, breakpoints): no allocation
@@ -157,48 +161,93 @@ def _settle_kernel(
         if not (near_boundary or not (inside or outside)):
             out_phi[out] = -np.inf if inside else np.inf
             continue
-        # -- refine: the nearest boundary piece among the 19 voxels around q0
+        # -- refine: the nearest boundary piece among the 19 voxels around the nearest
+        # centre, and, where the point may lie outside, around the nearest centres of its
+        # face neighbours too (in a concave corner of the region the nearest piece can
+        # belong to another face than the nearest centre)
         for a in range(3):
             p[a] = pt[a] * h[a]
-            rel[a] = p[a] - q0[a] * h[a]
-        best_key = np.inf
-        best = -1
-        best_t = 0
-        for t in range(neighbours.shape[0]):
-            f = nearest[m]
-            for a in range(3):
-                f += neighbours[t, a] * strides[a]
-            ph = phi[f]
-            if math.isfinite(ph):  # partial: the plane's foot point
-                key = 0.0
-                for a in range(3):
-                    v = rel[a] - neighbours[t, a] * h[a] + ph * normal[a, f]
-                    r = v / (plus_k[a] if v > 0 else minus_k[a])
-                    key += r * r
-            elif ph == -np.inf and _exposed(
-                f, _shifted(q0, neighbours[t], qn), phi, shape, strides, faces
-            ):
-                key = 0.0
-                for a in range(3):
-                    v = rel[a] - neighbours[t, a] * h[a]
-                    v -= min(max(v, -h[a] / 2), h[a] / 2)
-                    r = v / (plus_k[a] if v > 0 else minus_k[a])
-                    key += r * r
-            else:
-                continue
-            if key < best_key:
-                best_key = key
-                best = f
-                best_t = t
+        best_key, best = _nearest_piece(
+            nearest[m], q0, p, np.inf, -1, phi, normal, shape, strides, h, plus_k, minus_k,
+            neighbours, faces, qn,
+        )  # fmt: skip
+        if best_key >= look_around:
+            for t in range(6):
+                g = _face_neighbour(out, pt, t, shape, strides, faces)
+                seen[t] = -1 if g < 0 else nearest_all[g]
+                if seen[t] < 0 or seen[t] == nearest[m] or _in(seen, t, seen[t]):
+                    continue
+                _unravel(seen[t], strides, qs)
+                if _manhattan(qs, q0) <= 1:
+                    continue  # its pieces are around q0 too (mostly searched already)
+                best_key, best = _nearest_piece(
+                    seen[t], qs, p, best_key, best, phi, normal, shape, strides, h, plus_k,
+                    minus_k, neighbours, faces, qn,
+                )  # fmt: skip
         if best < 0:
             out_phi[out] = np.inf
             continue
+        _unravel(best, strides, qs)
         out_phi[out] = _piece_value(
-            best, _shifted(q0, neighbours[best_t], qn), p, phi, normal, shape, strides, faces, h, plus, minus,
-            n_new, work,
-        )  # fmt: skip
+            best, qs, p, phi, normal, shape, strides, faces, h, plus, minus, n_new, work
+        )
         for a in range(3):
             out_normal[a, out] = n_new[a]
+
+
+@njit(cache=True, nogil=True)
+def _nearest_piece(
+    seed, q, p, best_key, best, phi, normal, shape, strides, h, plus_k, minus_k, neighbours,
+    faces, qn,
+):  # fmt: skip
+    """Among the 19 voxels around ``seed`` (index ``q``), the boundary piece nearest to the
+    point ``p`` (mm) if nearer than ``best_key``: returns ``(key, flat index)``.
+
+    The key is the squared gauge distance to a partial voxel's plane at its foot point (the
+    voxel centre projected onto the plane), or to the box of a full voxel with an empty
+    face neighbour.
+    """
+    for t in range(neighbours.shape[0]):
+        f = seed
+        for a in range(3):
+            f += neighbours[t, a] * strides[a]
+        ph = phi[f]
+        if math.isfinite(ph):  # partial: the plane's foot point
+            key = 0.0
+            for a in range(3):
+                v = p[a] - (q[a] + neighbours[t, a]) * h[a] + ph * normal[a, f]
+                r = v / (plus_k[a] if v > 0 else minus_k[a])
+                key += r * r
+        elif ph == -np.inf and _exposed(
+            f, _shifted(q, neighbours[t], qn), phi, shape, strides, faces
+        ):  # full: its box
+            key = 0.0
+            for a in range(3):
+                v = p[a] - (q[a] + neighbours[t, a]) * h[a]
+                v -= min(max(v, -h[a] / 2), h[a] / 2)
+                r = v / (plus_k[a] if v > 0 else minus_k[a])
+                key += r * r
+        else:
+            continue
+        if key < best_key:
+            best_key = key
+            best = f
+    return best_key, best
+
+
+@njit(cache=True, nogil=True)
+def _manhattan(a, b):
+    """Sum of the index differences between voxels ``a`` and ``b``."""
+    return abs(a[0] - b[0]) + abs(a[1] - b[1]) + abs(a[2] - b[2])
+
+
+@njit(cache=True, nogil=True)
+def _in(values, n, v):
+    """Whether ``v`` is among ``values[:n]``."""
+    for i in range(n):
+        if values[i] == v:
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)
