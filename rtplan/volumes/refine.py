@@ -106,6 +106,7 @@ def _settle_kernel(
     qn = np.empty(3, np.int64)
     qs = np.empty(3, np.int64)
     seen = np.empty(6, np.int64)
+    no_piece = np.int64(-1)  # (typed like a flat index: one compiled _nearest_piece)
     look_around = max(1.0 - 2.0 * rho, 0.0) ** 2  # squared gauge beyond which to look around
     v0 = np.empty(3)
     n0 = np.empty(3)
@@ -168,7 +169,7 @@ def _settle_kernel(
         for a in range(3):
             p[a] = pt[a] * h[a]
         best_key, best = _nearest_piece(
-            nearest[m], q0, p, np.inf, -1, phi, normal, shape, strides, h, plus_k, minus_k,
+            nearest[m], q0, p, np.inf, no_piece, phi, normal, shape, strides, h, plus_k, minus_k,
             neighbours, faces, qn,
         )  # fmt: skip
         if best_key >= look_around:
