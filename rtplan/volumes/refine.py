@@ -4,10 +4,10 @@
 for each candidate voxel of the result, the gauge distance ``d0`` to its nearest occupied
 voxel centre and that centre, it decides whether the voxel is full or empty, or places the
 new boundary plane inside it.  It is the inner loop of every margin, so it is compiled with
-numba (per voxel it visits up to 19 neighbours and solves a small projection problem; as
-numpy array expressions the same work made ~40 temporary arrays per neighbour and was
-three times slower).  Compiled code is cached on disk (``cache=True``): the first call in
-a fresh install takes a few seconds more.
+numba (per voxel it visits up to 19 neighbours, or more in concave corners, and solves a
+small projection problem; as numpy array expressions the same work made ~40 temporary
+arrays per neighbour and was several times slower).  Compiled code is cached on disk
+(``cache=True``): the first call after installing rtplan compiles it (7-10 s, once).
 
 Conventions are those of :class:`rtplan.volumes.subvoxel.SubvoxelMask`: ``phi`` is the
 signed distance (mm, negative inside) of a voxel centre from the voxel's boundary plane,
