@@ -39,6 +39,13 @@ def _sorted_components(m: np.ndarray):
     return m[..., 0], m[..., 1], m[..., 2]
 
 
+def _lower_half(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` clipped to [0, 1] and folded onto [0, 1/2], and where it was folded."""
+    x = np.clip(x, 0.0, 1.0)
+    flip = x > 0.5
+    return np.where(flip, 1.0 - x, x), flip
+
+
 def _unit_cube_volume(m, alpha: np.ndarray) -> np.ndarray:
     """Volume of ``{u in [0,1]^3 : m . u <= alpha}`` for ``m >= 0`` with ``sum(m) = 1``.
 
@@ -46,9 +53,7 @@ def _unit_cube_volume(m, alpha: np.ndarray) -> np.ndarray:
     sorted components ``m1 <= m2 <= m3``; symmetric about ``alpha = 1/2``.
     """
     m1, m2, m3 = _sorted_components(m)
-    a = np.clip(alpha, 0.0, 1.0)
-    flip = a > 0.5
-    a = np.where(flip, 1.0 - a, a)
+    a, flip = _lower_half(alpha)
     m12 = m1 + m2
     p = 6.0 * m1 * m2 * m3
     v1 = a**3 / p
@@ -140,9 +145,7 @@ def _unit_cube_alpha(m, volume: np.ndarray) -> np.ndarray:
     ``m3 >= m1 + m2``, linear.
     """
     m1, m2, m3 = _sorted_components(m)
-    v = np.clip(volume, 0.0, 1.0)
-    flip = v > 0.5
-    v = np.where(flip, 1.0 - v, v)
+    v, flip = _lower_half(volume)
     m12 = m1 + m2
     p6 = 6.0 * m1 * m2 * m3
     v1 = m1 * m1 / (6.0 * m2 * m3)
