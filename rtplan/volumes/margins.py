@@ -32,13 +32,15 @@ Algorithm
    across half a voxel box, in the direction of the offset); outside beyond ``1 + rho_p``.
 4. Centres near the margin surface are refined: their gauge distance to the reconstructed
    region itself (the box of a full voxel, the plane of a partial one, chosen among the 19
-   voxels around the nearest centre) places the new boundary inside the voxel.  The result
-   is again a ``SubvoxelMask`` (plane per voxel: the old plane moved by its support).
+   voxels around the nearest centre, and, where the centre may lie outside, around the
+   nearest centres of its six face neighbours) places the new boundary inside the voxel.
+   The result is again a ``SubvoxelMask`` (plane per voxel: the old plane moved by its
+   support).
 
 The result is exact for a region made of voxel boxes and planar pieces, up to the choice
-among the 19 neighbours (in concave corners the nearest piece may lie further: centres
-within ``rho`` of the margin surface may then be misclassified); on analytic shapes the
-volume error is a few tenths of a percent at 1 mm voxels (the tests and docs/volumes.md).
+of the pieces searched (a nearer piece elsewhere could misclassify a centre within ``rho``
+of the margin surface; the brute-force tests find none); on analytic shapes the volume
+error is a few tenths of a percent at 1 mm voxels (the tests and docs/volumes.md).
 Steps 3-4 are the compiled kernel :func:`rtplan.volumes.refine.settle` (numba), run in
 chunks on one thread per CPU.
 """
