@@ -179,16 +179,10 @@ class VolumeBuilder:
                 raise InputError(
                     f"{name}: shrinking '{source}' ({before:.2f} cc) by {m} leaves nothing"
                 )
-        for spec in avoid:
-            c = Crop.parse(spec)
-            before = current.volume_cc
-            current = self._crop(current, c, subtract)
-            self._log(name, "avoid", c.structure, f"{c.margin_mm:g} mm", before, current.volume_cc)
-        for spec in within:
-            c = Crop.parse(spec)
-            before = current.volume_cc
-            current = self._crop(current, c, intersection)
-            self._log(name, "within", c.structure, f"{c.margin_mm:g} mm", before, current.volume_cc)
+        crops = [("avoid", Crop.parse(spec), subtract) for spec in avoid]
+        crops += [("within", Crop.parse(spec), intersection) for spec in within]
+        if crops:
+            current = self._crops(name, current, crops)
         for other in keep:
             before = current.volume_cc
             current = union(current, self.region(other))
@@ -205,15 +199,23 @@ class VolumeBuilder:
         pad = np.ceil(abs(margin_mm) / h).astype(int) + 3
         return np.maximum(box[0] - pad, 0), np.minimum(box[1] + pad, region.shape)
 
-    def _crop(self, current: SubvoxelMask, crop: Crop, op) -> SubvoxelMask:
-        """``op(current, other grown by its margin)`` where ``current`` lies: the other
-        structure only matters within its margin of the current volume's box."""
+    def _crops(self, name: str, current: SubvoxelMask, crops) -> SubvoxelMask:
+        """Apply ``(action, Crop, op)`` in turn, each as ``op(current, other grown by its
+        margin)``, logged.  Work is done on the block around the current volume (its box
+        grown by the largest crop margin): outside it the volume is empty, and another
+        structure only matters within its margin of the volume."""
         if current.is_empty:
+            for action, c, _ in crops:
+                self._log(name, action, c.structure, f"{c.margin_mm:g} mm", 0.0, 0.0)
             return current
-        lo, hi = self._box_around(current, crop.margin_mm)
-        other = self.region(crop.structure).cropped(lo, hi)
-        other = with_margin(other, Margins.isotropic(crop.margin_mm))
-        return current.pasted(op(current.cropped(lo, hi), other), lo)
+        lo, hi = self._box_around(current, max(abs(c.margin_mm) for _, c, _ in crops))
+        block = current.cropped(lo, hi)
+        for action, c, op in crops:
+            before = block.volume_cc
+            other = self.region(c.structure).cropped(lo, hi)
+            block = op(block, with_margin(other, Margins.isotropic(c.margin_mm)))
+            self._log(name, action, c.structure, f"{c.margin_mm:g} mm", before, block.volume_cc)
+        return SubvoxelMask.embedded(block, lo, current.shape)
 
     def _near(self, current: SubvoxelMask, near: Sequence[str], mm: float) -> SubvoxelMask:
         """The part of ``current`` within ``mm`` of any of the ``near`` structures."""
