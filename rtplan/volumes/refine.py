@@ -75,8 +75,10 @@ def settle(
     direction of the offset (first order: the gauge's gradient times the half box; second
     order: half the box's squared gauge over the distance).  Voxels near the boundary, or
     whose side is not certain, are refined: among the 19 voxels around the nearest centre
-    the boundary piece standing nearest is chosen (a partial voxel's plane at its foot
-    point, the box of a full voxel with an empty face neighbour); the exact gauge distance
+    (and, where the voxel may lie outside, around the distinct nearest centres of its six
+    face neighbours: in a concave corner the nearest piece can belong to another face) the
+    boundary piece standing nearest is chosen (a partial voxel's plane at its foot point,
+    the box of a full voxel with an empty face neighbour); the exact gauge distance
     ``D`` to that piece (to ``plane ∩ box`` for a partial voxel, where the box is open
     towards full neighbours and towards partial neighbours whose plane runs on within
     ~25 degrees, closing the gaps between the planes of a smooth surface; or to the box of
@@ -96,6 +98,7 @@ def _settle_kernel(
     flat, nearest, d0, nearest_all, phi, normal, out_phi, out_normal, shape, h, plus, minus,
     rho, smallest_mm, degenerate, neighbours, faces,
 ):  # fmt: skip
+    """:func:`settle` on flat arrays (``shape``: the grid's shape)."""
     strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
     floor = 1e-3 * min(h[0], min(h[1], h[2]))
     plus_k = np.maximum(plus, floor)  # semi-axes for ranking pieces (never zero)
