@@ -196,13 +196,20 @@ class _Table:
     def error(self, message: str) -> InputError:
         return InputError(f"{self.where}: {message}", path=self.path or None)
 
-    def get(self, key: str, kind, default: Any = ..., *, choices=None):
+    def lookup(self, key: str, default: Any = ...) -> tuple[Any, bool]:
+        """``(value, True)`` for a key present (marked as used), ``(default, False)`` for
+        an absent one; absent without a default is an error."""
         self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise self.error(f"missing '{key}'")
-            return default
-        value = self.data[key]
+        if key in self.data:
+            return self.data[key], True
+        if default is ...:
+            raise self.error(f"missing '{key}'")
+        return default, False
+
+    def get(self, key: str, kind, default: Any = ..., *, choices=None):
+        value, present = self.lookup(key, default)
+        if not present:
+            return value
         if kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             ok = ok and math.isfinite(value)

@@ -50,13 +50,13 @@ from __future__ import annotations
 import math
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
+from rtplan.volumes.chunks import run_in_chunks
 from rtplan.volumes.nearest_seed import nearest_seed
 from rtplan.volumes.refine import settle
 from rtplan.volumes.subvoxel import SubvoxelMask
@@ -403,21 +403,14 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
         return SubvoxelMask(out_phi, out_normal, region.spacing_mm)
     flat = np.flatnonzero(cand)
     near = nearest.reshape(-1)[flat]
-    d0 = dist.reshape(-1)[flat].astype(np.float64)
-    n_chunks = min(_THREADS, max(1, len(flat) // _CHUNK_VOXELS))
-    edges = np.linspace(0, len(flat), n_chunks + 1).astype(int)
+    d0 = dist.reshape(-1)[flat]
 
-    def run(ab):
-        sl = slice(ab[0], ab[1])
+    def run(start, stop):  # chunks write disjoint voxels
+        sl = slice(start, stop)
         settle(
             flat[sl], near[sl], d0[sl], nearest, phi, normal, out_phi, out_normal, h, plus,
             minus, rho, float(pos[used].min()), degenerate,
         )  # fmt: skip
 
-    chunks = list(zip(edges[:-1], edges[1:], strict=True))
-    if n_chunks == 1:
-        run(chunks[0])
-    else:  # the kernel releases the GIL; chunks write disjoint voxels
-        with ThreadPoolExecutor(n_chunks) as pool:
-            list(pool.map(run, chunks))
+    run_in_chunks(run, len(flat), threads=_THREADS, min_chunk=_CHUNK_VOXELS)
     return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()

@@ -25,10 +25,10 @@ Theory of Computing 8:415-428.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numba import njit
+
+from rtplan.volumes.chunks import run_in_chunks
 
 _STEEP = 1.0e12  # 1 / s^2 (per mm^2) standing for a zero semi-axis
 
@@ -79,23 +79,16 @@ def nearest_seed(seeds: np.ndarray, spacing_mm, plus, minus, reach: float, threa
     for ax in (2, 1, 0):
         w_plus = _STEEP if plus[ax] <= 0 else 1.0 / plus[ax] ** 2
         w_minus = _STEEP if minus[ax] <= 0 else 1.0 / minus[ax] ** 2
-        n_lines = seeds.size // shape[ax]
         others = [a for a in range(3) if a != ax]
-        edges = np.linspace(0, n_lines, max(1, min(threads, n_lines // 64)) + 1).astype(np.int64)
 
-        def run(ab, ax=ax, others=others, w_plus=w_plus, w_minus=w_minus):
+        def run(start, stop, ax=ax, others=others, w_plus=w_plus, w_minus=w_minus):
             _envelope_lines(
-                cost, nearest, ab[0], ab[1], shape[others[1]], strides[others[0]],
+                cost, nearest, start, stop, shape[others[1]], strides[others[0]],
                 strides[others[1]], strides[ax], shape[ax], h[ax] ** 2 * w_plus,
                 h[ax] ** 2 * w_minus, limit,
             )  # fmt: skip
 
-        chunks = list(zip(edges[:-1], edges[1:], strict=True))
-        if len(chunks) == 1:
-            run(chunks[0])
-        else:
-            with ThreadPoolExecutor(len(chunks)) as pool:
-                list(pool.map(run, chunks))
+        run_in_chunks(run, seeds.size // shape[ax], threads=threads, min_chunk=64)
     cost = cost.reshape(shape)
     return np.sqrt(cost), nearest.reshape(shape)
 

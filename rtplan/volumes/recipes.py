@@ -147,12 +147,9 @@ class _T(_Table):
     takes Python types (or a tuple of them) as they stand in the TOML document."""
 
     def get(self, key, kinds, default: Any = ...):
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise self.error(f"missing '{key}'")
-            return default
-        value = self.data[key]
+        value, present = self.lookup(key, default)
+        if not present:
+            return value
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
         if (isinstance(value, bool) and bool not in kinds_t) or not isinstance(value, kinds):
             names = "/".join(k.__name__ for k in kinds_t)
