@@ -222,7 +222,8 @@ class VolumeBuilder:
         lo, hi = self._box_around(current, mm)
         zone = union(*(self.region(n).cropped(lo, hi) for n in near))
         zone = with_margin(zone, Margins.isotropic(mm))
-        return current.pasted(intersection(current.cropped(lo, hi), zone), lo)
+        # outside its box the volume is empty: the block is all there is
+        return SubvoxelMask.embedded(intersection(current.cropped(lo, hi), zone), lo, current.shape)
 
     def unite(self, name: str, parts: Sequence[str]) -> SubvoxelMask:
         """Build ``name`` as the union of structures or volumes (e.g. both compartments

@@ -248,14 +248,6 @@ class SubvoxelMask:
         normal[(slice(None), *sl)] = block.normal
         return cls(phi, normal, block.spacing_mm)
 
-    def pasted(self, block: SubvoxelMask, lo) -> SubvoxelMask:
-        """A copy with the sub-block starting at index ``lo`` replaced by ``block``."""
-        phi, normal = self.phi.copy(), self.normal.copy()
-        sl = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, block.shape, strict=True))
-        phi[sl] = block.phi
-        normal[(slice(None), *sl)] = block.normal
-        return SubvoxelMask(phi, normal, self.spacing_mm)
-
     def cropped(self, lo, hi) -> SubvoxelMask:
         """The sub-block ``[lo, hi)`` (index bounds per axis)."""
         sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
