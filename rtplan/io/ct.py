@@ -34,7 +34,19 @@ from pydicom.dataset import Dataset
 from rtplan.errors import DicomReadError, GeometryError
 from rtplan.grid import Grid
 from rtplan.image import Image
-from rtplan.io.dicom_file import floats, modality_of, read_dataset, require, text
+from rtplan.io.dicom_file import (
+    NotDicomError,
+    check_voxels,
+    float_value,
+    floats,
+    image_size,
+    list_files,
+    modality_of,
+    pixel_array,
+    read_dataset,
+    reading,
+    text,
+)
 
 #: Positions along the slice normal closer than this (mm) are the same slice.
 DUPLICATE_TOLERANCE_MM = 0.01
@@ -42,6 +54,10 @@ DUPLICATE_TOLERANCE_MM = 0.01
 UNIFORM_TOLERANCE_MM = 0.01
 #: Largest allowed |cos| between row and column cosines, and between normals of slices.
 ORIENTATION_TOLERANCE = 1e-4
+#: Largest pixel spacing or slice thickness accepted (mm).
+MAX_SPACING_MM = 1000.0
+#: Largest |RescaleSlope| and |RescaleIntercept| accepted.
+MAX_RESCALE = 1.0e6
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,10 +93,14 @@ class CTSeries:
 
     def load(self) -> Image:
         """Read the pixel data of every slice and return the :class:`~rtplan.image.Image`."""
+        check_voxels(
+            int(np.prod(self.grid.shape)), self.source, "x".join(map(str, self.grid.shape))
+        )
         values = np.empty(self.grid.shape, dtype=np.float32)
         for k, path in enumerate(self.paths):
             ds = read_dataset(path)
-            values[k] = _slice_hu(ds, path, self.grid.shape[1:])
+            with reading(path):
+                values[k] = _slice_hu(ds, path, self.grid.shape[1:])
         return Image(
             values_hu=values,
             grid=self.grid,
@@ -98,16 +118,18 @@ class CTSeries:
 
 
 def _slice_hu(ds: Dataset, path, shape) -> np.ndarray:
-    try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - pydicom/numpy raise various types
-        raise DicomReadError(f"cannot decode pixel data ({exc})", path=path) from None
-    if pixels.shape != tuple(shape):
+    _, rows, cols = image_size(ds, path)
+    if (rows, cols) != tuple(shape):
         raise GeometryError(
-            f"slice has {pixels.shape} pixels, the series has {tuple(shape)}", path=path
+            f"slice has {rows} x {cols} pixels, the series has {shape[0]} x {shape[1]}", path=path
         )
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    pixels = pixel_array(ds, path, (1, rows, cols))[0]
+    slope = float_value(ds, "RescaleSlope", path, default=1.0, minimum=-MAX_RESCALE,
+                        maximum=MAX_RESCALE)  # fmt: skip
+    if slope == 0:
+        raise DicomReadError("RescaleSlope (0028,1053) is 0", path=path)
+    intercept = float_value(ds, "RescaleIntercept", path, default=0.0, minimum=-MAX_RESCALE,
+                            maximum=MAX_RESCALE)  # fmt: skip
     return pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
 
 
@@ -135,19 +157,24 @@ def ct_series_from_headers(headers: Sequence[tuple[Path, Dataset]]) -> CTSeries:
     if not headers:
         raise DicomReadError("no image slices given")
     paths = [Path(p) for p, _ in headers]
-    series_uids = {text(ds, "SeriesInstanceUID") for _, ds in headers}
+    series_uids = {text(ds, "SeriesInstanceUID", "", p) for p, ds in headers}
     if len(series_uids) > 1:
         raise GeometryError(
             f"slices of {len(series_uids)} different series given as one series "
             f"({', '.join(sorted(series_uids))})",
             path=_common_parent(paths),
         )
-    iops = np.array([floats(ds, "ImageOrientationPatient", p, 6) for p, ds in headers])
+    iops = np.array(
+        [floats(ds, "ImageOrientationPatient", p, 6, minimum=-1.0001, maximum=1.0001)
+         for p, ds in headers]
+    )  # fmt: skip
     ipps = np.array([floats(ds, "ImagePositionPatient", p, 3) for p, ds in headers])
-    spacings = np.array([floats(ds, "PixelSpacing", p, 2) for p, ds in headers])
-    sizes = np.array(
-        [(int(require(ds, "Rows", p)), int(require(ds, "Columns", p))) for p, ds in headers]
+    spacings = np.array(
+        [floats(ds, "PixelSpacing", p, 2, above=0.0, maximum=MAX_SPACING_MM) for p, ds in headers]
     )
+    sizes = np.array([image_size(ds, p)[1:] for p, ds in headers])
+    check_voxels(len(headers) * int(sizes[0][0]) * int(sizes[0][1]), _common_parent(paths),
+                 f"{len(headers)} x {sizes[0][0]} x {sizes[0][1]}")  # fmt: skip
 
     ref = iops[0]
     odd = np.flatnonzero(np.abs(iops - ref).max(axis=1) > ORIENTATION_TOLERANCE)
@@ -200,7 +227,7 @@ def ct_series_from_headers(headers: Sequence[tuple[Path, Dataset]]) -> CTSeries:
         step = float(gaps.min())
         uniform = bool(np.all(np.abs(gaps - step) <= UNIFORM_TOLERANCE_MM))
     else:
-        step = _single_slice_thickness(headers[0][1])
+        step = _single_slice_thickness(headers[0][1], paths[0])
         uniform = True
     if not uniform:
         warnings.append(_spacing_warning(gaps, step, position))
@@ -213,20 +240,22 @@ def ct_series_from_headers(headers: Sequence[tuple[Path, Dataset]]) -> CTSeries:
         direction=tuple(map(tuple, direction)),
         slice_offsets_mm=None if uniform else tuple(offsets),
     )
-    first = headers[order[0]][1]
+    first_path, first = headers[order[0]]
     return CTSeries(
         grid=grid,
         paths=tuple(sorted_paths),
-        sop_instance_uids=tuple(text(headers[i][1], "SOPInstanceUID") for i in order),
+        sop_instance_uids=tuple(
+            text(headers[i][1], "SOPInstanceUID", "", headers[i][0]) for i in order
+        ),
         series_instance_uid=series_uids.pop(),
-        study_instance_uid=text(first, "StudyInstanceUID"),
-        frame_of_reference_uid=text(first, "FrameOfReferenceUID"),
-        sop_class_uid=text(first, "SOPClassUID"),
-        modality=text(first, "Modality", "CT"),
-        patient_id=text(first, "PatientID"),
-        patient_name=text(first, "PatientName"),
-        patient_position=text(first, "PatientPosition"),
-        series_description=text(first, "SeriesDescription"),
+        study_instance_uid=text(first, "StudyInstanceUID", "", first_path),
+        frame_of_reference_uid=text(first, "FrameOfReferenceUID", "", first_path),
+        sop_class_uid=text(first, "SOPClassUID", "", first_path),
+        modality=text(first, "Modality", "CT", first_path),
+        patient_id=text(first, "PatientID", "", first_path),
+        patient_name=text(first, "PatientName", "", first_path),
+        patient_position=text(first, "PatientPosition", "", first_path),
+        series_description=text(first, "SeriesDescription", "", first_path),
         warnings=tuple(warnings),
     )
 
@@ -238,7 +267,8 @@ def read_ct_series(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Im
     ----------
     paths : path or sequence of paths
         The slice files, or a folder holding exactly one image series (other DICOM
-        objects in it, such as RTSTRUCT or RTDOSE, are ignored).
+        objects in it, such as RTSTRUCT or RTDOSE, are ignored; files that are not DICOM
+        are skipped; a DICOM file or sub-folder that cannot be read is an error).
 
     Returns
     -------
@@ -258,14 +288,13 @@ def read_ct_series(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Im
     """
     if isinstance(paths, str | os.PathLike) and Path(paths).is_dir():
         folder = Path(paths)
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
         headers = []
-        for p in files:
+        for p in list_files(folder)[0]:
             try:
                 ds = read_dataset(p, stop_before_pixels=True)
-            except DicomReadError:
+            except NotDicomError:
                 continue
-            if modality_of(ds) == "CT":
+            if modality_of(ds, p) == "CT":
                 headers.append((p, ds))
         if not headers:
             raise DicomReadError("no CT image slices found", path=folder)
@@ -297,12 +326,8 @@ def _orthonormal(iop: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return row, col / np.linalg.norm(col)
 
 
-def _single_slice_thickness(ds: Dataset) -> float:
-    value = ds.get("SliceThickness", None)
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        return 1.0
+def _single_slice_thickness(ds: Dataset, path) -> float:
+    t = float_value(ds, "SliceThickness", path, default=1.0, maximum=MAX_SPACING_MM)
     return t if t > 0 else 1.0
 
 

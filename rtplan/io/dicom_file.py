@@ -9,8 +9,11 @@ Every failure is a :class:`~rtplan.errors.DicomReadError` naming the file.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from rtplan.errors import DicomReadError
+from rtplan.errors import DicomReadError, RtplanError
 
 #: SOP classes rtplan reads, by DICOM modality.
 SOP_CLASS_MODALITY = {
@@ -84,7 +87,8 @@ def read_dataset(
     eof = [w for w in caught if "end of file" in str(w.message).lower()]
     if eof:
         raise DicomReadError(f"truncated DICOM file ({_short(eof[0].message)})", path=path)
-    _check_complete(ds, size, path, stop_before_pixels)
+    with reading(path):
+        _check_complete(ds, size, path, stop_before_pixels)
     return ds
 
 
@@ -155,6 +159,39 @@ def _check_complete(ds: Dataset, size: int, path: Path, stop_before_pixels: bool
         )
 
 
+def list_files(root: Path) -> tuple[list[Path], int]:
+    """Every regular file under the folder ``root`` (sorted, recursively) and the number of
+    hidden files and folders (names starting with ``.``) left out.
+
+    Symbolic links are not followed.  A folder that cannot be listed or searched (no read
+    or execute permission) is a :class:`~rtplan.errors.DicomReadError`, never silently
+    skipped.
+    """
+
+    def fail(exc: OSError):
+        raise DicomReadError(
+            f"cannot read folder ({exc.strerror or exc})", path=exc.filename or root
+        ) from None
+
+    out, hidden = [], 0
+    for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=False):
+        keep = [d for d in dirnames if not d.startswith(".")]
+        hidden += len(dirnames) - len(keep)
+        dirnames[:] = sorted(keep)
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if name.startswith("."):
+                hidden += 1
+                continue
+            try:
+                regular = not p.is_symlink() and stat.S_ISREG(p.stat().st_mode)
+            except OSError as exc:
+                fail(exc)
+            if regular:
+                out.append(p)
+    return out, hidden
+
+
 def expected_pixel_bytes(ds: Dataset) -> int | None:
     """Bytes of uncompressed pixel data announced by the header (``None``: not an image or
     compressed)."""
@@ -172,7 +209,90 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
 
 
 def _short(exc) -> str:
-    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return shorten_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 160)
+
+
+# ----------------------------------------------------------------------------------------
+# The input boundary: every value rtplan takes from a DICOM dataset goes through these.
+
+#: Largest Rows or Columns accepted (pixels); larger headers are refused before decoding.
+MAX_IMAGE_SIDE = 4096
+#: Largest number of voxels of one image or dose grid (2**27, 512 MiB as float32); larger
+#: headers are refused before anything is allocated.
+MAX_VOXELS = 2**27
+#: Largest |coordinate| accepted in patient space (mm): 100 m, far outside any patient.
+MAX_COORDINATE_MM = 1.0e5
+
+_MISSING = object()
+
+
+def element_name(keyword: str) -> str:
+    """``"DoseGridScaling (3004,000E)"``: a keyword with its tag, for messages."""
+    try:
+        return f"{keyword} {Tag(pydicom.datadict.tag_for_keyword(keyword))}"
+    except Exception:  # noqa: BLE001 - an unknown keyword still names itself
+        return keyword
+
+
+def shorten_text(text: str, limit: int = 60) -> str:
+    """``text`` with control characters escaped, cut to ``limit`` characters."""
+    out = "".join(
+        ch
+        if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
+        else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in str(text)
+    )
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def shorten(value, limit: int = 60) -> str:
+    """A value for a message: bytes as their length, text escaped and cut short."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        return shorten_text(repr(value), limit)
+    if isinstance(value, list | tuple | pydicom.multival.MultiValue):
+        shown = "\\".join(str(v) for v in list(value)[:6]) + ("\\..." if len(value) > 6 else "")
+        return shorten_text(repr(shown), limit)
+    return shorten_text(str(value), limit)
+
+
+def _fail(keyword: str, path: object, what: str, problem: str, value=_MISSING):
+    where = f" in {what}" if what else ""
+    shown = "" if value is _MISSING else f": {shorten(value)}"
+    return DicomReadError(f"{element_name(keyword)}{where} {problem}{shown}", path=path)
+
+
+def _missing(keyword: str, path: object, what: str):
+    where = f" in {what}" if what else ""
+    return DicomReadError(f"missing required tag {element_name(keyword)}{where}", path=path)
+
+
+def _is_empty(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, int | float):
+        return False
+    try:
+        return len(value) == 0 or (isinstance(value, str) and not value.strip())
+    except TypeError:
+        return False
+
+
+def value_of(ds: Dataset, keyword: str, path: object, what: str = ""):
+    """The value of an attribute, ``None`` when absent or empty.
+
+    pydicom converts values lazily, on first access; whatever it raises or warns while
+    decoding (an unknown VR, a value that does not fit its VR) becomes one
+    :class:`~rtplan.errors.DicomReadError` naming the element here.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = ds.get(keyword, None)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt values
+        raise _fail(keyword, path, what, f"cannot be decoded ({_short(exc)})") from None
+    return None if _is_empty(value) else value
 
 
 def require(ds: Dataset, keyword: str, path: object, what: str = ""):
@@ -189,38 +309,247 @@ def require(ds: Dataset, keyword: str, path: object, what: str = ""):
     what : str
         Where the item sits, e.g. ``"ROIContourSequence item 3"``, for the message.
     """
-    value = ds.get(keyword, None)
-    if value is None or (not isinstance(value, int | float) and len(value) == 0):
-        tag = Tag(pydicom.datadict.tag_for_keyword(keyword))
-        where = f" in {what}" if what else ""
-        raise DicomReadError(f"missing required tag {keyword} {tag}{where}", path=path)
+    value = value_of(ds, keyword, path, what)
+    if value is None:
+        raise _missing(keyword, path, what)
     return value
 
 
-def floats(ds: Dataset, keyword: str, path: object, count: int | None = None, what: str = ""):
-    """A required multi-valued numeric attribute as a float array (length checked)."""
+def _single(value, keyword, path, what):
+    if isinstance(value, list | tuple | pydicom.multival.MultiValue):
+        if len(value) != 1:
+            raise _fail(keyword, path, what, f"has {len(value)} values, expected 1", value)
+        return value[0]
+    return value
+
+
+def _check_range(number, keyword, path, what, minimum, maximum, above):
+    if minimum is not None and number < minimum:
+        raise _fail(keyword, path, what, f"is below the allowed minimum {minimum:g}", number)
+    if above is not None and not number > above:
+        raise _fail(keyword, path, what, f"must be greater than {above:g}", number)
+    if maximum is not None and number > maximum:
+        raise _fail(keyword, path, what, f"is above the allowed maximum {maximum:g}", number)
+
+
+def int_value(
+    ds: Dataset,
+    keyword: str,
+    path: object,
+    what: str = "",
+    *,
+    default=_MISSING,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    """A single integer attribute (IS, US, SS, UL, ...).
+
+    Missing or empty: ``default`` when given, else an error.  Several values, a value that
+    is not a whole number, or one outside ``[minimum, maximum]``: a
+    :class:`~rtplan.errors.DicomReadError` naming the file, the element and the value.
+    """
+    value = value_of(ds, keyword, path, what)
+    if value is None:
+        if default is _MISSING:
+            raise _missing(keyword, path, what)
+        return default
+    value = _single(value, keyword, path, what)
+    try:
+        number = float(str(value).strip()) if not isinstance(value, int) else value
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError
+        number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise _fail(keyword, path, what, "is not an integer", value) from None
+    _check_range(number, keyword, path, what, minimum, maximum, None)
+    return number
+
+
+def float_value(
+    ds: Dataset,
+    keyword: str,
+    path: object,
+    what: str = "",
+    *,
+    default=_MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+) -> float:
+    """A single finite number (DS, FD, FL, IS).
+
+    Missing or empty: ``default`` when given, else an error.  Several values, text that is
+    not a number, NaN or infinity, or a value outside ``[minimum, maximum]`` (or not
+    greater than ``above``): a :class:`~rtplan.errors.DicomReadError` naming the file,
+    the element and the value.
+    """
+    value = value_of(ds, keyword, path, what)
+    if value is None:
+        if default is _MISSING:
+            raise _missing(keyword, path, what)
+        return default
+    value = _single(value, keyword, path, what)
+    try:
+        number = float(str(value).strip()) if isinstance(value, str | bytes) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise _fail(keyword, path, what, "is not a number", value) from None
+    if not math.isfinite(number):
+        raise _fail(keyword, path, what, "is not finite", value)
+    _check_range(number, keyword, path, what, minimum, maximum, above)
+    return number
+
+
+def floats(
+    ds: Dataset,
+    keyword: str,
+    path: object,
+    count: int | None = None,
+    what: str = "",
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    limit: float | None = MAX_COORDINATE_MM,
+) -> np.ndarray:
+    """A required multi-valued numeric attribute as a float array.
+
+    The number of values must be ``count`` (when given); every value must be finite, at
+    most ``limit`` in magnitude and within ``[minimum, maximum]`` (greater than ``above``).
+    """
     value = require(ds, keyword, path, what)
     try:
+        if isinstance(value, bytes | bytearray):
+            raise ValueError
         arr = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
-    except (TypeError, ValueError):
-        raise DicomReadError(f"{keyword} is not numeric: {value!r}", path=path) from None
+    except (TypeError, ValueError, OverflowError):
+        raise _fail(keyword, path, what, "is not numeric", value) from None
     if count is not None and len(arr) != count:
-        raise DicomReadError(f"{keyword} has {len(arr)} values, expected {count}", path=path)
+        raise _fail(keyword, path, what, f"has {len(arr)} values, expected {count}", value)
     if not np.all(np.isfinite(arr)):
-        raise DicomReadError(f"{keyword} holds non-finite values", path=path)
+        raise _fail(keyword, path, what, "holds non-finite values", value)
+    if limit is not None and len(arr) and np.abs(arr).max() > limit:
+        raise _fail(keyword, path, what, f"holds values beyond +-{limit:g}", value)
+    for number in (arr.min(), arr.max()) if len(arr) else ():
+        _check_range(float(number), keyword, path, what, minimum, maximum, above)
     return arr
 
 
-def text(ds: Dataset, keyword: str, default: str = "") -> str:
-    """An optional string attribute, stripped (``default`` when absent or empty)."""
-    value = ds.get(keyword, None)
+def image_size(
+    ds: Dataset, path: object, frames_keyword: str | None = None
+) -> tuple[int, int, int]:
+    """(frames, rows, columns) of an image header, checked against the ceilings.
+
+    Rows and Columns must be whole numbers in ``1..MAX_IMAGE_SIDE``; NumberOfFrames (when
+    ``frames_keyword`` is given; default 1) at least 1; the product at most
+    :data:`MAX_VOXELS`.  Checked before any pixel is decoded or allocated.
+    """
+    rows = int_value(ds, "Rows", path, minimum=1, maximum=MAX_IMAGE_SIDE)
+    cols = int_value(ds, "Columns", path, minimum=1, maximum=MAX_IMAGE_SIDE)
+    frames = 1
+    if frames_keyword:
+        frames = int_value(ds, frames_keyword, path, default=1, minimum=1, maximum=MAX_VOXELS)
+    check_voxels(frames * rows * cols, path, f"{frames} x {rows} x {cols}")
+    return frames, rows, cols
+
+
+def check_voxels(count: int, path: object, shape: str) -> None:
+    """Refuse an image of more than :data:`MAX_VOXELS` voxels (before allocating it)."""
+    if count > MAX_VOXELS:
+        raise DicomReadError(
+            f"image of {shape} = {count} voxels exceeds rtplan's limit of {MAX_VOXELS} voxels",
+            path=path,
+        )
+
+
+def pixel_array(ds: Dataset, path: object, shape: tuple[int, int, int]) -> np.ndarray:
+    """The decoded pixels of an image of ``shape`` (frames, rows, columns), as an array of
+    that shape.
+
+    Before decoding: BitsAllocated must be 8, 16 or 32 and SamplesPerPixel 1; the
+    transfer syntax must be one pydicom knows; uncompressed pixel data must hold exactly
+    the bytes Rows x Columns x frames x BitsAllocated announce (one padding byte allowed).
+    Whatever pydicom raises or warns while decoding becomes a
+    :class:`~rtplan.errors.DicomReadError`.
+    """
+    bits = int_value(ds, "BitsAllocated", path)
+    if bits not in (8, 16, 32):
+        raise _fail("BitsAllocated", path, "", "must be 8, 16 or 32", bits)
+    int_value(ds, "SamplesPerPixel", path, default=1, minimum=1, maximum=1)
+    int_value(ds, "PixelRepresentation", path, default=0, minimum=0, maximum=1)
+    meta = getattr(ds, "file_meta", None)
+    ts = value_of(meta, "TransferSyntaxUID", path) if meta is not None else None
+    if ts is not None and not pydicom.uid.UID(str(ts)).is_transfer_syntax:
+        raise _fail("TransferSyntaxUID", path, "", "is not a known transfer syntax", str(ts))
+    if _PIXEL_DATA not in ds:
+        raise DicomReadError("the image has no pixel data (7FE0,0010)", path=path)
+    expected = shape[0] * shape[1] * shape[2] * bits // 8
+    compressed = ts is not None and pydicom.uid.UID(str(ts)).is_compressed
+    if not compressed:
+        raw = value_of(ds, "PixelData", path)
+        have = 0 if raw is None else len(raw)
+        if have not in (expected, expected + 1):
+            raise DicomReadError(
+                f"PixelData (7FE0,0010) holds {have} bytes, the header announces {expected} "
+                f"({' x '.join(map(str, shape))} pixels of {bits} bits)",
+                path=path,
+            )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = np.asarray(ds.pixel_array)
+    except Exception as exc:  # noqa: BLE001 - pydicom/numpy raise many types on bad data
+        raise DicomReadError(f"cannot decode pixel data ({_short(exc)})", path=path) from None
+    if pixels.size != expected * 8 // bits:
+        raise DicomReadError(
+            f"pixel data decode to {pixels.size} values, the header announces "
+            f"{' x '.join(map(str, shape))}",
+            path=path,
+        )
+    return pixels.reshape(shape)
+
+
+@contextmanager
+def reading(path: object):
+    """Turn an exception raised inside pydicom while reading ``path`` into a one-line
+    :class:`~rtplan.errors.DicomReadError` (pydicom decodes values lazily, so a corrupt
+    value can raise long after ``dcmread`` returned).  Other exceptions pass through."""
+    try:
+        yield
+    except RtplanError as exc:
+        if exc.path is None and path is not None:
+            raise type(exc)(exc.problem, path=path, structure=exc.structure) from None
+        raise
+    except Exception as exc:  # noqa: BLE001 - only exceptions raised inside pydicom
+        if not _raised_in_pydicom(exc):
+            raise
+        raise DicomReadError(f"unreadable DICOM value ({_short(exc)})", path=path) from None
+
+
+_PYDICOM_DIR = os.path.dirname(pydicom.__file__)
+
+
+def _raised_in_pydicom(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_PYDICOM_DIR):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def text(ds: Dataset, keyword: str, default: str = "", path: object = None) -> str:
+    """An optional string attribute, stripped (``default`` when absent or empty).
+
+    A value pydicom cannot decode is an error naming the element (see :func:`value_of`).
+    """
+    value = value_of(ds, keyword, path)
     if value is None:
         return default
     s = str(value).strip()
     return s or default
 
 
-def modality_of(ds: Dataset) -> str:
+def modality_of(ds: Dataset, path: object = None) -> str:
     """The modality rtplan treats a dataset as (SOP class first, then Modality)."""
-    sop = str(ds.get("SOPClassUID", ""))
-    return SOP_CLASS_MODALITY.get(sop) or text(ds, "Modality", "OTHER").upper()
+    sop = text(ds, "SOPClassUID", "", path)
+    return SOP_CLASS_MODALITY.get(sop) or text(ds, "Modality", "OTHER", path).upper()

@@ -33,8 +33,10 @@ from rtplan.io.ct import CTSeries, ct_series_from_headers
 from rtplan.io.dicom_file import (
     MEDIA_STORAGE_DIRECTORY,
     NotDicomError,
+    list_files,
     modality_of,
     read_dataset,
+    reading,
     text,
 )
 from rtplan.io.rtdose import SESSION_TYPES, read_rtdose, sum_beam_doses
@@ -213,7 +215,7 @@ def scan(path: str | os.PathLike) -> Catalog:
     if root.is_file():
         candidates, hidden = [root], 0
     else:
-        candidates, hidden = _walk(root)
+        candidates, hidden = list_files(root)
     files, skipped, other = [], [], defaultdict(int)
     for p in candidates:
         try:
@@ -223,14 +225,15 @@ def scan(path: str | os.PathLike) -> Catalog:
                 raise
             skipped.append(p)
             continue
-        if (
-            text(ds, "SOPClassUID") == MEDIA_STORAGE_DIRECTORY
-            or text(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
-            == MEDIA_STORAGE_DIRECTORY
-        ):
-            other["DICOMDIR"] += 1
-            continue
-        info = describe_file(p, ds)
+        with reading(p):
+            if (
+                text(ds, "SOPClassUID") == MEDIA_STORAGE_DIRECTORY
+                or text(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
+                == MEDIA_STORAGE_DIRECTORY
+            ):
+                other["DICOMDIR"] += 1
+                continue
+            info = describe_file(p, ds)
         if info.modality not in READ_MODALITIES:
             other[info.modality] += 1
             continue
@@ -249,21 +252,6 @@ def scan(path: str | os.PathLike) -> Catalog:
     if not files:
         raise DicomReadError("no CT, RTSTRUCT, RTPLAN or RTDOSE file found", path=root)
     return Catalog(root=root, files=tuple(files), notes=tuple(notes))
-
-
-def _walk(root: Path) -> tuple[list[Path], int]:
-    out, hidden = [], 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        keep = [d for d in dirnames if not d.startswith(".")]
-        hidden += len(dirnames) - len(keep)
-        dirnames[:] = sorted(keep)
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
-            if name.startswith("."):
-                hidden += 1
-            elif not p.is_symlink() and p.is_file():
-                out.append(p)
-    return out, hidden
 
 
 @dataclass(eq=False)

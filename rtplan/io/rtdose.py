@@ -44,7 +44,20 @@ from pydicom.dataset import Dataset
 from rtplan.dose import Dose, EmbeddedDVH
 from rtplan.errors import DicomReadError, DoseCoverageError, GeometryError, InputError
 from rtplan.grid import Grid
-from rtplan.io.dicom_file import floats, modality_of, read_dataset, require, text
+from rtplan.io.dicom_file import (
+    float_value,
+    floats,
+    image_size,
+    int_value,
+    modality_of,
+    pixel_array,
+    read_dataset,
+    reading,
+    require,
+    shorten,
+    text,
+    value_of,
+)
 from rtplan.plan import Plan
 
 #: Summation types that hold one session and are multiplied by the planned fractions.
@@ -53,6 +66,11 @@ SESSION_TYPES = ("FRACTION_SESSION", "BEAM_SESSION", "BRACHY_SESSION")
 TOTAL_TYPES = ("PLAN", "MULTI_PLAN", "BRACHY", "BEAM", "PLAN_OVERVIEW")
 FRACTION_DOSE_MODES = ("per_fraction", "group_total")
 _HFS_IOP = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+#: Largest pixel spacing or slice thickness accepted (mm).
+MAX_SPACING_MM = 1000.0
+#: Largest DoseGridScaling accepted (Gy per stored unit): 1 Gy per unit already makes a
+#: 16-bit dose reach 65 kGy.
+MAX_DOSE_GRID_SCALING = 1.0
 
 
 def dose_grid(ds: Dataset, path: object = None) -> tuple[Grid, np.ndarray]:
@@ -77,11 +95,12 @@ def dose_grid(ds: Dataset, path: object = None) -> tuple[Grid, np.ndarray]:
     GeometryError
         Two frames at one offset; degenerate orientation.
     """
-    iop = floats(ds, "ImageOrientationPatient", path, 6)
+    iop = floats(ds, "ImageOrientationPatient", path, 6, minimum=-1.0001, maximum=1.0001)
     ipp = floats(ds, "ImagePositionPatient", path, 3)
-    spacing = floats(ds, "PixelSpacing", path, 2)
-    rows, cols = int(require(ds, "Rows", path)), int(require(ds, "Columns", path))
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    spacing = floats(ds, "PixelSpacing", path, 2, above=0.0, maximum=MAX_SPACING_MM)
+    frames, rows, cols = image_size(ds, path, "NumberOfFrames")
+    if min(np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])) < 0.5:
+        raise GeometryError("ImageOrientationPatient is degenerate", path=path)
     row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     if abs(float(row @ col)) > 1e-3:
         raise GeometryError(
@@ -91,7 +110,7 @@ def dose_grid(ds: Dataset, path: object = None) -> tuple[Grid, np.ndarray]:
     col /= np.linalg.norm(col)
     normal = np.cross(row, col)
 
-    if "GridFrameOffsetVector" in ds and ds.GridFrameOffsetVector not in (None, ""):
+    if value_of(ds, "GridFrameOffsetVector", path) is not None:
         gfov = floats(ds, "GridFrameOffsetVector", path)
     elif frames == 1:
         gfov = np.zeros(1)
@@ -124,8 +143,8 @@ def dose_grid(ds: Dataset, path: object = None) -> tuple[Grid, np.ndarray]:
     if len(gaps):
         step = float(gaps.min())
     else:
-        thickness = ds.get("SliceThickness", None)
-        step = float(thickness) if thickness not in (None, "") and float(thickness) > 0 else 1.0
+        thickness = float_value(ds, "SliceThickness", path, default=1.0, maximum=MAX_SPACING_MM)
+        step = thickness if thickness > 0 else 1.0
     origin = ipp + ordered[0] * normal
     grid = Grid(
         shape=(frames, rows, cols),
@@ -176,8 +195,13 @@ def read_rtdose(
             f"fraction_dose must be one of {FRACTION_DOSE_MODES}, got {fraction_dose!r}"
         )
     ds = dataset if dataset is not None else read_dataset(path)
-    if modality_of(ds) != "RTDOSE":
-        raise DicomReadError(f"not an RTDOSE (modality {modality_of(ds)})", path=path)
+    with reading(path):
+        return _dose_from_dataset(ds, path, plan, fraction_dose)
+
+
+def _dose_from_dataset(ds: Dataset, path: Path, plan: Plan | None, fraction_dose: str) -> Dose:
+    if modality_of(ds, path) != "RTDOSE":
+        raise DicomReadError(f"not an RTDOSE (modality {modality_of(ds, path)})", path=path)
     units = str(require(ds, "DoseUnits", path)).strip().upper()
     if units == "RELATIVE":
         raise InputError(
@@ -185,21 +209,23 @@ def read_rtdose(
             path=path,
         )
     if units not in ("GY", "CGY"):
-        raise DicomReadError(f"unknown DoseUnits {units!r}", path=path)
+        raise DicomReadError(f"unknown DoseUnits {shorten(units)}", path=path)
     unit_factor = 0.01 if units == "CGY" else 1.0
     summation = str(require(ds, "DoseSummationType", path)).strip().upper()
     grid, order = dose_grid(ds, path)
-    scaling = float(require(ds, "DoseGridScaling", path)) if "DoseGridScaling" in ds else 1.0
-    if "PixelData" not in ds:
-        raise DicomReadError("RTDOSE has no pixel data", path=path)
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - pydicom/numpy raise various types
-        raise DicomReadError(f"cannot decode dose pixel data ({exc})", path=path) from None
-    stored = np.asarray(stored).reshape(grid.shape[0], grid.shape[1], grid.shape[2])
+    if value_of(ds, "PixelData", path) is None:
+        raise DicomReadError("RTDOSE has no pixel data (7FE0,0010)", path=path)
+    # required whenever there is pixel data (PS3.3 C.8.8.3): no default of 1
+    scaling = float_value(ds, "DoseGridScaling", path, above=0.0, maximum=MAX_DOSE_GRID_SCALING)
+    stored = pixel_array(ds, path, grid.shape)
+    if stored.dtype.kind == "i" and stored.size and stored.min() < 0:
+        raise DicomReadError(
+            "negative stored dose values (PixelRepresentation 1 with negative pixels)",
+            path=path,
+        )
     values = stored[order].astype(np.float32) * np.float32(scaling * unit_factor)
 
-    plan_uid, group_number, beam_numbers = _plan_reference(ds)
+    plan_uid, group_number, beam_numbers = _plan_reference(ds, path)
     warnings: list[str] = []
     multiplier = 1
     if summation in SESSION_TYPES or (summation == "FRACTION" and fraction_dose == "per_fraction"):
@@ -236,17 +262,18 @@ def read_rtdose(
     )
 
 
-def _plan_reference(ds: Dataset) -> tuple[str, int | None, tuple[int, ...]]:
+def _plan_reference(ds: Dataset, path=None) -> tuple[str, int | None, tuple[int, ...]]:
     """(referenced plan UID, fraction group number, beam numbers) of an RTDOSE."""
     plan_uid, group, beams = "", None, []
-    for ref in ds.get("ReferencedRTPlanSequence", []) or []:
-        plan_uid = plan_uid or text(ref, "ReferencedSOPInstanceUID")
-        for fg in ref.get("ReferencedFractionGroupSequence", []) or []:
-            if group is None and fg.get("ReferencedFractionGroupNumber", None) not in (None, ""):
-                group = int(fg.ReferencedFractionGroupNumber)
-            for rb in fg.get("ReferencedBeamSequence", []) or []:
-                if rb.get("ReferencedBeamNumber", None) not in (None, ""):
-                    beams.append(int(rb.ReferencedBeamNumber))
+    for ref in value_of(ds, "ReferencedRTPlanSequence", path) or []:
+        plan_uid = plan_uid or text(ref, "ReferencedSOPInstanceUID", "", path)
+        for fg in value_of(ref, "ReferencedFractionGroupSequence", path) or []:
+            if group is None:
+                group = int_value(fg, "ReferencedFractionGroupNumber", path, default=None)
+            for rb in value_of(fg, "ReferencedBeamSequence", path) or []:
+                number = int_value(rb, "ReferencedBeamNumber", path, default=None)
+                if number is not None:
+                    beams.append(number)
     return plan_uid, group, tuple(beams)
 
 
@@ -296,13 +323,11 @@ def read_embedded_dvhs(
         The DVHs in Gy, and warnings for the ones skipped (RELATIVE dose units).
     """
     out, warnings = [], []
-    for n, item in enumerate(ds.get("DVHSequence", []) or [], start=1):
+    for n, item in enumerate(value_of(ds, "DVHSequence", path) or [], start=1):
         where = f"DVHSequence item {n}"
-        refs = item.get("DVHReferencedROISequence", []) or []
-        if not refs or "ReferencedROINumber" not in refs[0]:
-            raise DicomReadError(f"missing required tag ReferencedROINumber in {where}", path=path)
-        roi = int(refs[0].ReferencedROINumber)
-        units = text(item, "DoseUnits", "GY").upper()
+        refs = require(item, "DVHReferencedROISequence", path, where)
+        roi = int_value(refs[0], "ReferencedROINumber", path, where)
+        units = text(item, "DoseUnits", "GY", path).upper()
         if units == "RELATIVE":
             warnings.append(f"embedded DVH of ROI {roi} is in RELATIVE dose units; skipped")
             continue
@@ -310,20 +335,20 @@ def read_embedded_dvhs(
         data = floats(item, "DVHData", path, what=where)
         if len(data) % 2:
             raise DicomReadError(f"DVHData in {where} has an odd number of values", path=path)
-        scaling = float(item.get("DVHDoseScaling", 1.0) or 1.0)
+        scaling = float_value(item, "DVHDoseScaling", path, where, default=1.0, above=0.0)
         widths, volumes = data[0::2], data[1::2]
 
-        def stat(keyword, item=item, factor=factor):
-            value = item.get(keyword, None)
-            return None if value in (None, "") else float(value) * factor
+        def stat(keyword, item=item, factor=factor, where=where):
+            value = float_value(item, keyword, path, where, default=None)
+            return None if value is None else value * factor
 
         out.append(
             EmbeddedDVH(
                 roi_number=roi,
                 dose_gy=np.cumsum(widths) * scaling * factor,
                 volume_cc=volumes,
-                dvh_type=text(item, "DVHType", "CUMULATIVE").upper(),
-                volume_units=text(item, "DVHVolumeUnits", "CM3").upper(),
+                dvh_type=text(item, "DVHType", "CUMULATIVE", path).upper(),
+                volume_units=text(item, "DVHVolumeUnits", "CM3", path).upper(),
                 min_dose_gy=stat("DVHMinimumDose"),
                 max_dose_gy=stat("DVHMaximumDose"),
                 mean_dose_gy=stat("DVHMeanDose"),

@@ -16,8 +16,22 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from rtplan.errors import DicomReadError
-from rtplan.io.dicom_file import modality_of, read_dataset, require, text
+from rtplan.io.dicom_file import (
+    float_value,
+    int_value,
+    modality_of,
+    read_dataset,
+    reading,
+    require,
+    text,
+    value_of,
+)
 from rtplan.plan import Beam, DoseReference, FractionGroup, Plan
+
+#: Largest number of fractions accepted in a fraction group.
+MAX_FRACTIONS = 1000
+#: Largest prescription or beam dose accepted (Gy): far above any course of radiotherapy.
+MAX_DOSE_GY = 1000.0
 
 
 def read_rtplan(path: str | os.PathLike, *, dataset: Dataset | None = None) -> Plan:
@@ -37,56 +51,69 @@ def read_rtplan(path: str | os.PathLike, *, dataset: Dataset | None = None) -> P
     Raises
     ------
     DicomReadError
-        Not an RTPLAN, a required tag missing (RTPlanLabel, FractionGroupNumber,
-        ReferencedBeamNumber) or a non-numeric value.
+        Not an RTPLAN; a required element missing (RTPlanLabel, FractionGroupSequence,
+        FractionGroupNumber, NumberOfFractionsPlanned, ReferencedBeamNumber); a value that
+        is not a number, not finite or out of range (0 fractions, a negative or absurd
+        prescription; see :data:`MAX_FRACTIONS`, :data:`MAX_DOSE_GY`).
     """
     path = Path(path)
     ds = dataset if dataset is not None else read_dataset(path)
-    if modality_of(ds) != "RTPLAN":
-        raise DicomReadError(f"not an RTPLAN (modality {modality_of(ds)})", path=path)
+    with reading(path):
+        return _plan_from_dataset(ds, path)
+
+
+def _plan_from_dataset(ds: Dataset, path: Path) -> Plan:
+    if modality_of(ds, path) != "RTPLAN":
+        raise DicomReadError(f"not an RTPLAN (modality {modality_of(ds, path)})", path=path)
     label = str(require(ds, "RTPlanLabel", path)).strip()
 
     names = {}
-    for item in ds.get("BeamSequence", []) or []:
-        if "BeamNumber" in item:
-            names[_int(item.BeamNumber, "BeamNumber", path)] = text(item, "BeamName")
+    for n, item in enumerate(value_of(ds, "BeamSequence", path) or [], start=1):
+        number = int_value(item, "BeamNumber", path, f"BeamSequence item {n}", default=None)
+        if number is not None:
+            names[number] = text(item, "BeamName", "", path)
     groups = []
-    for n, fg in enumerate(ds.get("FractionGroupSequence", []) or [], start=1):
+    # Type 1 in the RT Fraction Scheme module (PS3.3 C.8.8.13): a plan without fraction
+    # groups states no fractionation, and rtplan does not guess one
+    for n, fg in enumerate(require(ds, "FractionGroupSequence", path), start=1):
         where = f"FractionGroupSequence item {n}"
-        number = _int(require(fg, "FractionGroupNumber", path, where), "FractionGroupNumber", path)
-        fractions_value = fg.get("NumberOfFractionsPlanned", None)
-        fractions = (
-            0
-            if fractions_value in (None, "")
-            else _int(fractions_value, "NumberOfFractionsPlanned", path)
+        number = int_value(fg, "FractionGroupNumber", path, where)
+        fractions = int_value(
+            fg, "NumberOfFractionsPlanned", path, where, minimum=1, maximum=MAX_FRACTIONS
         )
         beams = []
-        for m, rb in enumerate(fg.get("ReferencedBeamSequence", []) or [], start=1):
+        for m, rb in enumerate(value_of(fg, "ReferencedBeamSequence", path) or [], start=1):
             bwhere = f"{where}, ReferencedBeamSequence item {m}"
-            beam_number = _int(
-                require(rb, "ReferencedBeamNumber", path, bwhere), "ReferencedBeamNumber", path
-            )
+            beam_number = int_value(rb, "ReferencedBeamNumber", path, bwhere)
             beams.append(
                 Beam(
                     number=beam_number,
                     name=names.get(beam_number, ""),
-                    dose_gy=_float_or_none(rb.get("BeamDose", None), "BeamDose", path),
+                    dose_gy=float_value(
+                        rb, "BeamDose", path, bwhere, default=None, minimum=0.0, maximum=MAX_DOSE_GY
+                    ),
                 )
             )
         groups.append(FractionGroup(number=number, fractions=fractions, beams=tuple(beams)))
 
     references = []
-    for n, item in enumerate(ds.get("DoseReferenceSequence", []) or [], start=1):
-        roi = item.get("ReferencedROINumber", None)
+    for n, item in enumerate(value_of(ds, "DoseReferenceSequence", path) or [], start=1):
+        where = f"DoseReferenceSequence item {n}"
         references.append(
             DoseReference(
-                number=_int(item.get("DoseReferenceNumber", n) or n, "DoseReferenceNumber", path),
-                reference_type=text(item, "DoseReferenceType").upper(),
-                structure_type=text(item, "DoseReferenceStructureType").upper(),
-                description=text(item, "DoseReferenceDescription"),
-                roi_number=None if roi in (None, "") else _int(roi, "ReferencedROINumber", path),
-                prescription_gy=_float_or_none(
-                    item.get("TargetPrescriptionDose", None), "TargetPrescriptionDose", path
+                number=int_value(item, "DoseReferenceNumber", path, where, default=n),
+                reference_type=text(item, "DoseReferenceType", "", path).upper(),
+                structure_type=text(item, "DoseReferenceStructureType", "", path).upper(),
+                description=text(item, "DoseReferenceDescription", "", path),
+                roi_number=int_value(item, "ReferencedROINumber", path, where, default=None),
+                prescription_gy=float_value(
+                    item,
+                    "TargetPrescriptionDose",
+                    path,
+                    where,
+                    default=None,
+                    above=0.0,
+                    maximum=MAX_DOSE_GY,
                 ),
             )
         )
@@ -99,36 +126,20 @@ def read_rtplan(path: str | os.PathLike, *, dataset: Dataset | None = None) -> P
         None,
     )
     structure_set = ""
-    for item in ds.get("ReferencedStructureSetSequence", []) or []:
-        structure_set = structure_set or text(item, "ReferencedSOPInstanceUID")
+    for item in value_of(ds, "ReferencedStructureSetSequence", path) or []:
+        structure_set = structure_set or text(item, "ReferencedSOPInstanceUID", "", path)
 
     return Plan(
         label=label,
         fraction_groups=tuple(groups),
         prescription_gy=prescription,
-        name=text(ds, "RTPlanName"),
-        sop_instance_uid=text(ds, "SOPInstanceUID"),
-        frame_of_reference_uid=text(ds, "FrameOfReferenceUID"),
+        name=text(ds, "RTPlanName", "", path),
+        sop_instance_uid=text(ds, "SOPInstanceUID", "", path),
+        frame_of_reference_uid=text(ds, "FrameOfReferenceUID", "", path),
         referenced_structure_set_uid=structure_set,
         source=str(path),
         dose_references=tuple(references),
-        series_instance_uid=text(ds, "SeriesInstanceUID"),
-        study_instance_uid=text(ds, "StudyInstanceUID"),
-        patient_id=text(ds, "PatientID"),
+        series_instance_uid=text(ds, "SeriesInstanceUID", "", path),
+        study_instance_uid=text(ds, "StudyInstanceUID", "", path),
+        patient_id=text(ds, "PatientID", "", path),
     )
-
-
-def _int(value, keyword: str, path) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise DicomReadError(f"{keyword} is not an integer: {value!r}", path=path) from None
-
-
-def _float_or_none(value, keyword: str, path) -> float | None:
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise DicomReadError(f"{keyword} is not a number: {value!r}", path=path) from None
