@@ -26,9 +26,9 @@ Theory of Computing 8:415-428.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from rtplan.volumes.chunks import run_in_chunks
+from rtplan.volumes.compiled import kernel
 
 _STEEP = 1.0e12  # 1 / s^2 (per mm^2) standing for a zero semi-axis
 
@@ -93,7 +93,7 @@ def nearest_seed(seeds: np.ndarray, spacing_mm, plus, minus, reach: float, threa
     return np.sqrt(cost), nearest.reshape(shape)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _envelope_lines(
     cost, nearest, line0, line1, n_inner, stride_outer, stride_inner, stride, n, w_plus,
     w_minus, limit,
@@ -156,7 +156,7 @@ def _envelope_lines(
                 nearest[base + y * stride] = -1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _value(f, x, y, w_plus, w_minus):
     """Cost at ``y`` of the candidate at ``x``: ``f[x] + c(y - x)``."""
     t = y - x

@@ -7,7 +7,8 @@ new boundary plane inside it.  It is the inner loop of every margin, so it is co
 numba (per voxel it visits up to 19 neighbours, or more in concave corners, and solves a
 small projection problem; as numpy array expressions the same work made ~40 temporary
 arrays per neighbour and was several times slower).  Compiled code is cached on disk
-(``cache=True``): the first call after installing rtplan compiles it (7-10 s, once).
+(:mod:`rtplan.volumes.compiled`): the first call after installing rtplan compiles it (7-10 s,
+once).
 
 Conventions are those of :class:`rtplan.volumes.subvoxel.SubvoxelMask`: ``phi`` is the
 signed distance (mm, negative inside) of a voxel centre from the voxel's boundary plane,
@@ -22,7 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from rtplan.volumes.compiled import kernel
 
 _SLACK = 0.1  # extra band (voxels) refined around the new boundary
 _OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg
@@ -93,7 +95,7 @@ def settle(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _settle_kernel(
     flat, nearest, d0, nearest_all, phi, normal, out_phi, out_normal, shape, h, plus, minus,
     rho, smallest_mm, degenerate, neighbours, faces,
@@ -199,7 +201,7 @@ def _settle_kernel(
             out_normal[a, out] = n_new[a]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _nearest_piece(
     seed, q, p, best_key, best, phi, normal, shape, strides, h, plus_k, minus_k, neighbours,
     faces, qn,
@@ -239,13 +241,13 @@ def _nearest_piece(
     return best_key, best
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _manhattan(a, b):
     """Sum of the index differences between voxels ``a`` and ``b``."""
     return abs(a[0] - b[0]) + abs(a[1] - b[1]) + abs(a[2] - b[2])
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _in(values, n, v):
     """Whether ``v`` is among ``values[:n]``."""
     for i in range(n):
@@ -254,14 +256,14 @@ def _in(values, n, v):
     return False
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _unravel(index, strides, out):
     for a in range(3):
         out[a] = index // strides[a]
         index -= out[a] * strides[a]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _shifted(q, offset, out):
     """``q + offset`` written to ``out`` (no allocation)."""
     for a in range(3):
@@ -269,7 +271,7 @@ def _shifted(q, offset, out):
     return out
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _face_neighbour(f, q, t, shape, strides, faces):
     """Flat index of the face neighbour ``t`` of voxel ``f`` (index ``q``), or -1 when it
     lies outside the array."""
@@ -282,7 +284,7 @@ def _face_neighbour(f, q, t, shape, strides, faces):
     return g
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _exposed(f, q, phi, shape, strides, faces):
     """A full voxel with an empty face neighbour (or on the edge of the array)."""
     for t in range(6):
@@ -292,7 +294,7 @@ def _exposed(f, q, phi, shape, strides, faces):
     return False
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _extent(n, plus, minus):
     """Extent (mm) of the margin shape along the unit vector ``n``: ``|s(n) * n|``."""
     total = 0.0
@@ -302,7 +304,7 @@ def _extent(n, plus, minus):
     return math.sqrt(total)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _piece_value(f, q, p, phi, normal, shape, strides, faces, h, plus, minus, n_new, work):
     """Signed distance (mm) of point ``p`` outside the expansion of voxel ``f``'s piece
     (``q`` its index);
@@ -384,7 +386,7 @@ def _piece_value(f, q, p, phi, normal, shape, strides, faces, h, plus, minus, n_
     return (math.sqrt(dist2) - 1.0) * _extent(n_new, plus, minus)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x, rate, bps):
     """Gauge-nearest point ``x`` to ``p`` of ``{lo <= x <= hi} ∩ {n . x <= beta}``.
 
@@ -468,7 +470,7 @@ def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x, rate, bps):
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _path_value(lam, p, lo, hi, n, rate):
     total = 0.0
     for a in range(3):

@@ -1,0 +1,113 @@
+"""How the compiled kernels of the margins are built: numba, with a disk cache that cannot
+break an installation.
+
+:func:`kernel` is ``numba.njit(nogil=True)`` whose machine code is cached on disk in the
+first writable directory of (see :func:`cache_candidates`)
+
+1. ``NUMBA_CACHE_DIR``, when set;
+2. the user's cache directory: ``$XDG_CACHE_HOME/rtplan/numba`` (``~/.cache/rtplan/numba``;
+   ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows);
+3. a private directory in the system temporary directory (``rtplan-numba-<uid>``, created
+   mode 0700 and used only when it belongs to the current user: numba's cache files are
+   pickles, which must not be writable by anybody else).
+
+When none is writable (a read-only installation run by a user with no home and no
+temporary directory), the kernels are compiled in memory at their first call, as if no cache
+existed: slower to start, never a failure.  numba's own default (the ``__pycache__`` beside
+the source) is not used: in an installation owned by another user it is read-only, and
+numba then raised ``cannot cache function ... no locator available`` at import time.
+
+The cache is keyed by the source file's path, its stamp (numba 0.68: a hash of its contents) and
+the CPU, so it survives a reinstall of the same source at the same path (``.ci/run``
+recreates its virtual environment); a CI job can keep the directory between runs.
+``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (the tests do, on small inputs).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+from numba.core import config as numba_config
+
+
+def user_cache_dir() -> Path:
+    """The platform's per-user cache directory for rtplan's kernels (need not exist)."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rtplan" / "numba"
+
+
+def cache_candidates() -> list[tuple[Path, bool]]:
+    """Directories tried for the cache, in order, each with whether it must be private
+    (owned by the current user and not writable by others)."""
+    out = []
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        out.append((Path(os.environ["NUMBA_CACHE_DIR"]), False))
+    try:
+        out.append((user_cache_dir(), False))
+    except RuntimeError:  # Path.home(): no home directory can be determined
+        pass
+    uid = os.getuid() if hasattr(os, "getuid") else "user"  # Windows: the temp dir is per user
+    out.append((Path(tempfile.gettempdir()) / f"rtplan-numba-{uid}", True))
+    return out
+
+
+def usable_cache_dir(path: Path, private: bool = False) -> bool:
+    """Whether ``path`` is (or can be made) a directory this process can write cache files
+    in; ``private``: it must also belong to the current user and be closed to others."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+        if private and hasattr(os, "getuid"):
+            st = path.lstat()
+            if (
+                not stat.S_ISDIR(st.st_mode)
+                or st.st_uid != os.getuid()
+                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            ):
+                return False
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+def cache_dir() -> Path | None:
+    """The first usable directory of :func:`cache_candidates`, or ``None`` (no cache)."""
+    for path, private in cache_candidates():
+        if usable_cache_dir(path, private):
+            return path
+    return None
+
+
+def kernel(fn=None, **options):
+    """``numba.njit(nogil=True, **options)`` with the disk cache of this module (used as
+    ``@kernel`` or ``@kernel(inline="always")``)."""
+    if fn is None:
+        return lambda f: kernel(f, **options)
+    compiled = numba.njit(nogil=True, **options)(fn)
+    if numba_config.DISABLE_JIT:
+        return compiled
+    where = _CACHE_DIR
+    if where is not None:
+        saved = numba_config.CACHE_DIR
+        numba_config.CACHE_DIR = str(where)  # numba's first cache locator reads this
+        try:
+            compiled.enable_caching()
+        except (RuntimeError, OSError):  # the directory went away since it was chosen
+            pass
+        finally:
+            numba_config.CACHE_DIR = saved
+    return compiled
+
+
+#: Where this process caches the kernels (chosen once, at import).
+_CACHE_DIR = cache_dir()
