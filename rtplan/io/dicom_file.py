@@ -159,13 +159,15 @@ def _check_complete(ds: Dataset, size: int, path: Path, stop_before_pixels: bool
         )
 
 
-def list_files(root: Path) -> tuple[list[Path], int]:
+def list_files(root: Path, notes: list | None = None) -> tuple[list[Path], int]:
     """Every regular file under the folder ``root`` (sorted, recursively) and the number of
     hidden files and folders (names starting with ``.``) left out.
 
-    Symbolic links are not followed.  A folder that cannot be listed or searched (no read
-    or execute permission) is a :class:`~rtplan.errors.DicomReadError`, never silently
-    skipped.
+    Symbolic links to files and folders are followed; each real folder is entered once
+    and each real file listed once (by resolved path), so a link back to a parent folder
+    ends the walk.  Links skipped that way, and broken links, are counted in ``notes``
+    (when given).  A folder that cannot be listed or searched (no read or execute
+    permission) is a :class:`~rtplan.errors.DicomReadError`, never silently skipped.
     """
 
     def fail(exc: OSError):
@@ -173,22 +175,41 @@ def list_files(root: Path) -> tuple[list[Path], int]:
             f"cannot read folder ({exc.strerror or exc})", path=exc.filename or root
         ) from None
 
-    out, hidden = [], 0
-    for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=False):
-        keep = [d for d in dirnames if not d.startswith(".")]
-        hidden += len(dirnames) - len(keep)
-        dirnames[:] = sorted(keep)
+    out, hidden, loops, broken = [], 0, 0, 0
+    seen_dirs, seen_files = {Path(root).resolve()}, set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                hidden += 1
+                continue
+            real = (Path(dirpath) / d).resolve()
+            if real in seen_dirs:
+                loops += 1
+                continue
+            seen_dirs.add(real)
+            keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if name.startswith("."):
                 hidden += 1
                 continue
+            if p.is_symlink() and not p.exists():
+                broken += 1
+                continue
             try:
-                regular = not p.is_symlink() and stat.S_ISREG(p.stat().st_mode)
+                regular = stat.S_ISREG(p.stat().st_mode)
             except OSError as exc:
                 fail(exc)
-            if regular:
+            real = p.resolve()
+            if regular and real not in seen_files:
+                seen_files.add(real)
                 out.append(p)
+    if notes is not None and loops:
+        notes.append(f"skipped {loops} link(s) to folder(s) already read (link loop or repeat)")
+    if notes is not None and broken:
+        notes.append(f"ignored {broken} broken link(s)")
     return out, hidden
 
 

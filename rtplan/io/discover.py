@@ -1,26 +1,33 @@
 """Finding DICOM-RT objects in a folder and grouping them by patient and frame of reference.
 
-:func:`scan` walks a folder (any file names, any nesting; hidden files and folders and
-symbolic links are not followed), reads every file's header
+:func:`scan` walks a folder (any file names, any nesting; hidden files and folders are
+skipped; symbolic links to files and folders are followed, each real file and folder read
+once, so a link loop ends), reads every file's header
 (``stop_before_pixels``, large values deferred) and returns a :class:`Catalog`.  Non-DICOM
 files and DICOMDIR indexes are skipped with a note; a file that is DICOM but truncated or
 unreadable is an error (:class:`~rtplan.errors.DicomReadError`).
 
-:meth:`Catalog.groups` makes one :class:`PatientData` per (PatientID, frame of reference).
-References are resolved (RTSTRUCT -> image series, RTDOSE -> RTPLAN -> RTSTRUCT); a
-reference that crosses frames of reference is a :class:`~rtplan.errors.GeometryError`, so
-objects in different frames are never combined.  An RTPLAN without a FrameOfReferenceUID
-takes the frame of the structure set it references (else of a dose that references it).
+:meth:`Catalog.groups` makes one :class:`PatientData` per (PatientID, frame of reference);
+objects that reference each other by UID in one frame of reference are in one group even
+when their PatientID differs (the choice of objects then refuses to combine them, see
+:mod:`rtplan.io.selection`).  References are resolved (RTSTRUCT -> image series, RTDOSE ->
+RTPLAN -> RTSTRUCT); a reference that crosses frames of reference is a
+:class:`~rtplan.errors.GeometryError`, so objects in different frames are never combined.
+An RTPLAN without a FrameOfReferenceUID takes the frame of the structure set it references
+(else of a dose that references it).  The same object (SOPInstanceUID) in several files is
+read once, with a note.
 
 A :class:`PatientData` holds headers only; pixels, contours and doses are read when first
-used (``image()``, ``structure_sets``, ``plans``, ``doses``).
+used (``image()``, ``structure_sets``, ``plans``, ``doses``).  Which plan, structure set
+and dose(s) a job uses is decided by :mod:`rtplan.io.selection` (``patient.plan()``,
+``patient.structure_set()``, ``patient.dose()``).
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -42,6 +49,15 @@ from rtplan.io.dicom_file import (
 from rtplan.io.rtdose import SESSION_TYPES, read_rtdose, sum_beam_doses
 from rtplan.io.rtplan import read_rtplan
 from rtplan.io.rtstruct import StructureSet, read_rtstruct
+from rtplan.io.selection import (
+    BEAM_SUM_TOLERANCE,
+    BEAM_TYPES,
+    Choice,
+    Selection,
+    check_identity,
+    choose,
+    select_patient,
+)
 from rtplan.plan import Plan
 
 #: Modalities rtplan reads; other DICOM objects are listed in the notes and skipped.
@@ -181,13 +197,71 @@ class Catalog:
                 ss = by_uid[f.referenced_structure_set_uid]
                 check(f, ss, ss.frame_of_reference_uid, "its RTSTRUCT")
 
-        grouped: dict[tuple[str, str], list[DicomFile]] = defaultdict(list)
-        for f in self.files:
-            grouped[(f.patient_id, frame_of[f.sop_instance_uid])].append(f)
-        return [
-            PatientData(patient_id=pid, frame_of_reference_uid=frame, files=tuple(files))
-            for (pid, frame), files in sorted(grouped.items())
-        ]
+        # one group per (PatientID, frame), joined with every group an object references
+        parent = list(range(len(self.files)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        def join(i: int, j: int) -> None:
+            parent[root(i)] = root(j)
+
+        index = {}
+        first_of_key: dict[tuple[str, str], int] = {}
+        for i, f in enumerate(self.files):
+            index.setdefault(f.sop_instance_uid, i)
+            key = (f.patient_id, frame_of[f.sop_instance_uid])
+            join(i, first_of_key.setdefault(key, i))
+        first_of_series: dict[str, int] = {}
+        for i, f in enumerate(self.files):
+            if f.modality == "CT":
+                join(i, first_of_series.setdefault(f.series_instance_uid, i))
+        for i, f in enumerate(self.files):
+            for uid in (f.referenced_plan_uid, f.referenced_structure_set_uid):
+                if uid in index and frame_of[uid] == frame_of[f.sop_instance_uid]:
+                    join(i, index[uid])
+            if f.referenced_series_uid in first_of_series:
+                j = first_of_series[f.referenced_series_uid]
+                if frame_of[self.files[j].sop_instance_uid] == frame_of[f.sop_instance_uid]:
+                    join(i, j)
+        grouped: dict[int, list[DicomFile]] = defaultdict(list)
+        for i, f in enumerate(self.files):
+            grouped[root(i)].append(f)
+        out = []
+        for files in grouped.values():
+            kept, notes = _unique_objects(files)
+            frame = next(
+                (frame_of[f.sop_instance_uid] for f in kept if frame_of[f.sop_instance_uid]), ""
+            )
+            out.append(PatientData(patient_id=_main_patient_id(kept), frame_of_reference_uid=frame,
+                                   files=tuple(kept), notes=list(notes)))  # fmt: skip
+        return sorted(out, key=lambda g: (g.patient_id, g.frame_of_reference_uid))
+
+
+def _main_patient_id(files: list[DicomFile]) -> str:
+    """PatientID of a group: that of its structure set, else of its first file."""
+    ss = [f.patient_id for f in files if f.modality == "RTSTRUCT"]
+    return (ss or [f.patient_id for f in files] or [""])[0]
+
+
+def _unique_objects(files: list[DicomFile]) -> tuple[list[DicomFile], list[str]]:
+    """The files with the same SOPInstanceUID kept once (the first, by path), and notes."""
+    seen: dict[str, DicomFile] = {}
+    notes = []
+    for f in sorted(files, key=lambda f: str(f.path)):
+        if f.sop_instance_uid and f.sop_instance_uid in seen:
+            if f.modality != "CT":
+                notes.append(
+                    f"{f.modality} {f.sop_instance_uid} is in two files: read "
+                    f"{seen[f.sop_instance_uid].path}, ignored {f.path}"
+                )
+            continue
+        seen[f.sop_instance_uid] = f
+    order = {id(f): n for n, f in enumerate(files)}
+    return sorted(seen.values(), key=lambda f: order[id(f)]), notes
 
 
 def scan(path: str | os.PathLike) -> Catalog:
@@ -213,9 +287,10 @@ def scan(path: str | os.PathLike) -> Catalog:
     if not root.exists():
         raise DicomReadError("no such file or folder", path=root)
     if root.is_file():
-        candidates, hidden = [root], 0
+        candidates, hidden, walk_notes = [root], 0, []
     else:
-        candidates, hidden = list_files(root)
+        walk_notes = []
+        candidates, hidden = list_files(root, walk_notes)
     files, skipped, other = [], [], defaultdict(int)
     for p in candidates:
         try:
@@ -238,7 +313,7 @@ def scan(path: str | os.PathLike) -> Catalog:
             other[info.modality] += 1
             continue
         files.append(info)
-    notes = []
+    notes = list(walk_notes)
     if skipped:
         names = ", ".join(str(p.relative_to(root)) for p in skipped[:5])
         notes.append(
@@ -271,12 +346,19 @@ class PatientData:
     patient_id, frame_of_reference_uid : str
     files : tuple of DicomFile
         The headers of every file in this group.
+    notes : list of str
+        What was decided while reading and choosing (duplicate files skipped, PLAN dose
+        preferred over BEAM doses, identities combined, ...); reports show them.
+    selection : Selection
+        The user's choices (:mod:`rtplan.io.selection`).
     """
 
     patient_id: str
     frame_of_reference_uid: str
     files: tuple[DicomFile, ...]
     fraction_dose: str = "per_fraction"
+    notes: list = field(default_factory=list)
+    selection: Selection = field(default_factory=Selection)
 
     def _of(self, modality: str) -> list[DicomFile]:
         return [f for f in self.files if f.modality == modality]
@@ -379,54 +461,140 @@ class PatientData:
         return [f for f in self._of("RTDOSE") if f.dose_units == "RELATIVE"]
 
     # ------------------------------------------------------------------ one of each
+    @cached_property
+    def choice(self) -> Choice:
+        """The plan, structure set and dose files used (:func:`rtplan.io.selection.choose`),
+        after the patient identity check; decisions are added to :attr:`notes`."""
+        return self._choose(self.selection)
+
+    def _choose(self, selection: Selection) -> Choice:
+        choice = choose(self.files, selection)
+        ct = []
+        if choice.structure_set is not None:
+            ct = [f for f in self._of("CT")
+                  if f.series_instance_uid == choice.structure_set.referenced_series_uid]  # fmt: skip
+        for note in [*choice.notes, *check_identity(choice, ct, selection.mixed_patients)]:
+            if note not in self.notes:
+                self.notes.append(note)
+        return choice
+
+    def _read_plan(self, f: DicomFile) -> Plan:
+        return next(p for p in self.plans if p.sop_instance_uid == f.sop_instance_uid)
+
     def plan(self, label: str | None = None) -> Plan:
-        """The plan called ``label``, or the only plan."""
-        return _one(self.plans, label, lambda p: p.label, "RTPLAN", self)
+        """The chosen plan; ``label`` (label, UID or file) chooses another."""
+        choice = self.choice if label is None else self._choose(replace(self.selection, plan=label))
+        if choice.plan is None:
+            raise InputError(f"no RTPLAN for {self.describe()}")
+        return self._read_plan(choice.plan)
 
     def structure_set(self, label: str | None = None) -> StructureSet:
-        """The structure set called ``label``; else the only one; else the one the only
-        plan references."""
-        if label is None and len(self.structure_sets) > 1 and len(self.plans) == 1:
-            uid = self.plans[0].referenced_structure_set_uid
-            match = [s for s in self.structure_sets if s.sop_instance_uid == uid]
-            if match:
-                return match[0]
-        return _one(self.structure_sets, label, lambda s: s.label, "RTSTRUCT", self)
+        """The chosen structure set (the plan's); ``label`` (label, UID or file) chooses
+        another."""
+        choice = (
+            self.choice
+            if label is None
+            else self._choose(replace(self.selection, structure_set=label))
+        )
+        if choice.structure_set is None:
+            raise InputError(f"no RTSTRUCT for {self.describe()}")
+        uid = choice.structure_set.sop_instance_uid
+        return next(s for s in self.structure_sets if s.sop_instance_uid == uid)
 
     def dose(self, plan_label: str | None = None) -> Dose:
-        """The dose of the plan called ``plan_label``; else the only dose."""
-        if plan_label is None:
-            if not self.doses and self.relative_dose_files:
+        """The chosen dose in Gy (BEAM doses summed, several plans added); ``plan_label``
+        chooses the dose of another plan.
+
+        When a PLAN dose and BEAM doses of the same plan are present, the PLAN dose is
+        used and the BEAM doses' sum is compared with it: a difference above
+        :data:`~rtplan.io.selection.BEAM_SUM_TOLERANCE` of its maximum is noted.
+        """
+        choice = (
+            self.choice
+            if plan_label is None
+            else self._choose(replace(self.selection, plan=plan_label))
+        )
+        key = tuple(f.sop_instance_uid for f in choice.doses)
+        if key not in self._dose_cache:
+            self._dose_cache[key] = self._read_doses(choice)
+        return self._dose_cache[key]
+
+    @cached_property
+    def _dose_cache(self) -> dict:
+        return {}
+
+    def _read_doses(self, choice: Choice) -> Dose:
+        if not choice.doses:
+            if self.relative_dose_files:
                 raise InputError(
                     "the RTDOSE is in RELATIVE units (no reference dose stated), "
                     "so no dose in Gy is available",
                     path=self.relative_dose_files[0].path,
                 )
-            return _one(self.doses, None, lambda d: d.source, "RTDOSE", self)
-        plan = self.plan(plan_label)
-        match = [d for d in self.doses if d.referenced_plan_uid == plan.sop_instance_uid]
-        return _one(match, None, lambda d: d.source, f"RTDOSE of plan '{plan_label}'", self)
+            raise InputError(f"no RTDOSE for {self.describe()}")
+        plans = {p.sop_instance_uid: p for p in self.plans}
+        parts, beams = [], defaultdict(list)
+        for f in choice.doses:
+            dose = self._read_dose(f, plans)
+            if f.summation_type in BEAM_TYPES:
+                beams[f.referenced_plan_uid].append(dose)
+            else:
+                parts.append(dose)
+        parts += [sum_beam_doses(b, plan=plans.get(uid)) for uid, b in beams.items()]
+        if choice.beam_check and len(parts) == 1:
+            self._check_beams(parts[0], choice, plans)
+        if len(parts) == 1:
+            return parts[0]
+        from rtplan.dvh.plansum import sum_doses  # several plans: added on the first grid
+
+        return sum_doses(parts)
+
+    def _read_dose(self, f: DicomFile, plans: dict) -> Dose:
+        plan = plans.get(f.referenced_plan_uid)
+        needs_plan = f.summation_type in SESSION_TYPES or (
+            f.summation_type == "FRACTION" and self.fraction_dose == "per_fraction"
+        )
+        if needs_plan and plan is None:
+            raise InputError(
+                f"a {f.summation_type} dose needs its RTPLAN for the number of fractions; "
+                f"plan {f.referenced_plan_uid or '(not referenced)'} is not in "
+                f"frame of reference {self.frame_of_reference_uid}",
+                path=f.path,
+            )
+        return read_rtdose(f.path, plan=plan, fraction_dose=self.fraction_dose)
+
+    def _check_beams(self, whole: Dose, choice: Choice, plans: dict) -> None:
+        """Note when the BEAM doses do not sum to the PLAN dose (within the tolerance)."""
+        from rtplan.errors import RtplanError
+        from rtplan.io.rtdose import _on_grid
+
+        try:
+            beams = [self._read_dose(f, plans) for f in choice.beam_check]
+            total = _on_grid(sum_beam_doses(beams), whole.grid)
+        except RtplanError as exc:
+            self.notes.append(f"BEAM doses not compared with the PLAN dose: {exc}")
+            return
+        import numpy as np
+
+        top = float(np.nanmax(whole.values_gy))
+        diff = float(np.nanmax(np.abs(total - whole.values_gy))) / top if top > 0 else 0.0
+        names = ", ".join(f.path.name for f in choice.beam_check)
+        if diff > BEAM_SUM_TOLERANCE:
+            self.notes.append(
+                f"the BEAM doses ({names}) differ from the PLAN dose by up to "
+                f"{100 * diff:.2f} % of its maximum ({top:.4g} Gy); the PLAN dose is used"
+            )
+        else:
+            self.notes.append(
+                f"the BEAM doses ({names}) sum to the PLAN dose within {100 * diff:.2f} % "
+                "of its maximum"
+            )
 
     def describe(self) -> str:
         return (
             f"patient {self.patient_id or '(no ID)'}, frame of reference "
             f"{self.frame_of_reference_uid or '(none)'}"
         )
-
-
-def _one(items, label, key, what, group: PatientData):
-    if label is not None:
-        match = [i for i in items if key(i) == label]
-        if not match:
-            have = ", ".join(repr(key(i)) for i in items) or "none"
-            raise InputError(f"no {what} '{label}' for {group.describe()} (have: {have})")
-        items = match
-    if not items:
-        raise InputError(f"no {what} for {group.describe()}")
-    if len(items) > 1:
-        have = ", ".join(repr(key(i)) for i in items)
-        raise InputError(f"{len(items)} {what} objects for {group.describe()} ({have}); name one")
-    return items[0]
 
 
 def load_folder(
@@ -443,25 +611,24 @@ def load_plan_folder(
     path: str | os.PathLike,
     *,
     patient_id: str | None = None,
+    plan: str | None = None,
+    structure_set: str | None = None,
+    dose=(),
+    mixed_patients: bool = False,
     fraction_dose: str = "per_fraction",
 ) -> PatientData:
-    """The one patient / frame of reference under ``path`` (or the one of ``patient_id``).
+    """The one patient under ``path`` with its plan, structure set and dose chosen.
+
+    Keywords as :class:`rtplan.io.selection.Selection` (the command options
+    ``--patient-id``, ``--plan``, ``--structure-set``, ``--dose``, ``--mixed-patients``);
+    rules in :mod:`rtplan.io.selection`.
 
     Raises
     ------
     InputError
-        The folder holds several groups (they are listed) or none for ``patient_id``.
+        The folder is ambiguous (candidates and the option that chooses are listed), a
+        choice names nothing, or objects of different patients would be combined.
     """
-    groups = load_folder(path, fraction_dose=fraction_dose)
-    if patient_id is not None:
-        groups = [g for g in groups if g.patient_id == patient_id]
-        if not groups:
-            raise InputError(f"no patient '{patient_id}'", path=path)
-    if len(groups) > 1:
-        listed = "; ".join(g.describe() for g in groups[:4])
-        raise InputError(
-            f"{len(groups)} patients / frames of reference found ({listed}); "
-            "point to one patient's folder or give patient_id",
-            path=path,
-        )
-    return groups[0]
+    selection = Selection(patient_id=patient_id, plan=plan, structure_set=structure_set,
+                          dose=tuple(dose or ()), mixed_patients=mixed_patients)  # fmt: skip
+    return select_patient(path, selection, fraction_dose=fraction_dose)
