@@ -48,7 +48,7 @@ from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
 from rtplan.dvh.dosefield import axial_field
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
-from rtplan.errors import InputError, RtplanError
+from rtplan.errors import ContourError, InputError, RtplanError
 from rtplan.io.discover import PatientData, load_folder
 from rtplan.io.rtstruct import StructureSet
 from rtplan.matching import Match, match_structures
@@ -203,6 +203,7 @@ def check_plan(
     patient: str = "",
     inputs: Mapping[str, str] | None = None,
     dvh_function: Callable[..., DVH] | None = None,
+    problems: Mapping[str, Sequence[str]] | None = None,
 ) -> PlanCheck:
     """Check one plan against a protocol (rules in the module docstring).
 
@@ -225,6 +226,10 @@ def check_plan(
         Input identities for reports (modality -> SOPInstanceUID).
     dvh_function : callable, optional
         ``f(structure, dose) -> DVH``; default :func:`rtplan.dvh.compute.compute`.
+    problems : mapping, optional
+        ``{name: reasons}`` of structures that cannot stand for a volume
+        (:attr:`rtplan.io.rtstruct.StructureSet.problems`): a constraint that needs one of
+        them raises a :class:`~rtplan.errors.ContourError` instead of being judged.
 
     Returns
     -------
@@ -279,6 +284,8 @@ def check_plan(
 
     def dvh_of(name: str, alpha_beta: float | None) -> DVH:
         key = (name, alpha_beta)
+        if problems and problems.get(name):
+            raise ContourError(problems[name][0], path=by_name[name].source or None, structure=name)
         if key not in dvh_cache:
             d = dose_on(alpha_beta)
             if dvh_function is not None:
@@ -397,6 +404,7 @@ def check_patient(
         mapping=mapping,
         patient=patient_label(patient),
         inputs=inputs,
+        problems=structure_set.problems,
     )
 
 

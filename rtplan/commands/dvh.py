@@ -5,8 +5,10 @@ with :func:`rtplan.dvh.compute` and evaluates metric strings (grammar in
 :mod:`rtplan.dvh.metrics`).  ``--dose`` picks the RTDOSE file(s); several are summed on
 the first one's grid (BEAM doses of one plan by :func:`rtplan.io.sum_beam_doses`, plans by
 :func:`rtplan.dvh.plansum.sum_doses`).  JSON schema ``rtplan-dvh/1`` is in docs/dvh.md.
-Exit 0; bad input (unknown structure, malformed metric, dose in another frame of
-reference, ...) exits 2 with one line on stderr.
+Exit 0; 1 when a structure of the set cannot be used (broken or empty contours: it is
+listed with its problem, no numbers); bad input (unknown or broken structure named with
+--structure, malformed metric, dose in another frame of reference, ...) exits 2 with one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -81,8 +83,13 @@ def run(args) -> int:
         raise InputError(
             "a %Rx metric needs a prescription and the plan states none", path=args.path
         )
-    names = args.structure or [s.name for s in ss if s.is_volume and s.name not in ss.problems]
-    structures = [ss[n] for n in names]
+    problems = ss.problems
+    if args.structure:
+        structures = [ss[n] for n in args.structure]  # a named structure with a problem: exit 2
+        broken = []
+    else:  # every volume; one that cannot be used is listed with its problem (exit 1)
+        structures = [s for s in ss if s.is_volume and s.name not in problems]
+        broken = [s for s in ss if s.name in problems]
     field = axial_field(dose)
     dvhs = {
         s.name: compute(s, dose, end_cap=args.end_cap, prescription_gy=rx, field=field)
@@ -112,6 +119,21 @@ def run(args) -> int:
                 "metrics": {k: _num(v.value) for k, v in values.items()},
                 "units": {k: v.unit for k, v in values.items()},
                 "flags": list(dict.fromkeys(flags)),
+            }
+        )
+    for s in broken:
+        rows.append(
+            {
+                "name": s.name,
+                "number": s.number,
+                "type": s.interpreted_type,
+                "volume_cc": None,
+                "outside_dose_cc": None,
+                "min_gy": None,
+                "max_gy": None,
+                "metrics": {m: None for m in metrics},
+                "units": {},
+                "flags": [f"not computed: {r}" for r in problems[s.name]],
             }
         )
     comparison = _compare(dose, structures, dvhs) if args.compare_embedded else None
@@ -146,7 +168,9 @@ def run(args) -> int:
     for r in rows:
         for flag in r["flags"]:
             print(f"rtplan dvh: note: {r['name']}: {flag}", file=sys.stderr)
-    return 0
+    for warning in ss.warnings:
+        print(f"rtplan dvh: note: {ss.source}: {warning}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 def _dose(patient, args):

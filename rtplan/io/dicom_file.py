@@ -221,11 +221,12 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
     if ts is not None and ts.is_compressed:
         return None
     try:
-        rows, cols, bits = int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated)
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
-        return None
+        rows, cols = int_value(ds, "Rows", None), int_value(ds, "Columns", None)
+        bits = int_value(ds, "BitsAllocated", None)
+        samples = int_value(ds, "SamplesPerPixel", None, default=1)
+        frames = int_value(ds, "NumberOfFrames", None, default=1)
+    except DicomReadError:
+        return None  # the readers report the bad value, naming the element
     return (rows * cols * frames * samples * bits + 7) // 8
 
 

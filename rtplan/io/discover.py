@@ -45,6 +45,7 @@ from rtplan.io.dicom_file import (
     read_dataset,
     reading,
     text,
+    value_of,
 )
 from rtplan.io.rtdose import SESSION_TYPES, read_rtdose, sum_beam_doses
 from rtplan.io.rtplan import read_rtplan
@@ -97,27 +98,27 @@ def describe_file(path: Path, ds: Dataset) -> DicomFile:
     ref_series = ref_plan = ref_ss = summation = label = ""
     if modality == "RTSTRUCT":
         label = text(ds, "StructureSetLabel")
-        for rfor in ds.get("ReferencedFrameOfReferenceSequence", []) or []:
+        for rfor in value_of(ds, "ReferencedFrameOfReferenceSequence", path) or []:
             frame = frame or text(rfor, "FrameOfReferenceUID")
-            for study in rfor.get("RTReferencedStudySequence", []) or []:
-                for s in study.get("RTReferencedSeriesSequence", []) or []:
+            for study in value_of(rfor, "RTReferencedStudySequence", path) or []:
+                for s in value_of(study, "RTReferencedSeriesSequence", path) or []:
                     ref_series = ref_series or text(s, "SeriesInstanceUID")
         if not frame:
             frame = next(
                 (
                     text(i, "ReferencedFrameOfReferenceUID")
-                    for i in ds.get("StructureSetROISequence", []) or []
+                    for i in value_of(ds, "StructureSetROISequence", path) or []
                     if text(i, "ReferencedFrameOfReferenceUID")
                 ),
                 "",
             )
     elif modality == "RTDOSE":
         summation = text(ds, "DoseSummationType").upper()
-        for ref in ds.get("ReferencedRTPlanSequence", []) or []:
+        for ref in value_of(ds, "ReferencedRTPlanSequence", path) or []:
             ref_plan = ref_plan or text(ref, "ReferencedSOPInstanceUID")
     elif modality == "RTPLAN":
         label = text(ds, "RTPlanLabel")
-        for ref in ds.get("ReferencedStructureSetSequence", []) or []:
+        for ref in value_of(ds, "ReferencedStructureSetSequence", path) or []:
             ref_ss = ref_ss or text(ref, "ReferencedSOPInstanceUID")
     return DicomFile(
         path=path,

@@ -28,6 +28,7 @@ structure infers it from its contour planes); contours whose plane is not on a C
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -39,7 +40,16 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from rtplan.errors import ContourError, DicomReadError, GeometryError, StructureNotFoundError
-from rtplan.io.dicom_file import modality_of, read_dataset, require, text
+from rtplan.io.dicom_file import (
+    MAX_COORDINATE_MM,
+    int_value,
+    modality_of,
+    read_dataset,
+    reading,
+    require,
+    text,
+    value_of,
+)
 from rtplan.polygon import self_intersection
 from rtplan.structure import PLANE_TOLERANCE_MM, Contour, Structure
 
@@ -214,119 +224,153 @@ def read_rtstruct(
     """
     path = Path(path)
     ds = dataset if dataset is not None else read_dataset(path)
-    if modality_of(ds) != "RTSTRUCT":
-        raise DicomReadError(f"not an RTSTRUCT (modality {modality_of(ds)})", path=path)
-    warnings: list[str] = []
+    with reading(path):
+        if modality_of(ds, path) != "RTSTRUCT":
+            raise DicomReadError(f"not an RTSTRUCT (modality {modality_of(ds, path)})", path=path)
+        warnings: list[str] = []
+        frame_uid, referenced_series = _references(ds, path)
+        rois = _roi_definitions(ds, path, warnings)
+        contours_by_roi = _roi_contours(ds, path, rois, warnings)
+        types = _interpreted_types(ds, path)
+        frame_uid = frame_uid or _first_roi_frame(rois, path)
+        spacing = _reference_spacing(reference, frame_uid, referenced_series, path, warnings)
+        structures = [
+            _structure(number, item, contours_by_roi.get(number), types, frame_uid, spacing,
+                       reference, path, warnings)
+            for number, item in rois.items()
+        ]  # fmt: skip
+        names = [s.name for s in structures]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            warnings.append(f"two ROIs named '{name}'; lookup by name returns the first")
+        result = StructureSet(
+            label=text(ds, "StructureSetLabel", "", path),
+            structures=tuple(structures),
+            sop_instance_uid=text(ds, "SOPInstanceUID", "", path),
+            series_instance_uid=text(ds, "SeriesInstanceUID", "", path),
+            study_instance_uid=text(ds, "StudyInstanceUID", "", path),
+            referenced_series_uid=referenced_series,
+            frame_of_reference_uid=frame_uid,
+            patient_id=text(ds, "PatientID", "", path),
+            patient_name=text(ds, "PatientName", "", path),
+            name=text(ds, "StructureSetName", "", path),
+            source=str(path),
+            warnings=tuple(warnings),
+        )
+    if strict:
+        result.check()
+    return result
 
-    frame_uid, referenced_series = _references(ds)
-    roi_items = list(require(ds, "StructureSetROISequence", path))
+
+def _roi_definitions(ds: Dataset, path: Path, warnings: list[str]) -> dict[int, Dataset]:
+    """Phase 1: StructureSetROISequence items by ROINumber (the first of a repeated number)."""
     rois: dict[int, Dataset] = {}
-    for n, item in enumerate(roi_items, start=1):
-        number = int(require(item, "ROINumber", path, f"StructureSetROISequence item {n}"))
+    for n, item in enumerate(require(ds, "StructureSetROISequence", path), start=1):
+        number = int_value(item, "ROINumber", path, f"StructureSetROISequence item {n}")
         if number in rois:
             warnings.append(f"ROINumber {number} used twice; the first ROI of that number is kept")
             continue
         rois[number] = item
-    contours_by_roi: dict[int, Dataset] = {}
-    for n, item in enumerate(ds.get("ROIContourSequence", []) or [], start=1):
-        number = int(require(item, "ReferencedROINumber", path, f"ROIContourSequence item {n}"))
-        contours_by_roi[number] = item
+    return rois
+
+
+def _roi_contours(
+    ds: Dataset, path: Path, rois: dict[int, Dataset], warnings: list[str]
+) -> dict[int, Dataset]:
+    """Phase 2: ROIContourSequence items by ReferencedROINumber.  An item for an ROI the
+    structure set does not define cannot be used: it is listed in the warnings, and the ROI
+    whose contours it probably holds reads as empty (a problem, see :func:`structure_problems`)."""
+    contours: dict[int, Dataset] = {}
+    for n, item in enumerate(value_of(ds, "ROIContourSequence", path) or [], start=1):
+        number = int_value(item, "ReferencedROINumber", path, f"ROIContourSequence item {n}")
+        contours[number] = item
         if number not in rois:
-            warnings.append(f"ROIContourSequence item {n} refers to unknown ROI {number}; ignored")
-    types = {}
-    for item in ds.get("RTROIObservationsSequence", []) or []:
-        if "ReferencedROINumber" in item:
-            types.setdefault(int(item.ReferencedROINumber), text(item, "RTROIInterpretedType"))
+            warnings.append(
+                f"ROIContourSequence item {n} refers to ROI {number}, which "
+                "StructureSetROISequence does not define: its contours are not used"
+            )
+    return contours
 
-    if not frame_uid:
-        frame_uid = next(
-            (
-                text(i, "ReferencedFrameOfReferenceUID")
-                for i in rois.values()
-                if text(i, "ReferencedFrameOfReferenceUID")
-            ),
-            "",
+
+def _interpreted_types(ds: Dataset, path: Path) -> dict[int, str]:
+    """Phase 3: RTROIInterpretedType by ROI number (RTROIObservationsSequence)."""
+    types: dict[int, str] = {}
+    for n, item in enumerate(value_of(ds, "RTROIObservationsSequence", path) or [], start=1):
+        where = f"RTROIObservationsSequence item {n}"
+        number = int_value(item, "ReferencedROINumber", path, where, default=None)
+        if number is not None:
+            types.setdefault(number, text(item, "RTROIInterpretedType", "", path))
+    return types
+
+
+def _first_roi_frame(rois: dict[int, Dataset], path: Path) -> str:
+    for item in rois.values():
+        frame = text(item, "ReferencedFrameOfReferenceUID", "", path)
+        if frame:
+            return frame
+    return ""
+
+
+def _reference_spacing(reference, frame_uid, referenced_series, path, warnings) -> float | None:
+    """Phase 4: checks against the reference CT; the slab spacing it gives (or None)."""
+    if reference is None:
+        return None
+    ref_frame = getattr(reference, "frame_of_reference_uid", "")
+    if frame_uid and ref_frame and frame_uid != ref_frame:
+        raise GeometryError(
+            f"mismatched frames of reference: structure set {frame_uid}, "
+            f"CT series {ref_frame} ({getattr(reference, 'source', '')})",
+            path=path,
         )
-    spacing = None
-    if reference is not None:
+    ref_series = getattr(reference, "series_instance_uid", "")
+    if referenced_series and ref_series and referenced_series != ref_series:
+        warnings.append(
+            f"contours were drawn on series {referenced_series}, checked against "
+            f"series {ref_series} of the same frame of reference"
+        )
+    grid = reference.grid
+    if grid.is_uniform and grid.is_axial:
+        return float(grid.spacing_mm[0])
+    if not grid.is_uniform:
+        warnings.append(
+            "the CT slices are unevenly spaced; slab thickness inferred from each "
+            "structure's contour planes"
+        )
+    return None
+
+
+def _structure(number, item, rc, types, frame_uid, spacing, reference, path, warnings):
+    """Phase 5: one :class:`~rtplan.structure.Structure` from its definition and contours."""
+    name = text(item, "ROIName", "", path) or f"ROI {number}"
+    contours, contour_warnings = _contours(rc, path, name)
+    warnings.extend(contour_warnings)
+    roi_frame = text(item, "ReferencedFrameOfReferenceUID", "", path) or frame_uid
+    if roi_frame != frame_uid and contours:
         ref_frame = getattr(reference, "frame_of_reference_uid", "")
-        if frame_uid and ref_frame and frame_uid != ref_frame:
+        if ref_frame and roi_frame != ref_frame:
             raise GeometryError(
-                f"mismatched frames of reference: structure set {frame_uid}, "
-                f"CT series {ref_frame} ({getattr(reference, 'source', '')})",
+                f"mismatched frames of reference: ROI in {roi_frame}, CT series in {ref_frame}",
                 path=path,
+                structure=name,
             )
-        ref_series = getattr(reference, "series_instance_uid", "")
-        if referenced_series and ref_series and referenced_series != ref_series:
-            warnings.append(
-                f"contours were drawn on series {referenced_series}, checked against "
-                f"series {ref_series} of the same frame of reference"
-            )
-        grid = reference.grid
-        if grid.is_uniform and grid.is_axial:
-            spacing = float(grid.spacing_mm[0])
-        elif not grid.is_uniform:
-            warnings.append(
-                "the CT slices are unevenly spaced; slab thickness inferred from each "
-                "structure's contour planes"
-            )
-
-    structures = []
-    seen_names: set[str] = set()
-    for number, item in rois.items():
-        name = text(item, "ROIName") or f"ROI {number}"
-        if name in seen_names:
-            warnings.append(f"two ROIs named '{name}'; lookup by name returns the first")
-        seen_names.add(name)
-        rc = contours_by_roi.get(number)
-        contours, contour_warnings = _contours(rc, path, name)
-        warnings.extend(contour_warnings)
-        roi_frame = text(item, "ReferencedFrameOfReferenceUID") or frame_uid
-        if roi_frame != frame_uid and contours:
-            ref_frame = getattr(reference, "frame_of_reference_uid", "")
-            if ref_frame and roi_frame != ref_frame:
-                raise GeometryError(
-                    f"mismatched frames of reference: ROI in {roi_frame}, CT series in {ref_frame}",
-                    path=path,
-                    structure=name,
-                )
-            warnings.append(
-                f"structure '{name}' is in frame of reference {roi_frame}, "
-                f"the structure set in {frame_uid}"
-            )
-        structure = Structure(
-            name=name,
-            contours=tuple(contours),
-            number=number,
-            interpreted_type=types.get(number, ""),
-            color=_color(rc),
-            frame_of_reference_uid=roi_frame,
-            source=str(path),
-            slice_spacing_mm=spacing,
+        warnings.append(
+            f"structure '{name}' is in frame of reference {roi_frame}, "
+            f"the structure set in {frame_uid}"
         )
-        structures.append(structure)
-        if reference is not None:
-            off = _off_slice(structure, reference.grid)
-            if off:
-                warnings.append(off)
-
-    result = StructureSet(
-        label=text(ds, "StructureSetLabel"),
-        structures=tuple(structures),
-        sop_instance_uid=text(ds, "SOPInstanceUID"),
-        series_instance_uid=text(ds, "SeriesInstanceUID"),
-        study_instance_uid=text(ds, "StudyInstanceUID"),
-        referenced_series_uid=referenced_series,
-        frame_of_reference_uid=frame_uid,
-        patient_id=text(ds, "PatientID"),
-        patient_name=text(ds, "PatientName"),
-        name=text(ds, "StructureSetName"),
+    structure = Structure(
+        name=name,
+        contours=tuple(contours),
+        number=number,
+        interpreted_type=types.get(number, ""),
+        color=_color(rc, path),
+        frame_of_reference_uid=roi_frame,
         source=str(path),
-        warnings=tuple(warnings),
+        slice_spacing_mm=spacing,
     )
-    if strict:
-        result.check()
-    return result
+    if reference is not None:
+        off = _off_slice(structure, reference.grid)
+        if off:
+            warnings.append(off)
+    return structure
 
 
 def structure_problems(structure: Structure) -> list[str]:
@@ -360,15 +404,15 @@ def structure_problems(structure: Structure) -> list[str]:
     return reasons
 
 
-def _references(ds: Dataset) -> tuple[str, str]:
+def _references(ds: Dataset, path: Path) -> tuple[str, str]:
     """(frame of reference UID, referenced image series UID) of a structure set."""
     frame, series = "", ""
-    for rfor in ds.get("ReferencedFrameOfReferenceSequence", []) or []:
-        frame = frame or text(rfor, "FrameOfReferenceUID")
-        for study in rfor.get("RTReferencedStudySequence", []) or []:
-            for s in study.get("RTReferencedSeriesSequence", []) or []:
-                series = series or text(s, "SeriesInstanceUID")
-    frame = frame or text(ds, "FrameOfReferenceUID")
+    for rfor in value_of(ds, "ReferencedFrameOfReferenceSequence", path) or []:
+        frame = frame or text(rfor, "FrameOfReferenceUID", "", path)
+        for study in value_of(rfor, "RTReferencedStudySequence", path) or []:
+            for s in value_of(study, "RTReferencedSeriesSequence", path) or []:
+                series = series or text(s, "SeriesInstanceUID", "", path)
+    frame = frame or text(ds, "FrameOfReferenceUID", "", path)
     return frame, series
 
 
@@ -376,8 +420,9 @@ def _contours(rc: Dataset | None, path: Path, name: str) -> tuple[list[Contour],
     if rc is None:
         return [], []
     out, warnings = [], []
-    for n, item in enumerate(rc.get("ContourSequence", []) or [], start=1):
-        gtype = text(item, "ContourGeometricType", "CLOSED_PLANAR").upper()
+    for n, item in enumerate(value_of(rc, "ContourSequence", path) or [], start=1):
+        where = f"structure '{name}' contour {n}"
+        gtype = text(item, "ContourGeometricType", "CLOSED_PLANAR", path).upper()
         if gtype == "CLOSEDPLANAR_XOR":
             gtype = "CLOSED_PLANAR"
         if gtype not in GEOMETRIC_TYPES:
@@ -393,10 +438,10 @@ def _contours(rc: Dataset | None, path: Path, name: str) -> tuple[list[Contour],
                 path=path,
             )
         points = values.reshape(-1, 3)
-        declared = item.get("NumberOfContourPoints", None)
-        if declared not in (None, "") and int(declared) != len(points):
+        declared = int_value(item, "NumberOfContourPoints", path, where, default=None)
+        if declared is not None and declared != len(points):
             warnings.append(
-                f"structure '{name}': contour {n} declares {int(declared)} points, "
+                f"structure '{name}': contour {n} declares {declared} points, "
                 f"ContourData holds {len(points)}"
             )
         out.append(Contour(points, gtype))
@@ -417,26 +462,37 @@ def _contour_values(item: Dataset, path: Path, name: str, n: int) -> np.ndarray:
             if len(values) != raw.count("\\") + 1 and raw:
                 raise ValueError("unparsed values")
         else:
-            values = np.atleast_1d(np.asarray(item.ContourData, dtype=float))
-    except (ValueError, UnicodeDecodeError):
+            values = np.atleast_1d(
+                np.asarray(value_of(item, "ContourData", path) or [], dtype=float)
+            )
+    except (ValueError, TypeError, UnicodeDecodeError):
         raise DicomReadError(
             f"structure '{name}': contour {n} ContourData is not numeric", path=path
         ) from None
     if not np.all(np.isfinite(values)):
         raise DicomReadError(
-            f"structure '{name}': contour {n} ContourData holds non-finite values", path=path
+            f"structure '{name}': contour {n} ContourData (3006,0050) holds non-finite values",
+            path=path,
+        )
+    if len(values) and np.abs(values).max() > MAX_COORDINATE_MM:
+        raise DicomReadError(
+            f"structure '{name}': contour {n} ContourData (3006,0050) holds coordinates beyond "
+            f"+-{MAX_COORDINATE_MM:g} mm ({np.abs(values).max():g})",
+            path=path,
         )
     return values
 
 
-def _color(rc: Dataset | None) -> tuple[int, int, int] | None:
-    if rc is None or "ROIDisplayColor" not in rc:
+def _color(rc: Dataset | None, path: Path) -> tuple[int, int, int] | None:
+    """ROIDisplayColor (Type 3): three integers 0..255, else no colour (display only)."""
+    if rc is None:
         return None
-    try:
-        values = [int(v) for v in rc.ROIDisplayColor]
-    except (TypeError, ValueError):
-        return None
-    return tuple(values) if len(values) == 3 else None
+    with contextlib.suppress(DicomReadError, TypeError, ValueError):
+        value = value_of(rc, "ROIDisplayColor", path)
+        values = [int(v) for v in value] if value is not None else []
+        if len(values) == 3 and all(0 <= v <= 255 for v in values):
+            return tuple(values)
+    return None
 
 
 def _off_slice(structure: Structure, grid) -> str:
