@@ -34,10 +34,31 @@ RTPLAN the protocol's is assumed, and a note says so.  A constraint's doses are 
 
 With equal fractions, converting both sides would leave every ``V<x>Gy`` and ``D<x>``
 verdict unchanged (the conversion is monotone), which is why nothing is converted then.
+
+Prescription and fractionation (schedule)
+-----------------------------------------
+Each target gets one :class:`ScheduleResult`: the plan's total dose, fractions and dose per
+fraction against the protocol's.  ``match`` when the fractions are equal and the total dose is
+the protocol's (within :data:`PRESCRIPTION_TOLERANCE`, or inside its range); with different
+fractions, ``converted`` when the protocol allows EQD2 conversion, gives the target an
+alpha/beta, and the plan's prescription has the protocol's EQD2; otherwise ``mismatch``
+(also when conversion is allowed but the protocol gives no target alpha/beta: the two
+prescriptions cannot be compared).  ``not evaluated`` without an RTPLAN prescription or
+fractions.  When a target's plan prescription differs from the protocol's, every ``%Rx``
+constraint relative to it is judged twice: against the plan's prescription and against the
+protocol's (``basis`` says which).
+
+Verdicts and strictness
+-----------------------
+A check is ``strict`` by default: a mandatory constraint that was not evaluated (also when
+its optional structure is absent) makes the status ``incomplete``, and a schedule
+``mismatch`` or ``not evaluated`` makes it ``mismatch``; both make ``rtplan check`` exit 1,
+like a failed constraint.  ``strict=False`` (``--relaxed``) reports them as notes only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +114,45 @@ class Fractionation:
         return self.plan_fractions is not None and self.plan_fractions != self.protocol_fractions
 
 
+SCHEDULE_VERDICTS = ("match", "converted", "mismatch", "not evaluated")
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    """One target's prescription and fractionation, plan against protocol.
+
+    ``plan_gy`` / ``plan_fractions`` are ``None`` when the plan does not state them;
+    ``protocol_gy_max`` is the top of a protocol dose range.  ``verdict`` is one of
+    :data:`SCHEDULE_VERDICTS`; ``reason`` says what differs (or how it was converted).
+    """
+
+    role: str
+    structure_name: str | None
+    plan_gy: float | None
+    plan_fractions: int | None
+    protocol_gy: float
+    protocol_gy_max: float | None
+    protocol_fractions: int
+    verdict: str
+    reason: str = ""
+
+    @property
+    def plan_per_fraction_gy(self) -> float | None:
+        if self.plan_gy is None or not self.plan_fractions:
+            return None
+        return self.plan_gy / self.plan_fractions
+
+    @property
+    def protocol_per_fraction_gy(self) -> float:
+        return self.protocol_gy / self.protocol_fractions
+
+    @property
+    def blocking(self) -> bool:
+        """True when a strict check cannot pass because of it (``mismatch``, ``not
+        evaluated``)."""
+        return self.verdict in ("mismatch", "not evaluated")
+
+
 @dataclass(frozen=True)
 class PlanCheck:
     """The result of checking one plan against one protocol.
@@ -114,30 +174,42 @@ class PlanCheck:
     dvhs: Mapping[str, DVH] = field(default_factory=dict)
     plan: Plan | None = None
     inputs: Mapping[str, str] = field(default_factory=dict)
+    schedule: tuple[ScheduleResult, ...] = ()
+    strict: bool = True
 
     @property
     def failed(self) -> tuple[ConstraintResult, ...]:
-        """Mandatory constraints that failed."""
-        return tuple(r for r in self.results if r.failed)
+        """Mandatory constraints that failed (in a relaxed check, not those judged against the
+        protocol's prescription only because the plan's differs: they are notes)."""
+        return tuple(r for r in self.results if r.failed and (self.strict or not r.protocol_rx))
 
     @property
     def incomplete(self) -> tuple[ConstraintResult, ...]:
-        """Mandatory constraints on a present structure that could not be evaluated."""
+        """Mandatory constraints that could not be evaluated (structure absent, or the
+        metric undefined)."""
         return tuple(
             r
             for r in self.results
-            if r.verdict == "not evaluated"
-            and r.constraint.priority == "mandatory"
-            and r.structure_name is not None
+            if r.verdict == "not evaluated" and r.constraint.priority == "mandatory"
         )
 
     @property
+    def mismatched(self) -> tuple[ScheduleResult, ...]:
+        """Targets whose prescription or fractionation does not match the protocol's (or
+        could not be compared)."""
+        return tuple(s for s in self.schedule if s.blocking)
+
+    @property
     def status(self) -> str:
-        """``fail`` (a mandatory constraint failed), ``incomplete`` (one could not be
-        evaluated), else ``pass``."""
+        """``fail`` (a mandatory constraint failed); when strict, ``incomplete`` (one could
+        not be evaluated) and ``mismatch`` (prescription or fractionation); else ``pass``."""
         if self.failed:
             return "fail"
-        return "incomplete" if self.incomplete else "pass"
+        if self.strict and self.incomplete:
+            return "incomplete"
+        if self.strict and self.mismatched:
+            return "mismatch"
+        return "pass"
 
 
 def _prescriptions(
@@ -193,6 +265,92 @@ def _prescriptions(
     return {t.structure: out[t.structure] for t in targets}, notes
 
 
+def _within(value: float, low: float, high: float | None) -> bool:
+    """``value`` equals ``low`` (or lies in ``[low, high]``) within the tolerance."""
+    tol = PRESCRIPTION_TOLERANCE
+    return low * (1 - tol) <= value <= (high if high is not None else low) * (1 + tol)
+
+
+def _schedule(
+    protocol: Protocol,
+    prescriptions: Mapping[str, TargetPrescription],
+    matches: Mapping[str, Match],
+    frac: Fractionation,
+) -> tuple[ScheduleResult, ...]:
+    """One :class:`ScheduleResult` per protocol target (rules in the module docstring)."""
+    out = []
+    n_protocol = frac.protocol_fractions
+    n_plan = frac.plan_fractions
+    for t in protocol.prescription.targets:
+        role = protocol.structures[t.structure]
+        p = prescriptions[t.structure]
+        names = matches[t.structure].structures
+
+        def result(verdict: str, reason: str, _t=t, _p=p, _names=names) -> ScheduleResult:
+            return ScheduleResult(
+                _t.structure,
+                _names[0] if _names else None,
+                _p.plan_gy,
+                n_plan,
+                _t.dose_gy,
+                _t.dose_gy_max,
+                n_protocol,
+                verdict,
+                reason,
+            )
+
+        rx = f"{format_number(t.dose_gy)}" + (
+            f"-{format_number(t.dose_gy_max)}" if t.dose_gy_max else ""
+        )
+        if p.plan_gy is None or n_plan is None:
+            missing = "prescription" if p.plan_gy is None else "number of fractions"
+            out.append(result("not evaluated", f"the plan states no {missing} for {role.label}"))
+            continue
+        plan_text = f"{format_number(p.plan_gy)} Gy / {n_plan} fx"
+        if n_plan == n_protocol:
+            if _within(p.plan_gy, t.dose_gy, t.dose_gy_max):
+                out.append(result("match", ""))
+            else:
+                out.append(
+                    result(
+                        "mismatch",
+                        f"plan {plan_text}, protocol {rx} Gy / {n_protocol} fx: "
+                        "total dose and dose per fraction differ",
+                    )
+                )
+            continue
+        differs = f"plan {plan_text}, protocol {rx} Gy / {n_protocol} fx"
+        if not frac.converted:
+            out.append(
+                result("mismatch", f"{differs}; the protocol does not allow EQD2 conversion")
+            )
+            continue
+        ab = role.alpha_beta_gy
+        if ab is None:
+            out.append(
+                result(
+                    "mismatch",
+                    f"{differs}; the protocol allows EQD2 conversion but gives no alpha/beta "
+                    f"for {role.label}, so the prescriptions cannot be compared",
+                )
+            )
+            continue
+        plan_eqd2 = eqd2(p.plan_gy, n_plan, alpha_beta_gy=ab)
+        low = eqd2(t.dose_gy, n_protocol, alpha_beta_gy=ab)
+        high = None if t.dose_gy_max is None else eqd2(t.dose_gy_max, n_protocol, alpha_beta_gy=ab)
+        eq = (
+            f"EQD2 (alpha/beta {format_number(ab)} Gy) plan {format_number(round(plan_eqd2, 2))}"
+            f" Gy, protocol {format_number(round(low, 2))}"
+            + (f"-{format_number(round(high, 2))}" if high is not None else "")
+            + " Gy"
+        )
+        if _within(plan_eqd2, low, high):
+            out.append(result("converted", f"{differs}; same {eq}"))
+        else:
+            out.append(result("mismatch", f"{differs}; {eq}"))
+    return tuple(out)
+
+
 def check_plan(
     protocol: Protocol,
     structures: Sequence[Structure],
@@ -204,6 +362,7 @@ def check_plan(
     inputs: Mapping[str, str] | None = None,
     dvh_function: Callable[..., DVH] | None = None,
     problems: Mapping[str, Sequence[str]] | None = None,
+    strict: bool = True,
 ) -> PlanCheck:
     """Check one plan against a protocol (rules in the module docstring).
 
@@ -230,6 +389,10 @@ def check_plan(
         ``{name: reasons}`` of structures that cannot stand for a volume
         (:attr:`rtplan.io.rtstruct.StructureSet.problems`): a constraint that needs one of
         them raises a :class:`~rtplan.errors.ContourError` instead of being judged.
+    strict : bool
+        ``True`` (default): mandatory constraints not evaluated and prescription or
+        fractionation mismatches make the check fail (module docstring); ``False`` reports
+        them as notes.
 
     Returns
     -------
@@ -296,7 +459,6 @@ def check_plan(
                 dvh_cache[key] = compute(by_name[name], d, field=field_cache[alpha_beta])
         return dvh_cache[key]
 
-    primary_rx = prescriptions[pres.primary.structure].used_gy
     results: list[ConstraintResult] = []
     for c in protocol.constraints:
         role = protocol.structures[c.structure]
@@ -304,7 +466,17 @@ def check_plan(
         if not match.found:
             results.append(not_evaluated(c, f"{role.label} not in the plan (optional structure)"))
             continue
-        rx = prescriptions[c.structure].used_gy if c.structure in prescriptions else primary_rx
+        target = prescriptions.get(c.structure, prescriptions[pres.primary.structure])
+        rx = target.used_gy
+        # a %Rx constraint is also judged against the protocol's prescription when they differ
+        rx_protocol = (
+            target.protocol_gy
+            if not c.is_absolute
+            and c.parsed_metric.needs_prescription
+            and target.plan_gy is not None
+            and not _within(target.plan_gy, target.protocol_gy, None)
+            else None
+        )
         ab = role.alpha_beta_gy
         if c.is_absolute and c.dose_basis == "eqd2":
             alpha_beta, to_basis = ab, None
@@ -324,12 +496,44 @@ def check_plan(
                     structure_name=name,
                     prescription_gy=rx,
                     dose_to_basis=to_basis,
-                    basis=basis,
+                    basis=basis
+                    if rx_protocol is None
+                    else f"{basis}, plan Rx {format_number(rx)} Gy",
                 )
             )
+            if rx_protocol is not None:
+                second = evaluate_constraint(
+                    c,
+                    dvh_of(name, None),
+                    structure_name=name,
+                    prescription_gy=rx_protocol,
+                    basis=f"physical, protocol Rx {format_number(rx_protocol)} Gy",
+                )
+                results.append(dataclasses.replace(second, protocol_rx=True))
     for match in matches.values():  # physical DVHs of every matched structure, for plots
         for name in match.structures:
             dvh_of(name, None)
+    schedule = _schedule(protocol, prescriptions, matches, frac)
+    if not strict:
+        for r in results:
+            if r.failed and r.protocol_rx:
+                notes.append(
+                    f"relaxed: {r.constraint.id} on {r.structure_name} fails against the "
+                    f"protocol's prescription ({format_number(r.prescription_gy)} Gy), which "
+                    "the plan does not prescribe"
+                )
+            if r.verdict == "not evaluated" and r.constraint.priority == "mandatory":
+                notes.append(
+                    f"relaxed: mandatory {r.constraint.id} on "
+                    f"{r.structure_name or protocol.structures[r.constraint.structure].label} "
+                    f"not evaluated ({r.reason})"
+                )
+        for sr in schedule:
+            if sr.blocking:
+                notes.append(
+                    f"relaxed: prescription of {protocol.structures[sr.role].label} "
+                    f"{sr.verdict}: {sr.reason}"
+                )
     return PlanCheck(
         protocol=protocol,
         patient=patient,
@@ -341,6 +545,8 @@ def check_plan(
         dvhs={name: dvh for (name, ab), dvh in dvh_cache.items() if ab is None},
         plan=plan,
         inputs=dict(inputs or {}),
+        schedule=schedule,
+        strict=strict,
     )
 
 
@@ -381,6 +587,7 @@ def check_patient(
     protocol: Protocol,
     *,
     mapping: Mapping[str, str | Sequence[str]] | None = None,
+    strict: bool = True,
 ) -> PlanCheck:
     """Read one patient's structure set, RTPLAN (optional) and plan dose, and check them.
 
@@ -405,6 +612,7 @@ def check_patient(
         patient=patient_label(patient),
         inputs=inputs,
         problems=structure_set.problems,
+        strict=strict,
     )
 
 
@@ -415,6 +623,7 @@ def check_folder(
     mapping: Mapping[str, str | Sequence[str]] | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     on_checked: Callable[[PatientData, PlanCheck], None] | None = None,
+    strict: bool = True,
 ) -> list[Outcome]:
     """Check every patient (and frame of reference) found under ``path``.
 
@@ -432,6 +641,8 @@ def check_folder(
         Called as ``on_checked(patient, check)`` after each patient is checked, while the
         patient's objects are still cached (e.g. to draw a picture with
         :func:`patient_inputs` and ``patient.image()``).  Its errors are not caught.
+    strict : bool
+        See :func:`check_plan`.
 
     Returns
     -------
@@ -445,13 +656,13 @@ def check_folder(
         raise InputError("no DICOM-RT patient found", path=path)
     outcomes: list[Outcome] = []
     if len(patients) == 1:
-        outcomes.append(check_patient(patients[0], protocol, mapping=mapping))
+        outcomes.append(check_patient(patients[0], protocol, mapping=mapping, strict=strict))
         if on_checked is not None:
             on_checked(patients[0], outcomes[0])
         return outcomes
     for patient in progress(patients) if progress else patients:
         try:
-            check = check_patient(patient, protocol, mapping=mapping)
+            check = check_patient(patient, protocol, mapping=mapping, strict=strict)
         except RtplanError as exc:
             outcomes.append(PatientError(patient_label(patient), str(exc)))
             continue

@@ -3,15 +3,27 @@
 Each subcommand lives in ``rtplan/commands/<name>.py`` and provides ``add_parser(subparsers)``
 (which registers its arguments and sets ``func``) and a ``run(args) -> int`` function.
 
-Exit codes: 0 success (and every mandatory constraint passed), 1 a constraint or a cohort member
-failed, 2 bad input (an :class:`rtplan.errors.RtplanError`, printed as one line on stderr).
+Exit codes, every command:
+
+* 0 success (for ``check``: every mandatory constraint evaluated and passed, prescription and
+  fractionation as the protocol's);
+* 1 a constraint failed or could not be judged (``check``), a cohort member failed;
+* 2 bad input or usage (an :class:`rtplan.errors.RtplanError`, or an argparse usage error),
+  printed as one line on stderr;
+* 3 internal error (any other exception, i.e. a bug): one line on stderr naming the exception
+  and the file holding the full traceback (:func:`write_traceback`); ``--debug`` prints the
+  traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 
 from rtplan import __version__
 from rtplan.errors import RtplanError
@@ -29,6 +41,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Radiotherapy contour-and-dose toolkit (DICOM-RT; LPS mm, Gy, cc).",
     )
     parser.add_argument("--version", action="version", version=f"rtplan {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an internal error (exit 3) print the traceback (accepted after the command too)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     chosen = [a for a in (argv or []) if a in COMMANDS][:1]
@@ -37,8 +54,44 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def crash_dir() -> Path:
+    """Where tracebacks of internal errors go: ``$XDG_CACHE_HOME/rtplan/crash`` (default
+    ``~/.cache/rtplan/crash``), created private (mode 0700); the system temporary folder when
+    that cannot be created."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "rtplan" / "crash"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(folder)
+    except OSError:
+        return Path(tempfile.gettempdir())
+    return folder
+
+
+def write_traceback(exc: BaseException, argv: list[str]) -> Path | None:
+    """Write the traceback of ``exc`` (and the command line) to a new private file
+    (``rtplan-crash-*.txt``, created exclusively with mode 0600, never overwriting one) in
+    :func:`crash_dir`; returns its path, or ``None`` when no file could be written."""
+    text = f"rtplan {__version__}\ncommand: rtplan {' '.join(argv)}\n\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    )
+    for folder in (crash_dir(), Path(tempfile.gettempdir())):
+        try:
+            fd, name = tempfile.mkstemp(prefix="rtplan-crash-", suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return Path(name)
+        except OSError:
+            continue
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (module docstring)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
@@ -52,6 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtplan: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: exit 3, one line, the traceback in a file
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        where = None if debug else write_traceback(exc, argv)
+        kind = type(exc).__name__
+        message = str(exc).replace("\n", " ")[:200]
+        tail = (
+            "traceback above"
+            if debug
+            else f"traceback in {where}"
+            if where
+            else "no traceback file could be written; rerun with --debug"
+        )
+        print(
+            f"rtplan {args.command}: internal error {kind}: {message} ({tail}); please report it",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

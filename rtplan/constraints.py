@@ -174,7 +174,10 @@ class ConstraintResult:
     ``value``, ``limit`` and ``acceptable`` are on the evaluation basis (``basis``) and in
     ``unit``; :attr:`Constraint.limit` is the limit as the protocol states it.
     ``queried_metric`` is the metric string actually evaluated (its dose threshold on the
-    evaluation basis).
+    evaluation basis).  ``prescription_gy`` is the prescription (Gy) a ``%Rx`` value or limit
+    is relative to (``None`` for other metrics).  ``protocol_rx`` marks a second evaluation of
+    a ``%Rx`` constraint against the protocol's prescription, made because the plan's differs
+    (:mod:`rtplan.check`); in a relaxed check its failure is a note, like the mismatch itself.
     """
 
     constraint: Constraint
@@ -189,6 +192,8 @@ class ConstraintResult:
     basis: str = "physical"
     queried_metric: str = ""
     reason: str = ""
+    prescription_gy: float | None = None
+    protocol_rx: bool = False
 
     @property
     def failed(self) -> bool:
@@ -264,8 +269,9 @@ def evaluate_constraint(
     name = dvh.name if structure_name is None else structure_name
     m = constraint.parsed_metric
     to_basis = dose_to_basis if dose_to_basis is not None else (lambda x: x)
-    if not constraint.is_absolute:
-        to_basis, basis = (lambda x: x), "physical"
+    if not constraint.is_absolute:  # judged on physical dose; the label may name the Rx
+        to_basis = lambda x: x  # noqa: E731
+        basis = basis if basis.startswith("physical") else "physical"
     query = constraint.metric
     if m.kind == "vgy":
         query = f"V{format_number(to_basis(m.number))}Gy" + ("%" if m.unit == "%" else "")
@@ -298,4 +304,5 @@ def evaluate_constraint(
         margin_pct=margin / abs(limit) * 100.0 if limit != 0 else None,
         basis=basis,
         queried_metric=query,
+        prescription_gy=prescription_gy if m.needs_prescription else None,
     )

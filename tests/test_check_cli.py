@@ -5,7 +5,10 @@ PTV 60 x 60 mm = 216 cc, bowel bag 80 x 80 mm = 384 cc.  The dose is 50.4 Gy for
 (the PTV side), ``bowel_gy`` for x >= 10 mm (the bowel side), linear in between; both boxes lie
 where the trilinear dose is exactly constant.  Truths by hand: with ``bowel_gy`` = 30 Gy the
 bowel bag's V45Gy is 0 cc (pass); with 46 Gy it is the whole 384 cc, 189 cc over the 195 cc
-QUANTEC limit (fail); the PTV receives exactly the prescription (D95% = 100 %Rx).
+QUANTEC limit (fail); the PTV receives exactly the prescription (D95% = 100 %Rx).  The other
+organs of ``rps-preop`` (small bowel, kidneys, cord, liver, stomach) are boxes at y >= 56 mm,
+where the dose is exactly 0 Gy (the dose grid is zero from y = 50 mm), so every mandatory
+constraint is evaluated (a strict check fails on one that is not).
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ from rtplan.synthetic import (
     write_datasets,
 )
 
+#: The organs at risk besides the bowel bag: name -> x range (mm), all at y 56..84 mm (0 Gy).
+ORGANS = {
+    "Bowel_Small": (20.0, 50.0),
+    "Kidneys": (-50.0, -20.0),
+    "SpinalCord": (-8.0, 8.0),
+    "Liver": (60.0, 100.0),
+    "Stomach": (-100.0, -60.0),
+}
 PTV_CC = 60 * 60 * 60 / 1000
 BOWEL_CC = 80 * 80 * 60 / 1000
 
@@ -55,6 +66,8 @@ def write_rps_patient(folder: Path, patient_id: str, bowel_gy: float, names=None
         ),
         SyntheticROI(names["bowel"], [rect(20, 100, -40, 40, zz) for zz in z[2:14]]),
     ]
+    for name, (x0, x1) in names.get("organs", ORGANS).items():
+        rois.append(SyntheticROI(name, [rect(x0, x1, 56, 84, zz) for zz in z[3:12]]))
     rs = rtstruct_dataset_from_contours(rois, ct_datasets=cts, label="RPS")
     study, frame = cts[0].StudyInstanceUID, cts[0].FrameOfReferenceUID
     plan = rtplan_dataset(
@@ -69,8 +82,9 @@ def write_rps_patient(folder: Path, patient_id: str, bowel_gy: float, names=None
         referenced_structure_set_uid=rs.SOPInstanceUID,
         target_roi_number=2,
     )
-    x = grid.index_to_world(np.indices(grid.shape).reshape(3, -1).T)[:, 0].reshape(grid.shape)
-    dose = np.interp(x, [-10.0, 10.0], [50.4, bowel_gy])
+    world = grid.index_to_world(np.indices(grid.shape).reshape(3, -1).T)
+    x, y = (world[:, k].reshape(grid.shape) for k in (0, 1))
+    dose = np.interp(x, [-10.0, 10.0], [50.4, bowel_gy]) * (y < 50.0)
     rd = rtdose_dataset(
         dose,
         grid,
@@ -150,7 +164,7 @@ def test_cohort_folder_reports_every_patient(cohort, capsys, tmp_path):
     fail = next(p for p in doc["patients"] if p["patient"] == "RPS_FAIL")
     assert fail["inputs"]["RTPLAN"] and fail["inputs"]["RTDOSE"] and fail["inputs"]["RTSTRUCT"]
     assert fail["prescriptions"]["ptv"]["used_gy"] == 50.4
-    n = len(doc["patients"][0]["constraints"])
+    n = len(doc["patients"][0]["constraints"]) + 1  # + the prescription line
     assert len(files["csv"].read_text().splitlines()) == 1 + 2 * n
     root = ET.parse(files["xml"]).getroot()
     assert root.get("tests") == str(2 * n) and root.get("failures") == "1"

@@ -273,7 +273,11 @@ def test_hypofractionated_plan_is_converted_when_the_protocol_allows_it():
     assert r["femur_dmax"].limit == pytest.approx(59 * (59 / 25 + 3) / 5)
     # coverage stays physical, relative to the plan's own 25 Gy: uniform 25 Gy is 100 %
     ptv = next(x for x in result.results if x.constraint.id == "ptv_d95")
-    assert ptv.basis == "physical" and ptv.value == pytest.approx(100.0)
+    assert ptv.basis == "physical, plan Rx 25 Gy" and ptv.value == pytest.approx(100.0)
+    # ... and against the protocol's 50 Gy: 25 Gy is 50 %Rx
+    ptv_protocol = [x for x in result.results if x.constraint.id == "ptv_d95"][1]
+    assert ptv_protocol.basis == "physical, protocol Rx 50 Gy"
+    assert ptv_protocol.value == pytest.approx(50.0)
 
 
 def test_same_fractionation_is_judged_on_physical_dose():

@@ -39,6 +39,7 @@ from rtplan.structure import Contour, Structure
 
 PROTOCOL = load_protocol("rps-preop")
 N_CONSTRAINTS = len(PROTOCOL.constraints)
+N_CASES = N_CONSTRAINTS + 1  # the constraints and the prescription line of the one target
 
 
 def _dvh(name, *parts):
@@ -50,15 +51,33 @@ def _dvh(name, *parts):
     )
 
 
-def _check(bowel_high_cc: float, patient: str, plan_uid: str):
+def _check(
+    bowel_high_cc: float,
+    patient: str,
+    plan_uid: str,
+    *,
+    absent=(),
+    prescription=(50.4, 28),
+    strict=True,
+):
+    """A check on hand-made DVHs: every organ of rps-preop below its limits except the bowel
+    bag's ``bowel_high_cc`` between 40 and 50 Gy; ``absent`` names structures left out."""
     dvhs = {
         "PTV": _dvh("PTV", (500.0, 48.0, 52.0)),
         "Bowel bag": _dvh("Bowel bag", (200.0, 0.0, 40.0), (bowel_high_cc, 40.0, 50.0)),
         "Kidneys": _dvh("Kidneys", (300.0, 5.0, 15.0)),
+        "Bowel_Small": _dvh("Bowel_Small", (100.0, 0.0, 10.0)),
+        "SpinalCord": _dvh("SpinalCord", (20.0, 0.0, 20.0)),
+        "Liver": _dvh("Liver", (1500.0, 0.0, 10.0)),
+        "Stomach": _dvh("Stomach", (200.0, 0.0, 10.0)),
     }
+    dvhs = {k: v for k, v in dvhs.items() if k not in absent}
     square = np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0]], float)
     structures = [Structure(n, (Contour(square),), number=i) for i, n in enumerate(dvhs)]
-    plan = Plan("RPS1", (FractionGroup(1, 28),), prescription_gy=50.4, sop_instance_uid=plan_uid)
+    rx_gy, fractions = prescription
+    plan = Plan(
+        "RPS1", (FractionGroup(1, fractions),), prescription_gy=rx_gy, sop_instance_uid=plan_uid
+    )
     dose = Dose(np.zeros((2, 2, 2)), Grid((2, 2, 2), (0, 0, 0), (1, 1, 1)))
     return check_plan(
         PROTOCOL,
@@ -68,6 +87,7 @@ def _check(bowel_high_cc: float, patient: str, plan_uid: str):
         patient=patient,
         inputs={"RTPLAN": plan_uid, "RTDOSE": "1.2.826.0.1.9"},
         dvh_function=lambda s, d: dvhs[s.name],
+        strict=strict,
     )
 
 
@@ -98,6 +118,7 @@ def test_json(outcomes):
         "pass": 1,
         "fail": 1,
         "incomplete": 0,
+        "mismatch": 0,
         "error": 1,
     }
     fail = doc["patients"][1]
@@ -106,8 +127,7 @@ def test_json(outcomes):
     assert bb["verdict"] == "fail" and bb["value"] == pytest.approx(200.0)
     assert bb["margin"] == pytest.approx(-5.0) and bb["structure"] == "Bag_Bowel"
     assert bb["plan_structure"] == "Bowel bag" and "Kavanagh" in bb["source"]
-    absent = next(c for c in fail["constraints"] if c["constraint"] == "liver_dmean")
-    assert absent["verdict"] == "not evaluated" and absent["value"] is None
+    assert fail["schedule"][0]["verdict"] == "match"
     assert doc["patients"][2] == {
         "patient": "rps_bad",
         "status": "error",
@@ -118,7 +138,7 @@ def test_json(outcomes):
 def test_csv_one_row_per_patient_and_constraint(outcomes):
     rows = list(csv.DictReader(io.StringIO(to_csv(outcomes, PROTOCOL))))
     assert tuple(rows[0]) == ROW_FIELDS
-    assert len(rows) == 2 * N_CONSTRAINTS + 1
+    assert len(rows) == 2 * N_CASES + 1
     bb = [r for r in rows if r["constraint"] == "bowel_bag_v45gy"]
     assert [(r["patient"], r["verdict"]) for r in bb] == [
         ("rps_pass", "pass"),
@@ -138,13 +158,12 @@ def test_junit_xml_with_elementtree(outcomes):
         "rps_fail / rps-preop",
         "rps_bad / rps-preop",
     ]
-    assert int(root.get("tests")) == 2 * N_CONSTRAINTS + 1
+    assert int(root.get("tests")) == 2 * N_CASES + 1
     assert root.get("failures") == "1" and root.get("errors") == "1"
     failures = root.findall(".//failure")
     assert len(failures) == 1
     assert "V45Gy" in failures[0].get("message") and "-5.00 cc" in failures[0].get("message")
-    # absent optional structures are skipped: small bowel, cord, liver, stomach, per patient
-    assert int(root.get("skipped")) == 2 * 4
+    assert int(root.get("skipped")) == 0
 
 
 def test_junit_xml_with_junitparser(outcomes, tmp_path):
@@ -153,7 +172,7 @@ def test_junit_xml_with_junitparser(outcomes, tmp_path):
     path.write_text(to_junit_xml(outcomes, PROTOCOL))
     xml = junitparser.JUnitXml.fromfile(str(path))
     cases = [(suite.name, case) for suite in xml for case in suite]
-    assert len(cases) == 2 * N_CONSTRAINTS + 1
+    assert len(cases) == 2 * N_CASES + 1
     failed = [
         (s, c.name) for s, c in cases if c.result and isinstance(c.result[0], junitparser.Failure)
     ]
@@ -213,5 +232,61 @@ def test_terminal_table(outcomes):
     assert "200.00 cc" in bb and "< 195 cc" in bb and "FAIL" in bb and "-5.00 cc" in bb
     assert "result: FAIL" in single
     many = to_text(outcomes, PROTOCOL)
-    assert sum(line.startswith("rps_pass ") for line in many.splitlines()) == N_CONSTRAINTS
+    assert sum(line.startswith("rps_pass ") for line in many.splitlines()) == N_CASES
     assert "rps_bad: ERROR" in many
+
+
+# --------------------------------------------------------------- strict verdicts (issue 12)
+def _formats(outcome):
+    """Every report format of one outcome, as text."""
+    return {
+        "text": to_text([outcome], PROTOCOL),
+        "json": to_json([outcome], PROTOCOL),
+        "csv": to_csv([outcome], PROTOCOL),
+        "junit": to_junit_xml([outcome], PROTOCOL),
+        "html": to_html([outcome], PROTOCOL),
+    }
+
+
+def test_absent_mandatory_structure_is_not_evaluated_and_exits_1():
+    # Truth: rps-preop's liver Dmean is mandatory; without a liver it cannot be judged, and a
+    # strict check must not pass what it could not judge.
+    check = _check(100.0, "no_liver", "1.2.826.0.1.3", absent=("Liver",))
+    assert check.status == "incomplete" and exit_code([check]) == 1
+    for name, text in _formats(check).items():
+        assert "NOT EVALUATED" in text, name
+    root = ET.fromstring(_formats(check)["junit"])
+    errors = root.findall(".//error")
+    assert [e.get("type") for e in errors] == ["not evaluated"]
+    relaxed = _check(100.0, "no_liver", "1.2.826.0.1.3", absent=("Liver",), strict=False)
+    assert relaxed.status == "pass" and exit_code([relaxed]) == 0
+    assert any("liver_dmean" in n and "not evaluated" in n for n in relaxed.notes)
+    assert "NOT EVALUATED (note, relaxed)" in to_text([relaxed], PROTOCOL)
+    assert ET.fromstring(to_junit_xml([relaxed], PROTOCOL)).get("errors") == "0"
+
+
+def test_five_by_five_plan_against_rps_preop_is_a_mismatch():
+    # Truth: 25 Gy / 5 fx (5 Gy per fraction) is not rps-preop's 50.4 Gy / 28 fx (1.8 Gy),
+    # and rps-preop does not allow EQD2 conversion: MISMATCH, exit 1, even though every
+    # physical-dose constraint passes.
+    check = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(25.0, 5))
+    assert not check.failed and check.status == "mismatch" and exit_code([check]) == 1
+    (sr,) = check.schedule
+    assert sr.verdict == "mismatch" and sr.plan_per_fraction_gy == pytest.approx(5.0)
+    out = _formats(check)
+    for name, text in out.items():
+        assert "MISMATCH" in text or '"mismatch"' in text, name
+    assert "25 Gy / 5 fx (5 Gy/fx)" in out["text"] and "50.4 Gy / 28 fx (1.8 Gy/fx)" in out["text"]
+    assert json.loads(out["json"])["patients"][0]["schedule"][0]["verdict"] == "mismatch"
+    failure = ET.fromstring(out["junit"]).find(".//failure")
+    assert failure.get("type") == "mismatch"
+    # coverage is judged against both prescriptions: D95% = 48.2 Gy (the DVH is uniform on
+    # 48..52 Gy) is 96.4 %Rx of 50.4 Gy (protocol) and 192.8 %Rx of 25 Gy (plan)
+    d95 = [r for r in check.results if r.constraint.id == "ptv_d95"]
+    assert sorted(r.prescription_gy for r in d95) == [25.0, 50.4]
+    by_rx = {r.prescription_gy: r.value for r in d95}
+    assert by_rx[50.4] == pytest.approx(48.2 / 50.4 * 100)
+    assert by_rx[25.0] == pytest.approx(48.2 / 25.0 * 100)
+    relaxed = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(25.0, 5), strict=False)
+    assert relaxed.status == "pass" and exit_code([relaxed]) == 0
+    assert "MISMATCH (note, relaxed)" in to_text([relaxed], PROTOCOL)

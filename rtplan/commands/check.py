@@ -5,9 +5,11 @@ Prints a table (structure, metric, value, limit, result, margin to the limit) or
 files; ``--png`` writes the contour and isodose overlay of one patient (also in the HTML).  ``PATH`` is one patient's folder or a folder of many (one row per patient and
 constraint, with a progress bar on a terminal).
 
-Exit codes: 0 every mandatory constraint passed; 1 a mandatory constraint failed; 2 bad input
-(unreadable files, a required structure missing, a mandatory constraint that could not be
-evaluated, a patient of a cohort that could not be read).
+Exit codes: 0 every mandatory constraint evaluated and passed and every target's prescription
+and fractionation match the protocol's; 1 a mandatory constraint failed or was not evaluated,
+or a prescription / fractionation MISMATCH (``--relaxed`` makes the last two notes); 2 bad input
+(unreadable files, a required structure missing, a patient of a cohort that could not be read);
+3 internal error (see :mod:`rtplan.cli`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ protocol's structures and the 95/50/20% isodose lines (also in the HTML). PATH i
 folder or a folder of many (one row per patient and constraint, with a progress bar on a
 terminal).
 
-exit codes: 0 every mandatory constraint passed; 1 a mandatory constraint failed;
-            2 bad input (one line on stderr). Details: docs/protocols.md"""
+exit codes: 0 every mandatory constraint evaluated and passed, and every target's
+              prescription and fractionation match the protocol's;
+            1 a mandatory constraint FAIL or NOT EVALUATED, or a prescription MISMATCH
+              (--relaxed turns NOT EVALUATED and MISMATCH into notes);
+            2 bad input (one line on stderr);
+            3 internal error (one line on stderr; traceback in a file, --debug prints it).
+Details: docs/protocols.md"""
 
 
 def add_parser(subparsers) -> None:
@@ -51,6 +58,12 @@ def add_parser(subparsers) -> None:
         "--map",
         metavar="FILE",
         help="structure mapping file (TOML [structures]: TG-263 name or role -> plan name)",
+    )
+    p.add_argument(
+        "--relaxed",
+        action="store_true",
+        help="exploratory run: mandatory constraints NOT EVALUATED and prescription or "
+        "fractionation MISMATCH become notes (exit 0 if nothing FAILs); default is strict",
     )
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     p.add_argument("--csv", metavar="FILE", help="write one CSV row per patient and constraint")
@@ -104,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         mapping=mapping,
         progress=_progress,
         on_checked=draw if (args.html or args.png) else None,
+        strict=not args.relaxed,
     )
     if args.png and len(outcomes) != 1:
         raise InputError(

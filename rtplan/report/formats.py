@@ -3,11 +3,14 @@
 Every function returns a string; writing it to a file or the terminal is the caller's job.
 
 JUnit XML (the schema CI systems read): one ``<testsuite>`` per patient, one ``<testcase>`` per
-constraint and structure.  A failed mandatory constraint is a ``<failure>``; a mandatory
-constraint that could not be evaluated on a present structure, or a patient that could not be
-read, is an ``<error>``; a constraint on an absent optional structure is ``<skipped>``.  A
-missed *optimal* constraint or an *acceptable variation* passes (as it does for the exit
-code) and says so in ``<system-out>``.
+target prescription (``Rx / fx``) and per constraint and structure.  A failed mandatory
+constraint is a ``<failure type="constraint">``, a prescription or fractionation mismatch a
+``<failure type="mismatch">``; a mandatory constraint that could not be evaluated (structure
+absent or metric undefined), a prescription that could not be compared, or a patient that
+could not be read, is an ``<error>``.  In a relaxed check (``--relaxed``) the not-evaluated and
+mismatch cases pass with a ``<system-out>`` note, and optional constraints on absent
+structures are ``<skipped>``.  A missed *optimal* constraint or an *acceptable variation*
+passes (as it does for the exit code) and says so in ``<system-out>``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from rtplan.report.records import (
     overall_status,
     report_record,
     result_rows,
+    schedule_label,
+    schedule_limit_text,
+    schedule_value_text,
     value_text,
     verdict_label,
 )
@@ -76,6 +82,25 @@ def _summary(result: ConstraintResult) -> str:
     )
 
 
+def _schedule_case(suite, classname: str, sr, o) -> str:
+    """Add one prescription test case; returns the count it adds to (``failures``,
+    ``errors`` or ``tests`` only)."""
+    label = o.protocol.structures[sr.role].label
+    case = ET.SubElement(suite, "testcase", classname=classname, name=f"{label} Rx / fx", time="0")
+    text = f"plan {schedule_value_text(sr)}, protocol {schedule_limit_text(sr)}"
+    if sr.reason:
+        text += f": {sr.reason}"
+    if sr.blocking and o.strict:
+        label = schedule_label(sr, o.strict)
+        if sr.verdict == "mismatch":
+            ET.SubElement(case, "failure", message=f"{label}: {text}", type="mismatch").text = text
+            return "failures"
+        ET.SubElement(case, "error", message=f"{label}: {text}", type="not evaluated").text = text
+        return "errors"
+    ET.SubElement(case, "system-out").text = f"{schedule_label(sr, o.strict)}: {text}"
+    return "tests"
+
+
 def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
     """The report as JUnit XML (mapping of verdicts in the module docstring)."""
     root = ET.Element("testsuites", name=f"rtplan check {protocol.name}")
@@ -92,25 +117,34 @@ def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
             counts["tests"] += 1
             counts["errors"] += 1
         else:
+            for sr in o.schedule:
+                counts["tests"] += 1
+                kind = _schedule_case(suite, classname, sr, o)
+                if kind != "tests":
+                    counts[kind] += 1
             for r in o.results:
                 case = ET.SubElement(
                     suite, "testcase", classname=classname, name=_case_name(r, protocol), time="0"
                 )
                 counts["tests"] += 1
                 mandatory = r.constraint.priority == "mandatory"
-                if r.verdict == "fail" and mandatory:
-                    ET.SubElement(case, "failure", message=_summary(r), type="constraint").text = (
-                        r.constraint.note or _summary(r)
-                    )
-                    counts["failures"] += 1
-                elif r.verdict == "not evaluated" and mandatory and r.structure_name is not None:
+                if r.verdict == "fail" and mandatory and (o.strict or not r.protocol_rx):
                     ET.SubElement(
-                        case, "error", message=r.reason, type="not evaluated"
+                        case, "failure", message=f"FAIL: {_summary(r)}", type="constraint"
+                    ).text = r.constraint.note or _summary(r)
+                    counts["failures"] += 1
+                elif r.verdict == "not evaluated" and mandatory and o.strict:
+                    ET.SubElement(
+                        case, "error", message=f"NOT EVALUATED: {r.reason}", type="not evaluated"
                     ).text = r.reason
                     counts["errors"] += 1
-                elif r.verdict == "not evaluated":
+                elif r.verdict == "not evaluated" and r.structure_name is None and not mandatory:
                     ET.SubElement(case, "skipped", message=r.reason)
                     counts["skipped"] += 1
+                elif r.verdict == "not evaluated":
+                    ET.SubElement(
+                        case, "system-out"
+                    ).text = f"{verdict_label(r, o.strict)}: {r.reason}"
                 else:
                     ET.SubElement(case, "system-out").text = f"{verdict_label(r)}: {_summary(r)}"
             if o.notes:
@@ -167,6 +201,17 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
             lines.append(f"patient {o.patient}; plan {plan}")
             lines.append(_prescription_text(o))
             lines.extend(f"note: {n}" for n in o.notes)
+        for sr in o.schedule:
+            row = [
+                sr.structure_name or protocol.structures[sr.role].label,
+                "Rx / fx",
+                schedule_value_text(sr),
+                schedule_limit_text(sr),
+                schedule_label(sr, o.strict),
+                sr.reason or "",
+                "",
+            ]
+            all_rows.append(([o.patient] if many else []) + row)
         for r in o.results:
             c = r.constraint
             name = r.structure_name or protocol.structures[c.structure].label
@@ -176,7 +221,7 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
                 c.metric + flag,
                 value_text(r),
                 limit_text(r),
-                verdict_label(r),
+                verdict_label(r, o.strict),
                 margin_text(r),
                 r.basis if r.value is not None else "",
             ]
@@ -200,8 +245,14 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
     status = overall_status(outcomes)
     checked = [o for o in outcomes if not isinstance(o, PatientError)]
     failed = sum(len(o.failed) for o in checked)
+    incomplete = sum(len(o.incomplete) for o in checked)
+    mismatched = sum(len(o.mismatched) for o in checked)
+    relaxed = any(not o.strict for o in checked)
     lines.append(
         f"result: {status.upper()} ({len(outcomes)} patient(s); "
-        f"{failed} mandatory constraint(s) failed)"
+        f"{failed} mandatory constraint(s) failed, {incomplete} not evaluated, "
+        f"{mismatched} prescription(s) not matching"
+        + ("; relaxed: not-evaluated and mismatch are notes" if relaxed else "")
+        + ")"
     )
     return "\n".join(lines) + "\n"

@@ -22,6 +22,9 @@ from rtplan.report.records import (
     limit_text,
     margin_text,
     overall_status,
+    schedule_label,
+    schedule_limit_text,
+    schedule_value_text,
     value_text,
     verdict_label,
 )
@@ -33,6 +36,8 @@ th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }
 th { background: #eee; }
 .pass { background: #d9f2d9; } .fail { background: #f7d4d4; }
 .acceptable { background: #fcefc7; } .not-evaluated, .error { background: #e8e8e8; }
+.mismatch { background: #f7d4d4; } .match, .converted { background: #d9f2d9; }
+.note { background: #f4f4f4; color: #555; }
 .template { border: 2px solid #c80; padding: 0.5em; background: #fff6e0; }
 code { font-size: 90%; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
@@ -120,10 +125,32 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
             tag="th",
         )
     )
+    for sr in o.schedule:
+        rx_source = o.protocol.sources.get(o.protocol.prescription.source)
+        out.append(
+            _row(
+                [
+                    o.protocol.structures[sr.role].label,
+                    sr.structure_name or "-",
+                    "prescription and fractionation",
+                    "mandatory",
+                    schedule_value_text(sr),
+                    schedule_limit_text(sr),
+                    schedule_label(sr, o.strict),
+                    sr.reason or "",
+                    "",
+                    rx_source.short() if rx_source else "",
+                ],
+                css="note" if sr.blocking and not o.strict else sr.verdict.replace(" ", "-"),
+            )
+        )
     for r in o.results:
         c = r.constraint
         src = o.protocol.sources.get(c.source)
         mark = "" if c.verification == "verified" else f" ({c.verification})"
+        relaxed = not o.strict and (
+            r.verdict == "not evaluated" or (r.verdict == "fail" and r.protocol_rx)
+        )
         out.append(
             _row(
                 [
@@ -133,12 +160,12 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
                     c.priority,
                     value_text(r),
                     limit_text(r),
-                    verdict_label(r),
+                    verdict_label(r, o.strict),
                     margin_text(r),
                     r.basis if r.value is not None else "",
                     (src.short() if src else c.source) + mark,
                 ],
-                css=r.verdict.replace(" ", "-"),
+                css="note" if relaxed else r.verdict.replace(" ", "-"),
             )
         )
     out.append("</table>")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rtplan import __version__
-from rtplan.check import Outcome, PatientError
+from rtplan.check import Outcome, PatientError, PlanCheck, ScheduleResult
 from rtplan.constraints import ConstraintResult, format_number
 from rtplan.protocols.schema import Protocol
 
@@ -29,6 +29,8 @@ ROW_FIELDS = (
     "value",
     "evaluated_limit",
     "verdict",
+    "label",
+    "prescription_gy",
     "margin",
     "margin_pct",
     "basis",
@@ -43,40 +45,119 @@ VERDICT_LABELS = {
     "fail": "FAIL",
     "not evaluated": "NOT EVALUATED",
     "error": "ERROR",
+    "match": "MATCH",
+    "converted": "MATCH (EQD2)",
+    "mismatch": "MISMATCH",
 }
+
+#: Patient statuses that make ``rtplan check`` exit 1, most serious first.
+JUDGED_NOT_PASSING = ("fail", "incomplete", "mismatch")
 
 
 def overall_status(outcomes: Sequence[Outcome]) -> str:
-    """``fail`` if a mandatory constraint failed anywhere, else ``error`` if a patient could not
-    be read, else ``incomplete`` if a mandatory constraint could not be evaluated, else
-    ``pass``."""
+    """``fail`` if a mandatory constraint failed anywhere, else ``incomplete`` if one could
+    not be evaluated, else ``mismatch`` if a prescription or fractionation does not match
+    (the last two only for strict checks), else ``error`` if a patient could not be read,
+    else ``pass``."""
     statuses = {o.status for o in outcomes}
-    for s in ("fail", "error", "incomplete"):
+    for s in (*JUDGED_NOT_PASSING, "error"):
         if s in statuses:
             return s
     return "pass"
 
 
 def exit_code(outcomes: Sequence[Outcome]) -> int:
-    """The ``rtplan check`` exit code: 1 when a mandatory constraint failed, 2 when a patient
-    could not be checked or a mandatory constraint could not be evaluated, else 0."""
-    return {"pass": 0, "fail": 1}.get(overall_status(outcomes), 2)
+    """The ``rtplan check`` exit code: 1 when a mandatory constraint failed or (strict) could
+    not be evaluated, or a prescription or fractionation does not match; else 2 when a patient
+    could not be checked; else 0."""
+    status = overall_status(outcomes)
+    return 0 if status == "pass" else 1 if status in JUDGED_NOT_PASSING else 2
 
 
-def verdict_label(result: ConstraintResult) -> str:
-    """``PASS``, ``FAIL``, ``ACCEPTABLE``, ``NOT EVALUATED``; optimal misses say so."""
+def _relaxed(label: str) -> str:
+    return f"{label} (note, relaxed)"
+
+
+def verdict_label(result: ConstraintResult, strict: bool = True) -> str:
+    """``PASS``, ``FAIL``, ``ACCEPTABLE``, ``NOT EVALUATED``; optimal misses say so, and a
+    mandatory constraint not evaluated in a relaxed check is a note."""
     label = VERDICT_LABELS[result.verdict]
     if result.verdict == "fail" and result.constraint.priority == "optimal":
         return "FAIL (optimal)"
+    if result.verdict == "fail" and result.protocol_rx and not strict:
+        return _relaxed(label)
+    if result.verdict == "not evaluated":
+        if result.constraint.priority == "optimal":
+            return "NOT EVALUATED (optimal)"
+        if not strict:
+            return _relaxed(label)
     return label
 
 
+def schedule_label(result: ScheduleResult, strict: bool = True) -> str:
+    """``MATCH``, ``MATCH (EQD2)``, ``MISMATCH``, ``NOT EVALUATED`` (notes when relaxed)."""
+    label = VERDICT_LABELS[result.verdict]
+    return _relaxed(label) if result.blocking and not strict else label
+
+
+def schedule_value_text(result: ScheduleResult) -> str:
+    """The plan's schedule, e.g. ``25 Gy / 5 fx (5 Gy/fx)``."""
+    if result.plan_gy is None or result.plan_fractions is None:
+        gy = "?" if result.plan_gy is None else format_number(result.plan_gy)
+        fx = "?" if result.plan_fractions is None else str(result.plan_fractions)
+        return f"{gy} Gy / {fx} fx"
+    return (
+        f"{format_number(result.plan_gy)} Gy / {result.plan_fractions} fx "
+        f"({format_number(round(result.plan_per_fraction_gy, 3))} Gy/fx)"
+    )
+
+
+def schedule_limit_text(result: ScheduleResult) -> str:
+    """The protocol's schedule, e.g. ``= 50.4 Gy / 28 fx (1.8 Gy/fx)``."""
+    top = f"-{format_number(result.protocol_gy_max)}" if result.protocol_gy_max else ""
+    per = format_number(round(result.protocol_per_fraction_gy, 3))
+    return f"= {format_number(result.protocol_gy)}{top} Gy / {result.protocol_fractions} fx ({per} Gy/fx)"
+
+
+def schedule_record(result: ScheduleResult, check: PlanCheck) -> dict[str, Any]:
+    """One target's prescription and fractionation check as a flat dict (JSON)."""
+    return {
+        "target": check.protocol.structures[result.role].label,
+        "plan_structure": result.structure_name,
+        "plan_gy": result.plan_gy,
+        "plan_fractions": result.plan_fractions,
+        "plan_gy_per_fraction": result.plan_per_fraction_gy,
+        "protocol_gy": result.protocol_gy,
+        "protocol_gy_max": result.protocol_gy_max,
+        "protocol_fractions": result.protocol_fractions,
+        "protocol_gy_per_fraction": result.protocol_per_fraction_gy,
+        "verdict": result.verdict,
+        "label": schedule_label(result, check.strict),
+        "reason": result.reason or None,
+    }
+
+
+def _rx_gy(result: ConstraintResult, value: float) -> str:
+    """`` (47.88 Gy)``: a ``%Rx`` dose in Gy, or the Gy threshold of ``V<x>%Rx``; else ``""``."""
+    rx = result.prescription_gy
+    if rx is None:
+        return ""
+    m = result.constraint.parsed_metric
+    if result.unit == "%Rx":
+        return f" ({value * rx / 100.0:.2f} Gy)"
+    if m.kind == "vrx" and m.number is not None:
+        return f" (at {m.number * rx / 100.0:.2f} Gy)"
+    return ""
+
+
 def limit_text(result: ConstraintResult) -> str:
-    """The limit as evaluated, e.g. ``< 195 cc`` or ``< 33.15 Gy (EQD2)``."""
+    """The limit as evaluated, e.g. ``< 195 cc``, ``< 33.15 Gy`` or ``>= 95 %Rx (47.88 Gy)``."""
     c = result.constraint
     limit = c.limit if result.limit is None else result.limit
     unit = {"%": "%", "1": ""}.get(c.unit, f" {c.unit}")
     text = f"{c.comparison} {format_number(round(limit, 4))}{unit}"
+    if result.unit == "%Rx":
+        text += _rx_gy(result, limit)
     acceptable = result.acceptable if result.acceptable is not None else c.acceptable
     if acceptable is not None:
         text += f" (acceptable {format_number(round(acceptable, 4))})"
@@ -84,10 +165,11 @@ def limit_text(result: ConstraintResult) -> str:
 
 
 def value_text(result: ConstraintResult) -> str:
+    """The value with its unit, and in Gy for a ``%Rx`` value (``99.55 %Rx (50.17 Gy)``)."""
     if result.value is None:
         return "-"
     unit = {"%": "%", "1": ""}.get(result.unit, f" {result.unit}")
-    return f"{result.value:.2f}{unit}"
+    return f"{result.value:.2f}{unit}" + _rx_gy(result, result.value)
 
 
 def margin_text(result: ConstraintResult) -> str:
@@ -128,7 +210,9 @@ def protocol_record(protocol: Protocol) -> dict[str, Any]:
     }
 
 
-def result_record(result: ConstraintResult, protocol: Protocol) -> dict[str, Any]:
+def result_record(
+    result: ConstraintResult, protocol: Protocol, strict: bool = True
+) -> dict[str, Any]:
     """One constraint result as a flat dict (JSON and CSV)."""
     c = result.constraint
     source = protocol.sources.get(c.source)
@@ -145,6 +229,8 @@ def result_record(result: ConstraintResult, protocol: Protocol) -> dict[str, Any
         "value": result.value,
         "evaluated_limit": result.limit,
         "verdict": result.verdict,
+        "label": verdict_label(result, strict),
+        "prescription_gy": result.prescription_gy,
         "margin": result.margin,
         "margin_pct": result.margin_pct,
         "basis": result.basis,
@@ -192,14 +278,16 @@ def check_record(outcome: Outcome) -> dict[str, Any]:
         "structures": {
             role: {"matched": list(m.structures), "how": m.how} for role, m in c.matches.items()
         },
+        "strict": c.strict,
+        "schedule": [schedule_record(s, c) for s in c.schedule],
         "notes": list(c.notes),
-        "constraints": [result_record(r, c.protocol) for r in c.results],
+        "constraints": [result_record(r, c.protocol, c.strict) for r in c.results],
     }
 
 
 def report_record(outcomes: Sequence[Outcome], protocol: Protocol) -> dict[str, Any]:
     """The whole report as one dict: version, protocol, summary, one entry per patient."""
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "incomplete")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", *JUDGED_NOT_PASSING)}
     counts["error"] = sum(isinstance(o, PatientError) for o in outcomes)
     return {
         "rtplan_version": __version__,
@@ -224,8 +312,26 @@ def result_rows(outcomes: Sequence[Outcome], protocol: Protocol) -> list[dict[st
             row.update(patient=o.patient, protocol=protocol.name, verdict="error", reason=o.message)
             rows.append(row)
             continue
+        for sr in o.schedule:
+            row = dict.fromkeys(ROW_FIELDS)
+            row.update(
+                patient=o.patient,
+                protocol=protocol.name,
+                constraint="prescription",
+                structure=protocol.structures[sr.role].label,
+                plan_structure=sr.structure_name,
+                metric="Rx / fx",
+                value=schedule_value_text(sr),
+                evaluated_limit=schedule_limit_text(sr),
+                unit="Gy / fx",
+                priority="mandatory",
+                verdict=sr.verdict,
+                label=schedule_label(sr, o.strict),
+                reason=sr.reason or None,
+            )
+            rows.append(row)
         for r in o.results:
-            rec = result_record(r, protocol)
+            rec = result_record(r, protocol, o.strict)
             rows.append(
                 {"patient": o.patient, "protocol": protocol.name}
                 | {k: rec[k] for k in ROW_FIELDS[2:]}

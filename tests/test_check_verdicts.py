@@ -1,0 +1,123 @@
+"""Strict verdicts and exit codes of ``rtplan check`` on copies of ``sample_dicom/rps_01``.
+
+Truths (issue 12, "Done when"):
+
+* a 5 x 5 Gy plan (RTPLAN 25 Gy in 5 fractions, the dose scaled by 25 / 50.4) is not
+  ``rps-preop``'s 50.4 Gy / 28 fx, and ``rps-preop`` does not allow EQD2 conversion: exit 1
+  with a MISMATCH line, although every physical-dose constraint passes;
+* ``rps_01`` has no femur, so ``extremity-preop``'s mandatory femur constraints cannot be
+  judged: exit 1 with NOT EVALUATED lines;
+* ``--relaxed`` turns both into notes: exit 0;
+* an exception that is not an ``RtplanError`` is a bug: exit 3, one line on stderr naming the
+  exception and a traceback file that holds the traceback (``--debug`` prints it instead).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from rtplan.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_dicom" / "rps_01"
+
+
+def run(capsys, *argv):
+    code = main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def five_by_five(tmp_path_factory) -> Path:
+    """A copy of rps_01 re-prescribed to 25 Gy in 5 fractions, its dose scaled to match."""
+    folder = tmp_path_factory.mktemp("rps_01_5x5") / "rps_01"
+    shutil.copytree(SAMPLE, folder)
+    plan = pydicom.dcmread(folder / "RP.plan.dcm")
+    plan.FractionGroupSequence[0].NumberOfFractionsPlanned = 5
+    for ref in plan.DoseReferenceSequence:
+        ref.TargetPrescriptionDose = "25.0"
+    plan.save_as(folder / "RP.plan.dcm")
+    dose = pydicom.dcmread(folder / "RD.dose.dcm")
+    dose.DoseGridScaling = f"{float(dose.DoseGridScaling) * 25.0 / 50.4:.10g}"
+    dose.save_as(folder / "RD.dose.dcm")
+    return folder
+
+
+def test_five_by_five_plan_vs_rps_preop_exits_1_with_a_mismatch_line(five_by_five, capsys):
+    code, out, err = run(capsys, "check", five_by_five, "--protocol", "rps-preop")
+    assert code == 1, out + err
+    (line,) = [ln for ln in out.splitlines() if "Rx / fx" in ln]
+    assert "MISMATCH" in line and "25 Gy / 5 fx (5 Gy/fx)" in line
+    assert "= 50.4 Gy / 28 fx (1.8 Gy/fx)" in line
+    # coverage against the protocol's 50.4 Gy fails (the dose was halved), against the
+    # plan's own 25 Gy it passes: both are shown
+    d95 = [ln for ln in out.splitlines() if ln.startswith("PTV          D95%Rx")]
+    assert len(d95) == 2
+    assert "PASS" in d95[0] and "plan Rx 25 Gy" in d95[0]
+    assert "FAIL" in d95[1] and "protocol Rx 50.4 Gy" in d95[1]
+    assert "result: FAIL" in out
+
+
+def test_five_by_five_relaxed_exits_0_with_a_note(five_by_five, capsys):
+    code, out, err = run(capsys, "check", five_by_five, "--protocol", "rps-preop", "--relaxed")
+    assert code == 0, out + err
+    assert "note: relaxed: prescription of PTV mismatch" in out
+    assert "MISMATCH (note, relaxed)" in out and "result: PASS" in out
+    assert "FAIL (note, relaxed)" in out  # the coverage against the protocol's 50.4 Gy
+
+
+def test_rps_01_vs_extremity_preop_exits_1_not_evaluated(capsys):
+    code, out, err = run(capsys, "check", SAMPLE, "--protocol", "extremity-preop")
+    assert code == 1, out + err
+    femur = [ln for ln in out.splitlines() if ln.startswith("Femur")]
+    assert len(femur) == 3 and all("NOT EVALUATED" in ln for ln in femur)
+    code, out, err = run(capsys, "check", SAMPLE, "--protocol", "extremity-preop", "--relaxed")
+    assert code == 0, out + err
+    assert out.count("note: relaxed: mandatory femur_") == 3
+
+
+def _boom(*args, **kwargs):
+    raise ZeroDivisionError("forced for the test")
+
+
+def test_internal_error_exits_3_with_one_line_and_a_traceback_file(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("rtplan.check.evaluate_constraint", _boom)
+    code, out, err = run(capsys, "check", SAMPLE, "--protocol", "rps-preop")
+    assert code == 3 and out == ""
+    assert err.count("\n") == 1 and "internal error ZeroDivisionError: forced" in err
+    path = Path(err.split("traceback in ", 1)[1].split(")", 1)[0])
+    assert path.parent == tmp_path / "cache" / "rtplan" / "crash"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    text = path.read_text()
+    assert "Traceback (most recent call last)" in text and "_boom" in text
+    # --debug (before or after the command) prints the traceback instead of writing it
+    for argv in (["--debug", "check"], ["check", "--debug"]):
+        code, out, err = run(capsys, *argv, SAMPLE, "--protocol", "rps-preop")
+        assert code == 3 and "Traceback (most recent call last)" in err and "_boom" in err
+
+
+def test_internal_error_exit_code_of_the_process(tmp_path):
+    # The real process exit status (what a CI runner sees), not main()'s return value.
+    script = (
+        "import sys, rtplan.check as c\n"
+        "def boom(*a, **k): raise KeyError('forced')\n"
+        "c.evaluate_constraint = boom\n"
+        "from rtplan.cli import main\n"
+        f"sys.exit(main(['check', {str(SAMPLE)!r}, '--protocol', 'rps-preop']))\n"
+    )
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 3 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "internal error KeyError" in proc.stderr
