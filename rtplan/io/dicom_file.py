@@ -195,10 +195,10 @@ def list_files(root: Path, notes: list | None = None) -> tuple[list[Path], int]:
             if name.startswith("."):
                 hidden += 1
                 continue
-            if p.is_symlink() and not p.exists():
-                broken += 1
-                continue
             try:
+                if stat.S_ISLNK(p.lstat().st_mode) and not p.exists():
+                    broken += 1
+                    continue
                 regular = stat.S_ISREG(p.stat().st_mode)
             except OSError as exc:
                 fail(exc)

@@ -163,10 +163,12 @@ def expand_folder(
         table = {s.name: s for s in ss.volumes}
         for w in wanted:
             try:
-                find_structure(table, w)
+                ss.check([find_structure(table, w).name])  # broken contours: ContourError
             except RtplanError as exc:
                 raise type(exc)(
-                    f"{exc.problem} in structure set '{ss.label}'", path=ss.source
+                    f"{exc.problem} in structure set '{ss.label}'",
+                    path=ss.source,
+                    structure=exc.structure,
                 ) from None
 
     chosen = _choose_set(patient, structure_set, has_all, path)
@@ -225,7 +227,7 @@ def volumes_folder(
 
     def has_roles(ss: StructureSet) -> None:
         for role in recipe.roles.values():
-            match_role(role, ss.names, user_map, source=ss.source)
+            ss.check(match_role(role, ss.names, user_map, source=ss.source).structures)
 
     chosen = _choose_set(patient, structure_set, has_roles, path)
     table = {s.name: s for s in chosen.volumes}
