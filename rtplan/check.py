@@ -72,7 +72,7 @@ from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import ContourError, InputError, RtplanError
 from rtplan.io.discover import PatientData, load_folder
 from rtplan.io.rtstruct import StructureSet
-from rtplan.matching import Match, match_structures
+from rtplan.matching import Match, match_structures, union_structure
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
 from rtplan.structure import Structure
@@ -410,6 +410,25 @@ def check_plan(
     matches = match_structures(protocol.structures, list(by_name), mapping, source=source)
     roi_numbers = {s.number: s.name for s in structures if s.number is not None}
     prescriptions, notes = _prescriptions(protocol, plan, matches, roi_numbers)
+    unbuilt: dict[str, str] = {}  # union name -> why it could not be built
+    for m in matches.values():
+        if not m.is_union:
+            continue
+        (union_name,) = m.structures
+        label = protocol.structures[m.role].label
+        for part in m.parts:  # a broken part is bad input, as a broken structure is
+            if problems and problems.get(part):
+                raise ContourError(
+                    problems[part][0], path=by_name[part].source or None, structure=part
+                )
+        try:
+            by_name[union_name] = union_structure(union_name, [by_name[p] for p in m.parts])
+            notes.append(
+                f"{label} not in the plan: the union of {' and '.join(m.parts)} is used "
+                f"({by_name[union_name].volume_cc:.2f} cc)"
+            )
+        except ContourError as exc:
+            unbuilt[union_name] = f"{label} not in the plan and its parts cannot be united: {exc}"
 
     pres = protocol.prescription
     plan_fractions = plan.fractions if plan is not None and plan.fractions > 0 else None
@@ -466,6 +485,9 @@ def check_plan(
         if not match.found:
             results.append(not_evaluated(c, f"{role.label} not in the plan (optional structure)"))
             continue
+        if match.structures[0] in unbuilt:
+            results.append(not_evaluated(c, unbuilt[match.structures[0]], match.structures[0]))
+            continue
         target = prescriptions.get(c.structure, prescriptions[pres.primary.structure])
         rx = target.used_gy
         # a %Rx constraint is also judged against the protocol's prescription when they differ
@@ -512,7 +534,8 @@ def check_plan(
                 results.append(dataclasses.replace(second, protocol_rx=True))
     for match in matches.values():  # physical DVHs of every matched structure, for plots
         for name in match.structures:
-            dvh_of(name, None)
+            if name not in unbuilt:
+                dvh_of(name, None)
     schedule = _schedule(protocol, prescriptions, matches, frac)
     if not strict:
         for r in results:

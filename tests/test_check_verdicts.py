@@ -8,12 +8,16 @@ Truths (issue 12, "Done when"):
 * ``rps_01`` has no femur, so ``extremity-preop``'s mandatory femur constraints cannot be
   judged: exit 1 with NOT EVALUATED lines;
 * ``--relaxed`` turns both into notes: exit 0;
+* with ``Kidneys`` removed and ``Kidney_L`` / ``Kidney_R`` kept, the kidney constraints are
+  judged on the union of the two: its volume is the sum of theirs and its mean dose their
+  volume-weighted mean (the kidneys do not overlap);
 * an exception that is not an ``RtplanError`` is a bug: exit 3, one line on stderr naming the
   exception and a traceback file that holds the traceback (``--debug`` prints it instead).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -59,7 +63,7 @@ def test_five_by_five_plan_vs_rps_preop_exits_1_with_a_mismatch_line(five_by_fiv
     assert "= 50.4 Gy / 28 fx (1.8 Gy/fx)" in line
     # coverage against the protocol's 50.4 Gy fails (the dose was halved), against the
     # plan's own 25 Gy it passes: both are shown
-    d95 = [ln for ln in out.splitlines() if ln.startswith("PTV          D95%Rx")]
+    d95 = [ln for ln in out.splitlines() if ln.split()[:2] == ["PTV", "D95%Rx"]]
     assert len(d95) == 2
     assert "PASS" in d95[0] and "plan Rx 25 Gy" in d95[0]
     assert "FAIL" in d95[1] and "protocol Rx 50.4 Gy" in d95[1]
@@ -82,6 +86,54 @@ def test_rps_01_vs_extremity_preop_exits_1_not_evaluated(capsys):
     code, out, err = run(capsys, "check", SAMPLE, "--protocol", "extremity-preop", "--relaxed")
     assert code == 0, out + err
     assert out.count("note: relaxed: mandatory femur_") == 3
+
+
+@pytest.fixture(scope="module")
+def without_kidneys(tmp_path_factory) -> Path:
+    """A copy of rps_01 whose structure sets lack the combined ``Kidneys``."""
+    folder = tmp_path_factory.mktemp("rps_01_no_kidneys") / "rps_01"
+    shutil.copytree(SAMPLE, folder)
+    for path in folder.glob("RS.*.dcm"):
+        ds = pydicom.dcmread(path)
+        numbers = [r.ROINumber for r in ds.StructureSetROISequence if r.ROIName == "Kidneys"]
+        if not numbers:
+            continue
+        ds.StructureSetROISequence = [
+            r for r in ds.StructureSetROISequence if r.ROINumber not in numbers
+        ]
+        ds.ROIContourSequence = [
+            r for r in ds.ROIContourSequence if r.ReferencedROINumber not in numbers
+        ]
+        ds.RTROIObservationsSequence = [
+            r for r in ds.RTROIObservationsSequence if r.ReferencedROINumber not in numbers
+        ]
+        ds.save_as(path)
+    return folder
+
+
+def test_kidney_constraints_are_judged_on_the_union_of_the_parts(without_kidneys, capsys):
+    from rtplan.dvh.compute import compute
+    from rtplan.io import load_plan_folder
+
+    code, out, err = run(capsys, "check", without_kidneys, "--protocol", "rps-preop", "--json")
+    assert code == 0, out + err
+    doc = json.loads(out)
+    (patient,) = doc["patients"]
+    assert patient["structures"]["kidneys"]["matched"] == ["Kidney_L+Kidney_R"]
+    assert patient["structures"]["kidneys"]["how"] == "union of parts"
+    assert any("union of Kidney_L and Kidney_R is used" in n for n in patient["notes"])
+    kidneys = {c["constraint"]: c for c in patient["constraints"] if c["structure"] == "Kidneys"}
+    assert len(kidneys) == 5 and all(c["verdict"] == "pass" for c in kidneys.values())
+    # independent truth: the parts' own DVHs
+    data = load_plan_folder(without_kidneys)
+    structures = data.structure_set()
+    dose = data.dose()
+    parts = [compute(structures[n], dose) for n in ("Kidney_L", "Kidney_R")]
+    dosed = sum(p.dosed_volume_cc for p in parts)
+    mean = sum(p.mean_gy * p.dosed_volume_cc for p in parts) / dosed
+    assert kidneys["kidneys_dmean"]["value"] == pytest.approx(mean, rel=1e-9)
+    volume = structures["Kidney_L"].volume_cc + structures["Kidney_R"].volume_cc
+    assert f"({volume:.2f} cc)" in " ".join(patient["notes"])
 
 
 def _boom(*args, **kwargs):

@@ -6,6 +6,7 @@ and difflib's similarity ranking for the closest names in error messages.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rtplan.errors import InputError, StructureNotFoundError
@@ -109,6 +110,7 @@ def test_protocol_roles_match_a_typical_rps_structure_set():
         "liver": ("Liver",),
         "spinal_cord": ("Spinal Cord",),
         "stomach": (),
+        "kidney_contralateral": (),
     }
 
 
@@ -124,3 +126,43 @@ def test_structure_mapping_file(tmp_path):
         load_structure_mapping(f)
     with pytest.raises(InputError, match="not found"):
         load_structure_mapping(tmp_path / "nope.toml")
+
+
+# ------------------------------------------------------------ combined structures (issue 12)
+def test_missing_combined_role_is_the_union_of_its_parts():
+    from rtplan.matching import match_role
+
+    kidneys = StructureRole("kidneys", ("Kidneys",), aliases=("Kidney_Both",), required=True)
+    m = match_role(kidneys, ["PTV", "Kidney_L", "Kidney_R"])
+    assert (m.structures, m.how, m.parts) == (
+        ("Kidney_L+Kidney_R",),
+        "union of parts",
+        ("Kidney_L", "Kidney_R"),
+    )
+    # common spellings of the parts, compared normalised
+    m = match_role(kidneys, ["Lt Kidney", "KIDNEY_RIGHT"])
+    assert m.parts == ("Lt Kidney", "KIDNEY_RIGHT")
+    # a present combined structure wins; one part alone is no union (required -> error)
+    assert match_role(kidneys, ["Kidneys", "Kidney_L", "Kidney_R"]).structures == ("Kidneys",)
+    with pytest.raises(StructureNotFoundError):
+        match_role(kidneys, ["Kidney_L"])
+
+
+def _box(name, x0, x1, zs):
+    from rtplan.structure import Contour, Structure
+
+    rect = np.array([[x0, 0.0], [x1, 0.0], [x1, 10.0], [x0, 10.0]])
+    return Structure(name, tuple(Contour(np.c_[rect, np.full(4, z)]) for z in zs))
+
+
+def test_union_structure_volume_is_the_sum_and_overlap_is_refused():
+    # Truth: two disjoint 10 x 10 mm boxes, 3 and 4 planes 2 mm apart (slab 2 mm): 0.6 + 0.8 cc.
+    from rtplan.errors import ContourError
+    from rtplan.matching import union_structure
+
+    left, right = _box("L", 0, 10, [0, 2, 4]), _box("R", 20, 30, [2, 4, 6, 8])
+    union = union_structure("L+R", [left, right])
+    assert union.volume_cc == pytest.approx(0.6 + 0.8)
+    assert union.volume_cc == pytest.approx(left.volume_cc + right.volume_cc)
+    with pytest.raises(ContourError, match="may overlap on the plane z = 2 mm"):
+        union_structure("L+R", [left, _box("R", 5, 30, [2, 4])])
