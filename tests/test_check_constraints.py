@@ -38,6 +38,7 @@ RPS_DVHS = {
     "Spinal cord": uniform("Spinal cord", (40.0, 25.0, 35.0)),
     "Liver": uniform("Liver", (1500.0, 0.0, 40.0)),
     "Stomach": uniform("Stomach", (200.0, 44.0, 48.0)),
+    "Kidney_Contralat": uniform("Kidney_Contralat", (150.0, 2.0, 22.0)),
 }
 ROLE_TO_NAME = {
     "ptv": "PTV",
@@ -47,6 +48,7 @@ ROLE_TO_NAME = {
     "spinal_cord": "Spinal cord",
     "liver": "Liver",
     "stomach": "Stomach",
+    "kidney_contralateral": "Kidney_Contralat",
 }
 # constraint id -> (value, verdict, margin), by hand:
 EXPECTED = {
@@ -69,6 +71,9 @@ EXPECTED = {
     "liver_dmean": (20.0, "pass", 10.0),
     # D100% = Dmin = 44 Gy
     "stomach_d100": (44.0, "pass", 1.0),
+    # remaining kidney U[2, 22]: mean 12 Gy; V18Gy = 4 / 20 = 20 % (optimal miss)
+    "kidney_contralateral_dmean": (12.0, "pass", 3.0),
+    "kidney_contralateral_v18gy": (20.0, "fail", -5.0),
 }
 
 
@@ -194,6 +199,7 @@ def test_check_plan_fails_on_mandatory_failure_and_reports_absent_optional():
         "spinal_cord",
         "liver",
         "stomach",
+        "kidney_contralateral",
     }
     assert any("fractions are assumed" in n for n in result.notes)
     assert any("no plan prescription" in n for n in result.notes)
