@@ -9,7 +9,6 @@ These are plain functions over ``(N, 2)`` vertex arrays.  A polygon is closed im
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.path import Path
 
 
 def signed_area(poly: np.ndarray) -> float:
@@ -35,12 +34,40 @@ def nesting_depths(polys: list[np.ndarray]) -> np.ndarray:
     depths = np.zeros(n, dtype=int)
     if n < 2:
         return depths
-    paths = [Path(np.asarray(p, dtype=float)) for p in polys]
+    polys = [np.asarray(p, dtype=float) for p in polys]
     for a in range(n):
         for b in range(n):
-            if a != b and np.mean(paths[b].contains_points(polys[a])) > 0.5:
+            if a != b and np.mean(points_inside(polys[a], polys[b])) > 0.5:
                 depths[a] += 1
     return depths
+
+
+def points_inside(points: np.ndarray, poly: np.ndarray, chunk: int = 1_000_000) -> np.ndarray:
+    """Whether each point lies inside a closed polygon (even-odd rule: a horizontal ray
+    from the point crosses the outline an odd number of times).
+
+    A point on the outline may go either way.  Work is ``len(points) x len(poly)``, done
+    in pieces of about ``chunk`` point-edge pairs.
+
+    Examples
+    --------
+    >>> square = np.array([[0, 0], [2, 0], [2, 2], [0, 2]])
+    >>> points_inside(np.array([[1, 1], [3, 1], [1, -0.5]]), square).tolist()
+    [True, False, False]
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    x0, y0 = np.asarray(poly, dtype=float).T
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    dy = np.where(y1 == y0, 1.0, y1 - y0)  # horizontal edges are never crossed (below)
+    slope = (x1 - x0) / dy
+    out = np.empty(len(pts), dtype=bool)
+    step = max(1, chunk // max(len(x0), 1))
+    for i in range(0, len(pts), step):
+        x, y = pts[i : i + step, :1], pts[i : i + step, 1:]
+        crosses = (y0 > y) != (y1 > y)
+        left = x < x0 + (y - y0) * slope
+        out[i : i + step] = np.count_nonzero(crosses & left, axis=1) % 2 == 1
+    return out
 
 
 def even_odd_area(polys: list[np.ndarray]) -> float:

@@ -8,6 +8,7 @@ from rtplan.polygon import (
     even_odd_area,
     nesting_depths,
     pixel_coverage,
+    points_inside,
     self_intersection,
     signed_area,
 )
@@ -83,6 +84,21 @@ def test_even_odd_nesting():
     assert list(nesting_depths([outer, hole, island])) == [0, 1, 2]
     expected = abs(signed_area(outer)) - abs(signed_area(hole)) + abs(signed_area(island))
     assert even_odd_area([island, outer, hole]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_points_inside_matches_matplotlib(seed):
+    """Even-odd point-in-polygon against matplotlib's Path.contains_points (independent
+    implementation) on a random star-shaped polygon and random points, in small chunks too."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(0, 2 * np.pi, 40))
+    r = rng.uniform(2, 10, 40)
+    star = np.c_[r * np.cos(t), r * np.sin(t)]
+    pts = rng.uniform(-11, 11, (5000, 2))
+    truth = Path(star).contains_points(pts)
+    assert 500 < truth.sum() < 4500
+    np.testing.assert_array_equal(points_inside(pts, star), truth)
+    np.testing.assert_array_equal(points_inside(pts, star, chunk=7), truth)
 
 
 def test_self_intersection_found_and_matches_brute_force():
