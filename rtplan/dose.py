@@ -14,8 +14,12 @@ from rtplan.grid import Grid
 class EmbeddedDVH:
     """A DVH stored by the planning system in an RTDOSE DVHSequence.
 
-    ``dose_gy`` are bin upper edges (Gy) and ``volume_cc`` the cumulative volume (cc)
-    receiving at least that dose; both as read from the file (DVHDoseScaling applied).
+    ``dose_gy`` are the bin upper edges (Gy; DVHDoseScaling applied; in % of the
+    prescription when ``dose_units`` is ``"PERCENT"``, DICOM RELATIVE) and ``volume_cc``
+    the volumes as stored (cc, or % when ``volume_units`` is ``"PERCENT"``); how they make
+    a curve is in :mod:`rtplan.dvh.embedded`.  The header statistics are as stated in the
+    item's dose units (cGy converted to Gy); :mod:`rtplan.dvh.embedded` uses them only
+    when they agree with the curve.
     """
 
     roi_number: int
@@ -23,6 +27,7 @@ class EmbeddedDVH:
     volume_cc: np.ndarray
     dvh_type: str = "CUMULATIVE"
     volume_units: str = "CM3"
+    dose_units: str = "GY"
     min_dose_gy: float | None = None
     max_dose_gy: float | None = None
     mean_dose_gy: float | None = None

@@ -45,16 +45,19 @@ def test_frames_must_match():
 
 
 def test_embedded_metrics_hand_computed():
-    # cumulative: 4 cc at >= 0 Gy, 2 cc at >= 10 Gy, 0 at 20 Gy (linear in between)
-    e = EmbeddedDVH(1, np.array([0.0, 10.0, 20.0]), np.array([4.0, 2.0, 0.0]))
-    m = embedded_metrics(e)
-    assert m["volume_cc"] == 4.0 and m["Dmax"] == 20.0
+    # cumulative, 10 Gy bins: 4 cc get >= 0 Gy, 2 cc >= 10 Gy, none >= 20 Gy; the curve is
+    # linear between (0, 4), (10, 2), (20, 0); each bin's volume at its centre for Dmean
+    e = EmbeddedDVH(1, np.array([10.0, 20.0, 30.0]), np.array([4.0, 2.0, 0.0]))
+    m = embedded_metrics(e).values
+    assert m["volume_cc"] == 4.0 and m["Dmax"] == 15.0  # centre of the last bin with volume
     assert m["Dmean"] == pytest.approx((2 * 5 + 2 * 15) / 4)
     assert m["D50%"] == pytest.approx(10.0) and m["D95%"] == pytest.approx(1.0)
+    assert m["D2cc"] == pytest.approx(10.0)
     # the same as a differential DVH, and in PERCENT (no absolute volume)
-    diff = EmbeddedDVH(1, np.array([0.0, 10.0, 20.0]), np.array([2.0, 2.0, 0.0]),
+    diff = EmbeddedDVH(1, np.array([10.0, 20.0, 30.0]), np.array([2.0, 2.0, 0.0]),
                        dvh_type="DIFFERENTIAL")  # fmt: skip
-    assert embedded_metrics(diff)["D50%"] == pytest.approx(10.0)
+    assert embedded_metrics(diff).values == pytest.approx(m)
     pct = EmbeddedDVH(1, e.dose_gy, 25 * e.volume_cc, volume_units="PERCENT")
-    assert np.isnan(embedded_metrics(pct)["volume_cc"])
-    assert embedded_metrics(pct)["D95%"] == pytest.approx(1.0)
+    assert np.isnan(embedded_metrics(pct).values["volume_cc"])
+    assert np.isnan(embedded_metrics(pct).values["D2cc"])
+    assert embedded_metrics(pct).values["D95%"] == pytest.approx(1.0)

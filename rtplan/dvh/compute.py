@@ -32,8 +32,10 @@ Extremes
 Coverage
     The dose grid covers the box of its voxel centres widened by half a voxel (see
     :mod:`rtplan.dvh.dosefield`).  Structure volume beyond it, or where the dose is NaN,
-    is ``outside_dose_cc``; no dose is assumed there and dose metrics of such a structure
-    are flagged (:mod:`rtplan.dvh.metrics`).
+    is ``outside_dose_cc``; no dose is assumed there.  Within the tolerance
+    (:class:`OutsideTolerance`; default 0.1 % of the structure and at most 1 cc) the dose
+    metrics are over the dosed part and the DVH carries one flag saying so; beyond it
+    they are undefined (:mod:`rtplan.dvh.metrics`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def compute(
     resolution_mm: float | None = None,
     prescription_gy: float | None = None,
     field: AxialField | None = None,
+    outside_tolerance: OutsideTolerance | None = None,
 ) -> DVH:
     """Dose-volume histogram of a structure (conventions in the module docstring).
 
@@ -87,6 +90,10 @@ def compute(
         Stored on the DVH for ``%Rx`` metrics.
     field : AxialField, optional
         ``axial_field(dose)``, when the caller computes many DVHs on one dose.
+    outside_tolerance : OutsideTolerance
+        How much of the structure may lie outside the dose grid with its dose metrics
+        still computed (over the dosed part, flagged); default
+        :data:`DEFAULT_OUTSIDE_TOLERANCE` (0.1 % of the structure and at most 1 cc).
 
     Returns
     -------
@@ -119,29 +126,95 @@ def compute(
     >>> round(dvh.mean_gy, 6), round(dvh.metric("D50%"), 6), round(dvh.max_gy, 6)
     (15.0, 15.0, 20.0)
     """
-    if (
-        structure.frame_of_reference_uid
-        and dose.frame_of_reference_uid
-        and structure.frame_of_reference_uid != dose.frame_of_reference_uid
-    ):
-        raise GeometryError(
-            f"dose {dose.source or ''} is in frame of reference {dose.frame_of_reference_uid}, "
-            f"the structure in {structure.frame_of_reference_uid}".replace("dose  is", "dose is"),
-            path=structure.source or None,
-            structure=structure.name,
-        )
-    planes = structure.planes
-    if not planes:
+    _check_frames(structure, dose)
+    if not structure.planes:
         raise ContourError(
             "has no closed planar contours", path=structure.source or None, structure=structure.name
         )
     slabs = structure.slabs_mm(end_cap)
     f = axial_field(dose) if field is None else field
-    polys = list(planes.values())
+    nx, ny = _sub_cells(structure, f, resolution_mm)
+    hx, hy = f.dx_mm / nx, f.dy_mm / ny
+    clipped = _clip_to_dose(structure, slabs, f, hx, hy)
+    conventions = {
+        "end_cap": end_cap,
+        "slab_thickness_mm": structure.slab_thickness_mm,
+        "resolution_mm": [hx, hy],
+        "dose_interpolation": "trilinear",
+        "holes": "even-odd",
+        "histogram": "binless",
+    }
+    volume_cc = float(np.sum(structure.plane_areas_mm2 * (slabs[:, 1] - slabs[:, 0]))) / 1000.0
+    if not clipped.edges:
+        return _empty_dvh(structure, volume_cc, prescription_gy, conventions)
+    dose_gy, volume_mm3, spread_gy, (dmin, dmax), nan_mm3 = _sample(
+        structure, f, clipped, nx, ny, hx, hy
+    )
+    outside_cc = max(clipped.outside_mm3 + nan_mm3, 0.0) / 1000.0
+    tolerance = DEFAULT_OUTSIDE_TOLERANCE if outside_tolerance is None else outside_tolerance
+    return DVH(
+        sample_dose_gy=dose_gy,
+        sample_volume_cc=volume_mm3 / 1000.0,
+        sample_spread_gy=spread_gy,
+        name=structure.name,
+        min_gy=dmin,
+        max_gy=dmax,
+        outside_dose_cc=outside_cc,
+        outside_tolerance_cc=tolerance.limit_cc(volume_cc),
+        prescription_gy=prescription_gy,
+        conventions=conventions,
+        flags=_outside_flags(outside_cc, volume_cc, tolerance),
+    )
 
-    # ---------------------------------------------------------------- lattice
-    max_area = float(np.max(structure.plane_areas_mm2)) if len(polys) else 0.0
+
+@dataclass(frozen=True)
+class OutsideTolerance:
+    """Structure volume allowed outside the dose grid with dose metrics still computed.
+
+    A structure whose part outside the dose grid is at most ``fraction`` of its volume
+    *and* at most ``cc`` gets its dose metrics over the dosed part (flagged, with
+    ``outside_dose_cc``); beyond that its dose metrics are undefined (NaN with a note).
+    """
+
+    fraction: float = 0.001
+    cc: float = 1.0
+
+    def __post_init__(self):
+        if not (self.fraction >= 0 and self.cc >= 0):
+            raise InputError(
+                f"outside-dose tolerance must be >= 0, got {100 * self.fraction:g} % and "
+                f"{self.cc:g} cc"
+            )
+
+    def limit_cc(self, volume_cc: float) -> float:
+        """The outside volume (cc) tolerated for a structure of ``volume_cc``."""
+        return min(self.fraction * volume_cc, self.cc)
+
+    def describe(self) -> str:
+        return f"{100 * self.fraction:g} % of the structure and at most {self.cc:g} cc"
+
+
+#: The default: 0.1 % of the structure and at most 1 cc (a BODY whose skin grazes the
+#: edge of the dose grid keeps its metrics; a target cut by the grid does not).
+DEFAULT_OUTSIDE_TOLERANCE = OutsideTolerance()
+
+
+def _check_frames(structure: Structure, dose: Dose) -> None:
+    """Raise when the structure and the dose name different frames of reference."""
+    mine, theirs = structure.frame_of_reference_uid, dose.frame_of_reference_uid
+    if mine and theirs and mine != theirs:
+        where = f"dose {dose.source}" if dose.source else "the dose"
+        raise GeometryError(
+            f"{where} is in frame of reference {theirs}, the structure in {mine}",
+            path=structure.source or None,
+            structure=structure.name,
+        )
+
+
+def _sub_cells(structure: Structure, f: AxialField, resolution_mm: float | None):
+    """Sub-cells per dose voxel along x and y (see ``resolution_mm`` of :func:`compute`)."""
     if resolution_mm is None:
+        max_area = float(np.max(structure.plane_areas_mm2))
         target = max(np.sqrt(max(max_area, 0.0)) / CELLS_ACROSS, MIN_RESOLUTION_MM)
     else:
         if not resolution_mm > 0:
@@ -149,17 +222,31 @@ def compute(
         target = float(resolution_mm)
     nx = max(1, int(np.ceil(f.dx_mm / target - 1e-9)))
     ny = max(1, int(np.ceil(f.dy_mm / target - 1e-9)))
-    hx, hy = f.dx_mm / nx, f.dy_mm / ny
+    return nx, ny
 
-    # ---------------------------------------------------------------- edges
+
+@dataclass(frozen=True)
+class _Clipped:
+    """The structure cut to the dose grid's box: contour edges in lattice units (one
+    ``(X, Y, sign, plane)`` tuple per polygon), each plane's slab within the box
+    ``[zlo, zhi]``, and the volume (mm^3) left outside."""
+
+    edges: list
+    zlo: np.ndarray
+    zhi: np.ndarray
+    outside_mm3: float
+
+
+def _clip_to_dose(structure: Structure, slabs, f: AxialField, hx: float, hy: float) -> _Clipped:
+    """Clip every plane's polygons to the dose box (in-plane) and its slab to the box in z."""
     ext = f.extent_mm
     zlo = np.maximum(slabs[:, 0], ext[2, 0])
     zhi = np.minimum(slabs[:, 1], ext[2, 1])
     thick_in = np.maximum(zhi - zlo, 0.0)
     full_area = structure.plane_areas_mm2
     edges = []
-    clipped_area = np.zeros(len(polys))
-    for p, plane_polys in enumerate(polys):
+    clipped_area = np.zeros(len(full_area))
+    for p, plane_polys in enumerate(structure.planes.values()):
         if thick_in[p] <= 0:
             continue
         depths = nesting_depths(plane_polys)
@@ -176,25 +263,20 @@ def compute(
             X = (c[:, 0] - f.x0_mm) / hx
             Y = (c[:, 1] - f.y0_mm) / hy
             edges.append((X, Y, np.full(len(c), sign), np.full(len(c), p)))
-    outside_mm3 = float(np.sum(full_area * (slabs[:, 1] - slabs[:, 0]) - clipped_area * thick_in))
+    outside = float(np.sum(full_area * (slabs[:, 1] - slabs[:, 0]) - clipped_area * thick_in))
+    return _Clipped(edges, zlo, zhi, outside)
 
-    conventions = {
-        "end_cap": end_cap,
-        "slab_thickness_mm": structure.slab_thickness_mm,
-        "resolution_mm": [hx, hy],
-        "dose_interpolation": "trilinear",
-        "holes": "even-odd",
-        "histogram": "binless",
-    }
-    structure_volume_cc = float(np.sum(full_area * (slabs[:, 1] - slabs[:, 0]))) / 1000.0
-    if not edges:
-        return _empty_dvh(structure, structure_volume_cc, prescription_gy, conventions)
-    # ---------------------------------------------------------------- cells, by chunks
-    # of planes holding about CHUNK_CELLS cells each, so temporaries stay small
-    per_plane = np.abs(full_area) / (hx * hy) + 1.0
+
+def _sample(structure: Structure, f: AxialField, clipped: _Clipped, nx, ny, hx, hy):
+    """Samples (dose, volume mm^3, spread) of every (cell, slab) piece, the exact dose
+    extremes, and the volume (mm^3) whose dose is NaN; by chunks of planes holding about
+    :data:`CHUNK_CELLS` cells each, so temporaries stay small."""
+    edges = clipped.edges
+    planes = list(structure.planes)
+    per_plane = np.abs(structure.plane_areas_mm2) / (hx * hy) + 1.0
     chunk_of_plane = np.floor(np.cumsum(per_plane) / CHUNK_CELLS).astype(int)
-    lv_plane, lv_z = _levels(f, zlo, zhi)
-    parts, lo_in, hi_in = [], np.inf, -np.inf
+    lv_plane, lv_z = _levels(f, clipped.zlo, clipped.zhi)
+    parts, lo_in, hi_in, nan_mm3 = [], np.inf, -np.inf, 0.0
     for chunk in np.unique(chunk_of_plane[[e[3][0] for e in edges]]):
         sel = [e for e in edges if chunk_of_plane[e[3][0]] == chunk]
         X = np.concatenate([e[0] for e in sel])
@@ -210,7 +292,7 @@ def compute(
         )  # fmt: skip
         if len(crossed):
             raise ContourError(
-                f"contours cross each other on plane z={list(planes)[int(crossed[0])]:.2f} mm",
+                f"contours cross each other on plane z={planes[int(crossed[0])]:.2f} mm",
                 path=structure.source or None,
                 structure=structure.name,
             )
@@ -218,35 +300,29 @@ def compute(
         levels = _Levels.of(lv_plane[in_chunk], lv_z[in_chunk])
         crop = _crop(X, Y, nx, ny)
         L = _level_doses(f, levels.z, crop)
-        mean, vol, spread, nan_mm3 = _cell_samples(L, levels, crop, cells, nx, ny, hx * hy)
-        outside_mm3 += nan_mm3
+        mean, vol, spread, nan_chunk = _cell_samples(L, levels, crop, cells, nx, ny, hx * hy)
+        nan_mm3 += nan_chunk
         (j0, _), (i0, _) = crop
         in_knots = np.stack([X / nx - i0, Y / ny - j0, X1 / nx - i0, Y1 / ny - j0])
         lo, hi = _extremes(L, levels, plane, in_knots)
         lo_in, hi_in = min(lo_in, lo), max(hi_in, hi)
         parts.append((mean, vol, spread))
     dose_gy, volume_mm3, spread_gy = (np.concatenate(a) for a in zip(*parts, strict=True))
-    dmin, dmax = lo_in, hi_in
-    if not np.isfinite(dmin):
-        dmin = dmax = float("nan")
-    outside_cc = max(outside_mm3, 0.0) / 1000.0
-    flags = []
-    if outside_cc > 1e-6 * max(structure_volume_cc, 1e-3):
-        flags.append(
-            f"{outside_cc:.4g} cc of {structure_volume_cc:.4g} cc lie outside the dose grid"
+    extremes = (lo_in, hi_in) if np.isfinite(lo_in) else (float("nan"), float("nan"))
+    return dose_gy, volume_mm3, spread_gy, extremes, nan_mm3
+
+
+def _outside_flags(outside_cc: float, volume_cc: float, tolerance: OutsideTolerance):
+    """The one flag of a structure partly outside the dose grid (none when inside)."""
+    if not outside_cc > 1e-6 * max(volume_cc, 1e-3):
+        return ()
+    share = f"{outside_cc:.4g} cc of {volume_cc:.4g} cc lie outside the dose grid"
+    if outside_cc <= tolerance.limit_cc(volume_cc):
+        return (
+            f"{share}: within the tolerance ({tolerance.describe()}); "
+            "dose metrics are over the dosed part",
         )
-    return DVH(
-        sample_dose_gy=dose_gy,
-        sample_volume_cc=volume_mm3 / 1000.0,
-        sample_spread_gy=spread_gy,
-        name=structure.name,
-        min_gy=dmin,
-        max_gy=dmax,
-        outside_dose_cc=outside_cc,
-        prescription_gy=prescription_gy,
-        conventions=conventions,
-        flags=tuple(flags),
-    )
+    return (f"{share}: beyond the tolerance ({tolerance.describe()}); dose metrics undefined",)
 
 
 def dose_grid_structure(dose: Dose) -> Structure:

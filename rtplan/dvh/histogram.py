@@ -53,6 +53,9 @@ class DVH:
         extremes of the sample intervals.
     outside_dose_cc : float
         Volume (cc) of the structure outside the dose grid (no dose known there).
+    outside_tolerance_cc : float
+        Outside volume (cc) up to which dose metrics are still evaluated, over the dosed
+        part (:class:`rtplan.dvh.compute.OutsideTolerance`); default 0 (none).
     prescription_gy : float, optional
         Prescription dose, for ``...%Rx`` metrics.
     conventions : mapping
@@ -79,6 +82,7 @@ class DVH:
     min_gy: float | None = None
     max_gy: float | None = None
     outside_dose_cc: float = 0.0
+    outside_tolerance_cc: float = 0.0
     prescription_gy: float | None = None
     conventions: Mapping[str, object] = field(default_factory=dict)
     flags: tuple[str, ...] = ()

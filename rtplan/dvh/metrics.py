@@ -20,9 +20,12 @@ Conventions
 * ``D<v>`` is the largest dose ``D`` such that at least ``v`` of the volume receives ``D``
   or more (the exact inverse of the cumulative curve).  ``D0%`` = Dmax, ``D100%`` = Dmin.
 * A structure that extends outside the dose grid (``outside_dose_cc > 0``) has unknown
-  dose there: every dose-dependent metric is NaN with a note, unless
-  ``allow_outside=True``, which evaluates it over the dosed part alone (percentages then
-  refer to the dosed volume).  The missing part is never given 0 Gy.
+  dose there: every dose-dependent metric is NaN with a note, unless the part outside is
+  within the DVH's tolerance (``outside_tolerance_cc``, set by
+  :func:`rtplan.dvh.compute.compute`: 0.1 % of the structure and at most 1 cc by
+  default; the DVH carries a flag saying so) or ``allow_outside=True``; then it is
+  evaluated over the dosed part alone (percentages refer to the dosed volume).  The
+  missing part is never given 0 Gy.
 * ``D<v>cc`` with ``v`` above the structure volume is NaN with a note.
 """
 
@@ -190,7 +193,7 @@ def evaluate(
         at least ``level_gy``; needed by ``PaddickCI``.
     allow_outside : bool
         Evaluate over the dosed part when the structure extends outside the dose grid
-        (default: such metrics are NaN with a note).
+        beyond ``dvh.outside_tolerance_cc`` (default: such metrics are NaN with a note).
 
     Returns
     -------
@@ -218,7 +221,7 @@ def evaluate(
             structure=dvh.name or None,
         )
     tol = 1e-6 * max(dvh.volume_cc, 1e-3)
-    if dvh.outside_dose_cc > tol and not allow_outside:
+    if dvh.outside_dose_cc > max(tol, dvh.outside_tolerance_cc) and not allow_outside:
         return MetricValue(
             m,
             float("nan"),

@@ -320,7 +320,8 @@ def read_embedded_dvhs(
     Returns
     -------
     (tuple of EmbeddedDVH, list of str)
-        The DVHs in Gy, and warnings for the ones skipped (RELATIVE dose units).
+        The DVHs (dose in Gy, or in % of the prescription for RELATIVE dose units), and
+        warnings.
     """
     out, warnings = [], []
     for n, item in enumerate(value_of(ds, "DVHSequence", path) or [], start=1):
@@ -328,9 +329,6 @@ def read_embedded_dvhs(
         refs = require(item, "DVHReferencedROISequence", path, where)
         roi = int_value(refs[0], "ReferencedROINumber", path, where)
         units = text(item, "DoseUnits", "GY", path).upper()
-        if units == "RELATIVE":
-            warnings.append(f"embedded DVH of ROI {roi} is in RELATIVE dose units; skipped")
-            continue
         factor = 0.01 if units == "CGY" else 1.0
         data = floats(item, "DVHData", path, what=where)
         if len(data) % 2:
@@ -349,6 +347,7 @@ def read_embedded_dvhs(
                 volume_cc=volumes,
                 dvh_type=text(item, "DVHType", "CUMULATIVE", path).upper(),
                 volume_units=text(item, "DVHVolumeUnits", "CM3", path).upper(),
+                dose_units="PERCENT" if units in ("RELATIVE", "PERCENT") else "GY",
                 min_dose_gy=stat("DVHMinimumDose"),
                 max_dose_gy=stat("DVHMaximumDose"),
                 mean_dose_gy=stat("DVHMeanDose"),
