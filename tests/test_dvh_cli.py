@@ -91,16 +91,37 @@ def test_dose_in_another_frame_of_reference(phantom, tmp_path, capsys):
     assert "frame of reference" in err and "\n" not in err
 
 
-def test_plan_sum_of_two_doses(phantom, capsys):
-    # truth: the same dose twice sums to twice every dose metric
+def test_plan_sum_of_two_doses(phantom, tmp_path, capsys):
+    # truth: a second plan (copy, new UIDs) with the same dose: the sum doubles every dose
+    # metric and the prescriptions add; the same file twice is an error, not a sum
+    import pydicom
+    from pydicom.uid import generate_uid
+
     one = _json(capsys, ["dvh", str(phantom.folder), "--json", "--structure", "PTV"])
+    plan = pydicom.dcmread(phantom.plan_path)
+    plan.SOPInstanceUID = plan.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    plan.RTPlanLabel = "BOOST"
+    plan.save_as(tmp_path / "RP_boost.dcm")
+    dose = pydicom.dcmread(phantom.dose_paths[0])
+    dose.SOPInstanceUID = dose.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dose.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = plan.SOPInstanceUID
+    dose.save_as(tmp_path / "RD_boost.dcm")
+    folder = tmp_path / "export"
+    import shutil
+
+    shutil.copytree(phantom.folder, folder)
+    shutil.copy(tmp_path / "RP_boost.dcm", folder)
     d = str(phantom.dose_paths[0])
     two = _json(
-        capsys, ["dvh", str(phantom.folder), "--json", "--structure", "PTV", "--dose", d, d]
-    )
+        capsys,
+        ["dvh", str(folder), "--json", "--structure", "PTV", "--dose", d,
+         str(tmp_path / "RD_boost.dcm")],
+    )  # fmt: skip
     for m, v in one["structures"][0]["metrics"].items():
         assert two["structures"][0]["metrics"][m] == pytest.approx(2 * v, rel=1e-9)
     assert two["prescription_gy"] == 100.0
+    assert main(["dvh", str(phantom.folder), "--dose", d, d]) == 2
+    assert "same RTDOSE file is given twice" in capsys.readouterr().err
 
 
 def test_compare_embedded(phantom, tmp_path, capsys):

@@ -128,17 +128,16 @@ def _with_extra_roi(tmp_path, roi):
     return truth
 
 
-def test_bad_input_empty_structure(tmp_path, capsys):
-    truth = _with_extra_roi(tmp_path, syn.SyntheticROI("Bowel_Bag", []))
-    _expect_bad_input(
-        capsys, tmp_path, str(truth.rtstruct_path), "structure 'Bowel_Bag'", "empty structure"
-    )
-    # --lenient lists the problem instead
-    assert main(["info", str(tmp_path), "--json", "--lenient"]) == 0
+def test_empty_structure_listed_not_fatal(tmp_path, capsys):
+    # planning systems export empty placeholder ROIs: listed with volume 0, flagged
+    _with_extra_roi(tmp_path, syn.SyntheticROI("Bowel_Bag", []))
+    assert main(["info", str(tmp_path), "--json"]) == 0
     inv = json.loads(capsys.readouterr().out)
     ss = inv["patients"][0]["frames_of_reference"][0]["structure_sets"][0]
     bag = next(s for s in ss["structures"] if s["name"] == "Bowel_Bag")
-    assert bag["volume_cc"] is None and "empty structure" in bag["problems"][0]
+    assert bag["volume_cc"] == 0.0 and bag["flags"] == ["empty"] and bag["problems"] == []
+    assert main(["info", str(tmp_path)]) == 0
+    assert "0.000 (empty)" in capsys.readouterr().out
 
 
 def test_bad_input_self_intersecting_contour(tmp_path, capsys):

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--lenient",
         action="store_true",
-        help="list structure problems (empty, self-intersecting) instead of failing",
+        help="list structure problems (self-intersecting, ...) instead of failing "
+        "(empty structures are always listed, flagged 'empty')",
     )
     p.add_argument(
         "--fraction-dose",
@@ -123,7 +124,11 @@ def _table(structures: list[dict]) -> str:
                 s["type"] or "-",
                 str(s["contours"]),
                 f"{z[0]:.2f} .. {z[1]:.2f}" if z else "-",
-                _num(s["volume_cc"]) if s["is_volume"] else "(not a volume)",
+                "0.000 (empty)"
+                if "empty" in s.get("flags", [])
+                else _num(s["volume_cc"])
+                if s["is_volume"]
+                else "(not a volume)",
             )
         )
         rows += [("", "", "", "", f"problem: {msg}") for msg in s["problems"]]

@@ -99,6 +99,14 @@ def embedded_bins(
     return lo, up, np.maximum(in_bin, 0.0)
 
 
+def _total_volume(e: EmbeddedDVH) -> float:
+    """The structure volume an embedded DVH holds (its units)."""
+    vol = np.asarray(e.volume_cc, dtype=float)
+    if not len(vol):
+        return float("nan")
+    return float(vol.sum() if e.dvh_type.upper() == "DIFFERENTIAL" else vol[0])
+
+
 def embedded_metrics(e: EmbeddedDVH, prescription_gy: float | None = None) -> EmbeddedMetrics:
     """:data:`COMPARED` metrics of an embedded DVH (conventions in the module docstring).
 
@@ -255,3 +263,56 @@ def best_end_cap(volumes_cc: dict[str, dict[str, float]], embedded_cc: dict[str,
     if not scores:
         return None, scores
     return min(scores, key=lambda c: (scores[c], c != "slab")), scores
+
+
+#: The end-cap conventions ``auto`` chooses from (:mod:`rtplan.structure`).
+END_CAP_CHOICES = ("slab", "none")
+
+
+@dataclass(frozen=True)
+class EndCapChoice:
+    """The end cap a job uses: ``requested`` (``slab``, ``none`` or ``auto``), ``used``,
+    and for ``auto`` the median absolute volume difference (%) of each convention against
+    the planning system's DVHs (``scores``) and the structures compared."""
+
+    requested: str
+    used: str
+    scores: dict = field(default_factory=dict)
+    structures: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.requested != "auto":
+            return f"end cap: {self.used}"
+        if not self.scores:
+            return f"end cap: {self.used} (auto: no planning-system DVH in cc to match)"
+        listed = ", ".join(f"{c} {v:.2f} %" for c, v in self.scores.items())
+        return (
+            f"end cap: {self.used} (auto: median |volume difference| against the planning "
+            f"system's DVHs of {len(self.structures)} structure(s): {listed})"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "requested": self.requested,
+            "used": self.used,
+            "median_abs_volume_difference_pct": dict(self.scores),
+            "structures_matched": list(self.structures),
+        }
+
+
+def choose_end_cap(requested: str, structures, embedded, *, default: str = "slab") -> EndCapChoice:
+    """Resolve ``requested`` (``slab``, ``none`` or ``auto``) for these structures.
+
+    ``auto``: the convention of :data:`END_CAP_CHOICES` whose structure volumes
+    (:meth:`~rtplan.structure.Structure.volume_cc_with`) best match the volumes of the
+    planning system's DVHs in cc (``embedded``: :class:`~rtplan.dose.EmbeddedDVH` matched
+    by ROI number), see :func:`best_end_cap`; ``default`` when there are none.
+    """
+    if requested != "auto":
+        return EndCapChoice(requested, requested)
+    by_number = {e.roi_number: e for e in embedded if e.volume_units.upper() == "CM3"}
+    matched = [s for s in structures if s.number in by_number and s.is_volume]
+    tps = {s.name: _total_volume(by_number[s.number]) for s in matched}
+    mine = {cap: {s.name: s.volume_cc_with(cap) for s in matched} for cap in END_CAP_CHOICES}
+    best, scores = best_end_cap(mine, tps)
+    return EndCapChoice("auto", best or default, scores, tuple(s.name for s in matched))

@@ -42,7 +42,7 @@ def folder_inventory(
     path : path
         Folder (searched recursively) or single file; only read.
     lenient : bool
-        Report structure problems (empty, self-intersecting, ...) in the output instead of
+        Report structure problems (self-intersecting, ...) in the output instead of
         raising the first as a :class:`~rtplan.errors.ContourError`.
     fraction_dose : {"per_fraction", "group_total"}
         How to read FRACTION doses (:mod:`rtplan.io.rtdose`).
@@ -142,14 +142,16 @@ def _structure_set(ss: StructureSet, study_of: dict) -> dict:
         "referenced_series_uid": ss.referenced_series_uid,
         "file": ss.source,
         "warnings": list(ss.warnings),
-        "structures": [_structure(s, list(ss.problems_for(s))) for s in ss],
+        "structures": [
+            _structure(s, [] if not s.contours else list(ss.problems_for(s))) for s in ss
+        ],
     }
 
 
 def _structure(s: Structure, problems: list[str]) -> dict:
     kinds = Counter(c.geometric_type for c in s.contours)
     z = [float(c.points_mm[:, 2].mean()) for c in s.contours if len(c.points_mm)]
-    volume = None
+    volume = 0.0 if not s.contours else None
     if s.is_volume and not problems:
         try:
             volume = s.volume_cc
@@ -167,6 +169,7 @@ def _structure(s: Structure, problems: list[str]) -> dict:
         "slice_range_mm": [min(z), max(z)] if z else None,
         "slice_spacing_mm": s.slice_spacing_mm,
         "volume_cc": volume,
+        "flags": ["empty"] if not s.contours else [],
         "problems": problems,
     }
 

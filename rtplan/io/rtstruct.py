@@ -114,9 +114,20 @@ class StructureSet:
 
     @property
     def problems(self) -> MappingProxyType:
-        """``{name: reasons}`` of every structure that has a problem (checks them all)."""
-        found = {n: self.problems_of(n) for n in dict.fromkeys(self.names)}
+        """``{name: reasons}`` of every structure that has a problem (checks them all).
+
+        An empty structure (no contours: a placeholder or a marker not yet drawn) is not a
+        problem of the set; it is listed in :attr:`empty_names` and is an error only when
+        it is asked for (``self[name]``).
+        """
+        empty = set(self.empty_names)
+        found = {n: self.problems_of(n) for n in dict.fromkeys(self.names) if n not in empty}
         return MappingProxyType({n: r for n, r in found.items() if r})
+
+    @property
+    def empty_names(self) -> list[str]:
+        """Names of the structures with no contours at all, in file order."""
+        return [s.name for s in self.structures if not s.contours]
 
     @property
     def names(self) -> list[str]:
@@ -175,8 +186,8 @@ class StructureSet:
 
     def check(self, names=None) -> None:
         """Raise :class:`~rtplan.errors.ContourError` for the first problem of the named
-        structures (all when ``names`` is None)."""
-        for n in self.names if names is None else names:
+        structures (all but the empty ones when ``names`` is None)."""
+        for n in [n for n in self.names if n not in self.empty_names] if names is None else names:
             reasons = self.problems_of(n)
             if reasons:
                 raise ContourError(reasons[0], path=self.source or None, structure=n)

@@ -1,0 +1,47 @@
+"""The options that choose a patient's objects, with the same names and meaning on every
+command that reads a patient (rules in :mod:`rtplan.io.selection`)."""
+
+from __future__ import annotations
+
+from rtplan.io.selection import Selection
+
+
+def add_selection_arguments(p, *, dose: bool = True) -> None:
+    """``--patient-id``, ``--plan``, ``--structure-set``, ``--dose`` (when ``dose``) and
+    ``--mixed-patients`` on the parser ``p``."""
+    p.add_argument("--patient-id", metavar="ID", help="the patient, when the folder holds several")
+    p.add_argument(
+        "--plan",
+        metavar="LABEL|UID|FILE",
+        help="the RTPLAN (default: the only one, or the only one with a dose)",
+    )
+    p.add_argument(
+        "--structure-set",
+        metavar="LABEL|UID|FILE",
+        help="the RTSTRUCT (default: the one the plan references, or the only one)",
+    )
+    if dose:
+        p.add_argument(
+            "--dose",
+            nargs="+",
+            metavar="FILE",
+            help="RTDOSE file(s): BEAM doses of one plan are summed, plans added (default: the "
+            "plan's PLAN dose, else its BEAM doses summed)",
+        )
+    p.add_argument(
+        "--mixed-patients",
+        action="store_true",
+        help="combine objects tied by UID references although their PatientID or PatientName "
+        "differ (phantoms, anonymised data); every report states it",
+    )
+
+
+def selection_from_args(args) -> Selection:
+    """The :class:`~rtplan.io.selection.Selection` of parsed options."""
+    return Selection(
+        patient_id=getattr(args, "patient_id", None),
+        plan=getattr(args, "plan", None),
+        structure_set=getattr(args, "structure_set", None),
+        dose=tuple(getattr(args, "dose", None) or ()),
+        mixed_patients=bool(getattr(args, "mixed_patients", False)),
+    )
