@@ -72,6 +72,7 @@ from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import ContourError, InputError, RtplanError
 from rtplan.io.discover import PatientData, load_folder
 from rtplan.io.rtstruct import StructureSet
+from rtplan.io.selection import Selection, select_patient
 from rtplan.matching import Match, match_structures, union_structure
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
@@ -598,11 +599,10 @@ def patient_label(patient: PatientData) -> str:
 
 def patient_inputs(patient: PatientData) -> tuple[StructureSet, Dose, Plan | None]:
     """The structure set, plan dose and RTPLAN (``None`` without one) a check of ``patient``
-    uses; with several RTPLANs or doses the reader asks which one (an ``InputError``).
-    Objects are read once and cached by ``patient``."""
-    plan = patient.plan() if patient.plans else None
-    dose = patient.dose(plan.label if plan is not None and len(patient.doses) > 1 else None)
-    return patient.structure_set(), dose, plan
+    uses, as chosen by :mod:`rtplan.io.selection` (an ``InputError`` when the folder is
+    ambiguous).  Objects are read once and cached by ``patient``."""
+    plan = patient.plan() if patient.choice.plan is not None else None
+    return patient.structure_set(), patient.dose(), plan
 
 
 def check_patient(
@@ -626,7 +626,7 @@ def check_patient(
     }
     if plan is not None:
         inputs["RTPLAN"] = plan.sop_instance_uid
-    return check_plan(
+    check = check_plan(
         protocol,
         structure_set.structures,
         dose,
@@ -637,6 +637,8 @@ def check_patient(
         problems=structure_set.problems,
         strict=strict,
     )
+    # how the objects were chosen (PLAN dose over BEAM doses, identities combined, ...)
+    return dataclasses.replace(check, notes=tuple(patient.notes) + tuple(check.notes))
 
 
 def check_folder(
@@ -647,6 +649,7 @@ def check_folder(
     progress: Callable[[Iterable], Iterable] | None = None,
     on_checked: Callable[[PatientData, PlanCheck], None] | None = None,
     strict: bool = True,
+    selection: Selection | None = None,
 ) -> list[Outcome]:
     """Check every patient (and frame of reference) found under ``path``.
 
@@ -666,6 +669,9 @@ def check_folder(
         :func:`patient_inputs` and ``patient.image()``).  Its errors are not caught.
     strict : bool
         See :func:`check_plan`.
+    selection : Selection, optional
+        The user's choice of patient and objects (:mod:`rtplan.io.selection`); when any
+        is made, ``path`` must then resolve to one patient.
 
     Returns
     -------
@@ -674,7 +680,10 @@ def check_folder(
         raised (:class:`~rtplan.errors.RtplanError`); with several, a patient that cannot be
         read or checked becomes a :class:`PatientError` and the others are still checked.
     """
-    patients = load_folder(path)
+    if selection is not None and selection != Selection():
+        patients = [select_patient(path, selection)]
+    else:
+        patients = load_folder(path)
     if not patients:
         raise InputError("no DICOM-RT patient found", path=path)
     outcomes: list[Outcome] = []

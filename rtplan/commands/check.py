@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from rtplan.check import PlanCheck, check_folder, patient_inputs
+from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.errors import InputError, RtplanError
 from rtplan.io import PatientData
 from rtplan.io.output import write_atomic
@@ -59,6 +60,7 @@ def add_parser(subparsers) -> None:
         metavar="FILE",
         help="structure mapping file (TOML [structures]: TG-263 name or role -> plan name)",
     )
+    add_selection_arguments(p)
     p.add_argument(
         "--relaxed",
         action="store_true",
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         progress=_progress,
         on_checked=draw if (args.html or args.png) else None,
         strict=not args.relaxed,
+        selection=selection_from_args(args),
     )
     if args.png and len(outcomes) != 1:
         raise InputError(
