@@ -20,13 +20,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
 from rtplan import __version__
 from rtplan.errors import RtplanError
+from rtplan.sanitize import TerminalStream, terminal
 
 #: Subcommand modules under ``rtplan.commands``, in the order ``rtplan --help`` lists them.
 COMMANDS = ["info", "dvh", "check", "agree", "expand", "volumes"]
@@ -94,10 +97,35 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    streams = sys.stdout, sys.stderr
+    # text from DICOM never reaches the terminal raw (rtplan.sanitize)
+    sys.stdout, sys.stderr = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
+    previous = _terminate_as_exception()
+    try:
+        return _run(args, argv, debug)
+    finally:
+        sys.stdout, sys.stderr = streams
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_exception():
+    """SIGTERM raises SystemExit(143) in the main thread, so ``finally`` blocks (temporary
+    output files, rtplan.io.output) run as they do on Ctrl-C.  Returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminated)
+
+
+def _run(args, argv, debug) -> int:
     try:
         return int(args.func(args))
     except RtplanError as exc:
-        print(f"rtplan {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rtplan {args.command}: error: {terminal(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()

@@ -22,7 +22,7 @@ from rtplan.check import PlanCheck, check_folder, patient_inputs
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.errors import InputError, RtplanError
 from rtplan.io import PatientData
-from rtplan.io.output import write_atomic
+from rtplan.io.output import OutputSet, check_output_file
 from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
 from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
 
@@ -104,6 +104,10 @@ def _overlay(patient: PatientData, check: PlanCheck) -> bytes | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = [args.path, args.protocol, *([args.map] if args.map else [])]
+    for option in ("csv", "junit", "html", "png"):  # before any work (docs/io.md)
+        if getattr(args, option):
+            check_output_file(getattr(args, option), inputs=inputs, what=f"--{option}")
     protocol = load_protocol(args.protocol)
     mapping = load_structure_mapping(args.map) if args.map else None
     if not Path(args.path).exists():
@@ -127,18 +131,19 @@ def run(args: argparse.Namespace) -> int:
             f"--png needs one patient, the folder holds {len(outcomes)} (use --html)",
             path=args.path,
         )
-    if args.csv:
-        write_atomic(args.csv, to_csv(outcomes, protocol))
-    if args.junit:
-        write_atomic(args.junit, to_junit_xml(outcomes, protocol))
-    if args.html:
-        write_atomic(
-            args.html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes])
-        )
-    if args.png:
-        png = overlays[id(outcomes[0])]
-        if isinstance(png, str):
-            raise InputError(png)
-        write_atomic(args.png, png)
+    png = overlays.get(id(outcomes[0])) if args.png else None
+    if isinstance(png, str):
+        raise InputError(png)
+    with OutputSet() as outputs:  # the reports are written completely or not at all
+        if args.csv:
+            outputs.add(args.csv, to_csv(outcomes, protocol))
+        if args.junit:
+            outputs.add(args.junit, to_junit_xml(outcomes, protocol))
+        if args.html:
+            outputs.add(
+                args.html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes])
+            )
+        if args.png:
+            outputs.add(args.png, png)
     sys.stdout.write(to_json(outcomes, protocol) if args.json else to_text(outcomes, protocol))
     return exit_code(outcomes)

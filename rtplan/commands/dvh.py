@@ -34,8 +34,9 @@ from rtplan.dvh.dosefield import axial_field
 from rtplan.dvh.embedded import COMPARED, choose_end_cap, compare_embedded
 from rtplan.dvh.metrics import evaluate, parse
 from rtplan.errors import InputError
-from rtplan.io.output import write_atomic
+from rtplan.io.output import OutputSet, check_output_file
 from rtplan.io.rtdose import FRACTION_DOSE_MODES
+from rtplan.sanitize import csv_cell
 
 SCHEMA = "rtplan-dvh/1"
 
@@ -99,6 +100,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from rtplan.io import load_plan_folder
 
+    inputs = [args.path, *(args.dose or [])]
+    for option in ("csv", "plot"):  # before any work (docs/io.md)
+        if getattr(args, option):
+            check_output_file(getattr(args, option), inputs=inputs, what=f"--{option}")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not metrics:
         raise InputError("--metrics is empty")
@@ -212,12 +217,13 @@ def run(args) -> int:
     }
     if comparison is not None:
         report["embedded_comparison"] = comparison
-    if args.csv:
-        _write_csv(args.csv, rows, metrics, comparison)
-    if args.plot:
-        from rtplan.report.plots import dvh_png
+    with OutputSet() as outputs:  # written completely or not at all
+        if args.csv:
+            outputs.add(args.csv, _csv_text(rows, metrics, comparison))
+        if args.plot:
+            from rtplan.report.plots import dvh_png
 
-        write_atomic(args.plot, dvh_png(dvhs, title=f"DVH: {patient.patient_id}"))
+            outputs.add(args.plot, dvh_png(dvhs, title=f"DVH: {patient.patient_id}"))
     if args.json:
         print(json.dumps(report, indent=2, default=_json_default))
     else:
@@ -381,9 +387,10 @@ def _end_cap_line(conventions) -> str:
     )
 
 
-def _write_csv(path, rows, metrics, comparison=None) -> None:
+def _csv_text(rows, metrics, comparison=None) -> str:
     """One row per structure: metrics, flags and (with a comparison) for each compared
-    metric rtplan's value, the planning system's and the difference (absolute and %)."""
+    metric rtplan's value, the planning system's and the difference (absolute and %).
+    Text from DICOM passes through :func:`rtplan.sanitize.csv_cell`."""
     units = rows[0]["units"] if rows else {}
     by_name = {c["name"]: c for c in comparison or []}
     cmp_head = [
@@ -412,10 +419,10 @@ def _write_csv(path, rows, metrics, comparison=None) -> None:
                 ]
             cmp_cells.append("; ".join(c["notes"]))
         w.writerow(
-            [r["name"], "" if r["volume_cc"] is None else r["volume_cc"],
+            [csv_cell(r["name"]), "" if r["volume_cc"] is None else r["volume_cc"],
              "" if r["outside_dose_cc"] is None else r["outside_dose_cc"]]
             + ["" if r["metrics"][m] is None else r["metrics"][m] for m in metrics]
-            + ["; ".join(r["flags"])]
-            + cmp_cells
+            + [csv_cell("; ".join(r["flags"]))]
+            + [csv_cell(c) for c in cmp_cells]
         )  # fmt: skip
-    write_atomic(path, fh.getvalue())
+    return fh.getvalue()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import warnings
 
+from rtplan.io.output import check_output_folder
+from rtplan.sanitize import terminal
 from rtplan.volumes.workspace import FINE_MM
 
 
@@ -59,8 +61,17 @@ def add_folder_arguments(p) -> None:
     )
 
 
+def check_folder_outputs(args) -> None:
+    """``--out`` and ``--png`` of ``expand`` / ``volumes``, checked before any work."""
+    check_output_folder(args.out, inputs=[args.path], what="--out")
+    if args.png:
+        check_output_folder(args.png, inputs=[args.path], what="--png")
+
+
 def run(args) -> int:
     from rtplan.volumes.folder import expand_folder
+
+    check_folder_outputs(args)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -94,4 +105,4 @@ def format_result(result) -> str:
         lines.append(f"wrote {result.rtstruct}")
     if result.png:
         lines.append(f"wrote {result.png}")
-    return "\n".join(lines)
+    return "\n".join(terminal(line) for line in lines)

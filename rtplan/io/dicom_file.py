@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
@@ -105,6 +105,19 @@ def _read_raw_dataset(path, stop_before_pixels, defer_size) -> Dataset:
         ok = False
     if not ok:
         raise NotDicomError("not a DICOM file", path=path)
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        # a bare dataset states no transfer syntax: record the encoding pydicom read it in
+        # (in memory only), so pixel data can be decoded
+        implicit, little = getattr(ds, "original_encoding", None) or (True, True)
+        ds.file_meta = FileMetaDataset(meta or Dataset())
+        ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian
+            if implicit
+            else pydicom.uid.ExplicitVRLittleEndian
+            if little
+            else pydicom.uid.ExplicitVRBigEndian
+        )
     return ds
 
 
@@ -116,6 +129,17 @@ def _check_complete(ds: Dataset, size: int, path: Path, stop_before_pixels: bool
     SOPInstanceUID are present; an image header's announced pixel data is present (or,
     when pixels were skipped, fits in the rest of the file).
     """
+    for keyword in ("SOPClassUID", "SOPInstanceUID"):
+        if keyword not in ds:
+            raise DicomReadError(
+                f"missing required tag {keyword} (truncated or incomplete DICOM file)", path=path
+            )
+    meta = getattr(ds, "file_meta", None)
+    syntax = value_of(meta, "TransferSyntaxUID", path) if meta is not None else None
+    if syntax is not None and str(syntax) == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        # offsets are positions in the inflated stream, not in the file: the pixel data
+        # length is checked when the pixels are decoded (pixel_array)
+        return
     end, last_defined = 0, True
     for tag in list(ds.keys()):
         elem = ds.get_item(tag)
@@ -138,19 +162,13 @@ def _check_complete(ds: Dataset, size: int, path: Path, stop_before_pixels: bool
         raise DicomReadError(
             f"truncated DICOM file: {size - end} stray byte(s) after the last element", path=path
         )
-    for keyword in ("SOPClassUID", "SOPInstanceUID"):
-        if keyword not in ds:
-            raise DicomReadError(
-                f"missing required tag {keyword} (truncated or incomplete DICOM file)", path=path
-            )
     expected = expected_pixel_bytes(ds)
     if expected is None or _PIXEL_DATA in ds:
         return
     if not stop_before_pixels:
         raise DicomReadError("truncated DICOM file: the image has no pixel data", path=path)
-    meta = getattr(ds, "file_meta", None)
-    implicit = getattr(getattr(meta, "TransferSyntaxUID", None), "is_implicit_VR", False)
-    header = 8 if implicit else 12
+    implicit = (getattr(ds, "original_encoding", None) or (False, True))[0]
+    header = 8 if implicit else 12  # the PixelData element's tag and length (and VR)
     if end + header + expected > size:
         raise DicomReadError(
             f"truncated DICOM file: header announces {expected} bytes of pixel data, "

@@ -49,7 +49,7 @@ from rtplan.contouring import decimate, edges_meet
 from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.image import Image
 from rtplan.io.dicom_file import read_dataset
-from rtplan.io.output import safe_filename, write_atomic
+from rtplan.io.output import safe_filename, write_new
 from rtplan.polygon import self_intersection
 from rtplan.structure import Structure
 
@@ -309,11 +309,9 @@ def write_rtstruct(
     source = options.get("copy_rois_from")
     if isinstance(source, str | os.PathLike) and _same_file(Path(source), target):
         raise InputError("refusing to overwrite the structure set being copied from", path=target)
-    if target.exists():
-        raise InputError("output file exists; rtplan never overwrites a file", path=target)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    return write_atomic(target, buf.getvalue())
+    return write_new(target, buf.getvalue())  # never overwrites, even racing another run
 
 
 # ---------------------------------------------------------------------------- helpers

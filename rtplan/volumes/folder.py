@@ -22,7 +22,7 @@ from pathlib import Path
 from rtplan.errors import InputError, RtplanError
 from rtplan.image import Image
 from rtplan.io.discover import PatientData, load_plan_folder
-from rtplan.io.output import safe_filename, write_atomic
+from rtplan.io.output import safe_filename, write_new
 from rtplan.io.rtstruct import StructureSet
 from rtplan.io.rtstruct_writer import write_rtstruct
 from rtplan.matching import match_role
@@ -117,9 +117,7 @@ def _png(png, image, centre_of: Structure, new, title) -> Path:
         image, drawn, centre_mm=centroid_mm(centre_of), names=[s.name for s in drawn], title=title
     )
     target = folder / safe_filename(f"volumes_{'_'.join(s.name for s in new)}.png")
-    if target.exists():
-        raise InputError("PNG exists; rtplan never overwrites a file", path=target)
-    return write_atomic(target, figure_png(fig))
+    return write_new(target, figure_png(fig))  # never overwrites, even racing another run
 
 
 def expand_folder(
