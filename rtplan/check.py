@@ -19,18 +19,21 @@ a constraint on an organ that is relative to the prescription uses the primary t
 Fractionation and EQD2
 ----------------------
 The plan's number of fractions is the RTPLAN's (summed over fraction groups); without an
-RTPLAN the protocol's is assumed, and a note says so.  A constraint's doses are judged
+RTPLAN the protocol's is assumed, and a note says so.  One EQD2 policy for every protocol:
+an absolute-dose constraint's doses are physical doses given in its *reference fractions*
+(``Constraint.reference_fractions``, default the protocol's).  Its doses are judged
 
-* as physical doses when its ``dose_basis`` is ``physical`` and the plan has the protocol's
-  number of fractions, or a different number but the protocol does not allow conversion
-  (a note reports the difference);
-* in EQD2 when its ``dose_basis`` is ``physical``, the fractions differ and the protocol
-  allows conversion: the plan's dose grid is converted voxel-wise to EQD2 with the plan's
+* as physical doses when the plan has the reference number of fractions, or another number
+  but neither the constraint states its reference nor the protocol allows conversion (a note
+  reports the difference, and the schedule line is a mismatch);
+* in EQD2 otherwise: the plan's dose grid is converted voxel-wise to EQD2 with the plan's
   fractions (:func:`rtplan.dvh.radiobiology.eqd2_dose`), and each dose number of the
   constraint (the ``x`` of ``V<x>Gy``, a dose limit) is converted as a dose given in the
-  protocol's fractions, both with the structure's alpha/beta from the protocol;
-* in EQD2 when its ``dose_basis`` is ``eqd2``: the dose grid is converted with the plan's
-  fractions and the constraint's numbers are already EQD2.
+  reference fractions, both with the structure's alpha/beta from the protocol; the basis
+  reads ``EQD2, α/β 3 Gy, limits of 25 fx``;
+* in EQD2 when its ``dose_basis`` is ``eqd2`` (limits stated as EQD2 by their source): the
+  dose grid is converted with the plan's fractions and the constraint's numbers are used as
+  written.
 
 With equal fractions, converting both sides would leave every ``V<x>Gy`` and ``D<x>``
 verdict unchanged (the conversion is monotone), which is why nothing is converted then.
@@ -264,6 +267,26 @@ def _prescriptions(
                 f"{format_number(p.protocol_gy)} Gy"
             )
     return {t.structure: out[t.structure] for t in targets}, notes
+
+
+def _dose_basis(c, alpha_beta: float | None, frac: Fractionation, pres):
+    """How a constraint's doses are judged (the EQD2 policy of the module docstring):
+    ``(alpha_beta or None for physical dose, limit-dose converter or None, basis label)``."""
+    if not c.is_absolute:
+        return None, None, "physical"
+    ab_text = f"EQD2, α/β {format_number(alpha_beta)} Gy" if alpha_beta is not None else ""
+    if c.dose_basis == "eqd2":
+        return alpha_beta, None, f"{ab_text}, limits in EQD2"
+    reference = c.reference_fractions or pres.fractions
+    if frac.fractions != reference and (
+        c.reference_fractions is not None or pres.allow_eqd2_conversion
+    ):
+
+        def to_basis(x, _ab=alpha_beta, _n=reference):
+            return eqd2(x, _n, alpha_beta_gy=_ab)
+
+        return alpha_beta, to_basis, f"{ab_text}, limits of {reference} fx"
+    return None, None, "physical"
 
 
 def _within(value: float, low: float, high: float | None) -> bool:
@@ -500,17 +523,7 @@ def check_plan(
             and not _within(target.plan_gy, target.protocol_gy, None)
             else None
         )
-        ab = role.alpha_beta_gy
-        if c.is_absolute and c.dose_basis == "eqd2":
-            alpha_beta, to_basis = ab, None
-        elif c.is_absolute and frac.converted:
-            alpha_beta = ab
-
-            def to_basis(x, _ab=ab):
-                return eqd2(x, pres.fractions, alpha_beta_gy=_ab)
-        else:
-            alpha_beta, to_basis = None, None
-        basis = "physical" if alpha_beta is None else f"EQD2 a/b={format_number(alpha_beta)} Gy"
+        alpha_beta, to_basis, basis = _dose_basis(c, role.alpha_beta_gy, frac, pres)
         for name in match.structures:
             results.append(
                 evaluate_constraint(

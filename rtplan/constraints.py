@@ -91,7 +91,12 @@ class Constraint:
     acceptable : float, optional
         Second, looser limit ("acceptable variation"), same unit and comparison.
     dose_basis : str
-        ``physical`` (doses at the protocol's fractionation) or ``eqd2``.
+        ``physical`` (doses delivered in ``reference_fractions``) or ``eqd2``.
+    reference_fractions : int, optional
+        For a ``physical`` constraint: the number of fractions its doses were observed in
+        (e.g. 25 for limits from conventionally fractionated courses); default the
+        protocol's.  A plan with other fractions is judged in EQD2 against these doses given
+        in ``reference_fractions`` (:mod:`rtplan.check`).
     note : str
         Free text shown in reports (endpoint, caveats).
     verification : str
@@ -110,6 +115,7 @@ class Constraint:
     dose_basis: str = "physical"
     note: str = ""
     verification: str = "verified"
+    reference_fractions: int | None = None
 
     def __post_init__(self):
         where = f"constraint '{self.id}'"
@@ -131,6 +137,14 @@ class Constraint:
             )
         if not self.is_absolute and self.dose_basis != "physical":
             raise InputError(f"{where}: only absolute-dose constraints can have an EQD2 basis")
+        if self.reference_fractions is not None:
+            n = self.reference_fractions
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise InputError(f"{where}: reference_fractions must be a positive integer")
+            if not self.is_absolute or self.dose_basis != "physical":
+                raise InputError(
+                    f"{where}: reference_fractions is for absolute-dose physical constraints"
+                )
         for name in ("limit", "acceptable"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not math.isfinite(float(v))):
@@ -247,7 +261,8 @@ def evaluate_constraint(
         ``x`` of ``V<x>Gy`` and to dose limits of absolute-dose constraints.  Identity when
         omitted; never applied to prescription-relative constraints.
     basis : str
-        Label of the evaluation basis, for the report (``"physical"``, ``"EQD2 a/b=3 Gy"``).
+        Label of the evaluation basis, for the report (``"physical"``,
+        ``"EQD2, α/β 3 Gy, limits of 25 fx"``).
 
     Returns
     -------

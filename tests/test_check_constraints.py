@@ -270,7 +270,7 @@ def test_hypofractionated_plan_is_converted_when_the_protocol_allows_it():
     dmean = r["femur_dmean"]
     assert dmean.value == pytest.approx(40.0, rel=1e-6)
     assert dmean.limit == pytest.approx(37 * (37 / 25 + 3) / 5)
-    assert dmean.verdict == "fail" and dmean.basis == "EQD2 a/b=3 Gy"
+    assert dmean.verdict == "fail" and dmean.basis == "EQD2, α/β 3 Gy, limits of 25 fx"
     # V40Gy% threshold: 40 Gy in 25 fx -> 40 (1.6 + 3) / 5 = 36.8 Gy EQD2, all of the femur above
     assert r["femur_v40gy"].queried_metric == "V36.8Gy%"
     assert r["femur_v40gy"].value == pytest.approx(100.0)
@@ -293,19 +293,36 @@ def test_same_fractionation_is_judged_on_physical_dose():
     assert r["femur_dmean"].basis == "physical"
 
 
-def test_protocol_without_conversion_reports_the_difference():
+def test_protocol_without_conversion_still_reads_the_femur_limits_in_25_fractions():
+    # myxoid-36x18 does not allow another schedule (the Rx / fx line is a MISMATCH), but
+    # Casey's femur limits are given for 25 fractions in every protocol: a 5-fraction plan's
+    # femur is judged in EQD2 (25 Gy in 5 fx -> 40 Gy) against 37 Gy in 25 fx -> 33.152 Gy.
     result, r = femur_results("myxoid-36x18", 5, 25.0)
     assert not result.fractionation.converted
     assert any("without conversion" in n for n in result.notes)
-    assert r["femur_dmean"].value == pytest.approx(25.0)
-
-
-def test_eqd2_basis_constraints_are_always_converted():
-    # extremity-hypo-5x5 states the femur limits in EQD2: 25 Gy in 5 fx -> 40 Gy EQD2 > 37 Gy.
-    result, r = femur_results("extremity-hypo-5x5", 5, 25.0)
-    assert not result.fractionation.differs
+    assert result.schedule[0].verdict == "mismatch"
     assert r["femur_dmean"].value == pytest.approx(40.0, rel=1e-6)
-    assert r["femur_dmean"].limit == 37.0 and r["femur_dmean"].margin == pytest.approx(
-        -3.0, rel=1e-6
-    )
-    assert result.status == "fail"
+    assert r["femur_dmean"].limit == pytest.approx(37 * (37 / 25 + 3) / 5)
+
+
+@pytest.mark.parametrize("fractions, dose_gy", [(5, 25.0), (18, 36.0), (28, 50.4), (25, 30.0)])
+def test_one_eqd2_policy_for_the_femur_in_every_protocol(fractions, dose_gy):
+    # Issue 12: extremity-preop read Casey's limits as 25-fraction physical doses and
+    # extremity-hypo-5x5 as EQD2, so one plan scored differently.  Now every protocol reads
+    # them as doses given in 25 fractions: the same plan gets the same femur values, limits
+    # and verdicts under all three (extremity-postop too, but it needs a boost PTV), equal to
+    # the closed form EQD2 = D (D/n + 3) / (2 + 3).
+    names = ["extremity-preop", "extremity-hypo-5x5", "myxoid-36x18"]
+    outcomes = {n: femur_results(n, fractions, dose_gy)[1] for n in names}
+    if fractions == 25:
+        value, limits = dose_gy, (37.0, 59.0)  # physical, as Casey states them
+    else:
+        value = dose_gy * (dose_gy / fractions + 3) / 5
+        limits = tuple(x * (x / 25 + 3) / 5 for x in (37.0, 59.0))
+    for name, r in outcomes.items():
+        assert r["femur_dmean"].value == pytest.approx(value, rel=1e-6), name
+        assert (r["femur_dmean"].limit, r["femur_dmax"].limit) == pytest.approx(limits), name
+        ref = outcomes[names[0]]
+        assert {k: (v.verdict, v.queried_metric, v.basis) for k, v in r.items()} == {
+            k: (v.verdict, v.queried_metric, v.basis) for k, v in ref.items()
+        }, name

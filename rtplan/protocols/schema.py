@@ -383,6 +383,7 @@ def _parse_constraint(i: int, data: Any, sources: dict[str, Source], path: str) 
             source=t.get("source", str),
             acceptable=t.get("acceptable", float, None),
             dose_basis=t.get("dose_basis", str, "physical"),
+            reference_fractions=t.get("reference_fractions", int, None),
             note=t.get("note", str, ""),
             verification=_cite(t, sources, "source", "verification"),
         )
@@ -448,7 +449,11 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
                 f"constraint '{c.id}': structure '{c.structure}' is not a [structures] role"
             )
         role = roles[c.structure]
-        needs_ab = c.is_absolute and (c.dose_basis == "eqd2" or prescription.allow_eqd2_conversion)
+        needs_ab = c.is_absolute and (
+            c.dose_basis == "eqd2"
+            or prescription.allow_eqd2_conversion
+            or c.reference_fractions is not None
+        )
         if needs_ab and role.alpha_beta_gy is None:
             raise top.error(
                 f"constraint '{c.id}' may be EQD2-converted, but structure '{c.structure}' "

@@ -31,6 +31,7 @@ from rtplan.report.records import (
     PatientError,
     limit_text,
     margin_text,
+    metric_text,
     overall_status,
     report_record,
     result_rows,
@@ -77,7 +78,7 @@ def _case_name(result: ConstraintResult, protocol: Protocol) -> str:
 
 def _summary(result: ConstraintResult) -> str:
     return (
-        f"{result.constraint.metric} = {value_text(result)}, limit {limit_text(result)}, "
+        f"{metric_text(result)} = {value_text(result)}, limit {limit_text(result)}, "
         f"margin {margin_text(result)} ({result.basis})"
     )
 
@@ -218,7 +219,7 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
             flag = "" if c.verification == "verified" else " *"
             row = [
                 name,
-                c.metric + flag,
+                metric_text(r) + flag,
                 value_text(r),
                 limit_text(r),
                 verdict_label(r, o.strict),

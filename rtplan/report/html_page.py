@@ -21,6 +21,7 @@ from rtplan.report.records import (
     PatientError,
     limit_text,
     margin_text,
+    metric_text,
     overall_status,
     schedule_label,
     schedule_limit_text,
@@ -156,7 +157,9 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
                 [
                     o.protocol.structures[c.structure].label,
                     r.structure_name or "-",
-                    c.text(),
+                    c.text()
+                    if metric_text(r) == c.metric
+                    else c.text().replace(c.metric, metric_text(r), 1),
                     c.priority,
                     value_text(r),
                     limit_text(r),

@@ -74,6 +74,14 @@ def exit_code(outcomes: Sequence[Outcome]) -> int:
     return 0 if status == "pass" else 1 if status in JUDGED_NOT_PASSING else 2
 
 
+def metric_text(result: ConstraintResult) -> str:
+    """The constraint's metric, labelled when judged in EQD2: ``V40Gy% (EQD2, α/β 3 Gy)``."""
+    metric = result.constraint.metric
+    if result.basis.startswith("EQD2") and result.value is not None:
+        return f"{metric} ({result.basis.split(', limits')[0]})"
+    return metric
+
+
 def _relaxed(label: str) -> str:
     return f"{label} (note, relaxed)"
 
@@ -221,6 +229,8 @@ def result_record(
         "structure": protocol.structures[c.structure].label,
         "plan_structure": result.structure_name,
         "metric": c.metric,
+        "metric_label": metric_text(result),
+        "reference_fractions": c.reference_fractions,
         "comparison": c.comparison,
         "limit": c.limit,
         "acceptable": c.acceptable,
