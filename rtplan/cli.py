@@ -27,7 +27,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from rtplan import __version__
+from rtplan import __version__, caches
 from rtplan.errors import RtplanError
 from rtplan.sanitize import TerminalStream, terminal
 
@@ -52,6 +52,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     chosen = [a for a in (argv or []) if a in COMMANDS][:1]
+    if not chosen and "--version" in (argv or []) and not {"-h", "--help"} & set(argv):
+        return parser  # nothing else to parse: argparse prints the version and exits
     for name in chosen or COMMANDS:
         importlib.import_module(f"rtplan.commands.{name}").add_parser(sub)
     return parser
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    caches.configure_matplotlib()  # a writable directory for plots when there is no home
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     streams = sys.stdout, sys.stderr

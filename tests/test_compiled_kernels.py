@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from rtplan import caches
 from rtplan.volumes import compiled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,12 +36,16 @@ def test_candidates_in_documented_order(monkeypatch, tmp_path):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    paths = [p for p, _ in compiled.cache_candidates()]
+    paths = [p for p, _ in caches.candidates("numba", "NUMBA_CACHE_DIR")]
     assert paths[0] == tmp_path / "numba"
     if sys.platform.startswith("linux"):
         assert paths[1] == tmp_path / "xdg" / "rtplan" / "numba"
     assert paths[-1].parent == tmp_path / "tmp" and paths[-1].name.startswith("rtplan-numba-")
-    assert [private for _, private in compiled.cache_candidates()] == [False, False, True]
+    assert [private for _, private in caches.candidates("numba", "NUMBA_CACHE_DIR")] == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_unusable_directories_are_skipped(monkeypatch, tmp_path):
@@ -75,17 +80,20 @@ def test_shared_temporary_directory_is_refused(tmp_path):
     shared = tmp_path / "rtplan-numba-shared"
     shared.mkdir()
     shared.chmod(0o777)
-    assert not compiled.usable_cache_dir(shared, private=True)
-    assert compiled.usable_cache_dir(shared, private=False)
+    assert not caches.usable(shared, private=True)
+    assert caches.usable(shared, private=False)
     shared.chmod(0o700)
-    assert compiled.usable_cache_dir(shared, private=True)
+    assert caches.usable(shared, private=True)
 
 
 _RUN_KERNEL = """
 import json, sys, tempfile
 if len(sys.argv) > 1:
     tempfile.tempdir = sys.argv[1]
+from rtplan import caches
+caches.configure_matplotlib()  # as the command line does (matplotlib needs a directory too)
 import numpy as np
+from rtplan import caches
 from rtplan.volumes import compiled
 from rtplan.volumes.nearest_seed import _envelope_lines, nearest_seed
 seeds = np.zeros((1, 1, 7), bool); seeds[0, 0, 3] = True
@@ -110,7 +118,6 @@ def test_kernel_runs_without_any_cache_directory(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     env = _env(HOME=str(blocker), XDG_CACHE_HOME=str(blocker / "xdg"))
-    env["MPLCONFIGDIR"] = str(tmp_path / "mpl")  # matplotlib too needs a writable directory
     got = _run_kernel(env, str(blocker / "tmp"))
     assert got["dir"] is None
     inf = float("inf")
@@ -138,6 +145,29 @@ _NO_JIT_TESTS = [
     "[9-right=2,left=5,anterior=0,posterior=3,superior=4,inferior=1]",
     "tests/test_margins.py::test_binary_mask_matches_brute_force_minkowski_sum[9--2]",
 ]
+
+
+def test_matplotlib_gets_a_cache_directory_without_a_home(monkeypatch, tmp_path):
+    """No usable home: MPLCONFIGDIR is set to rtplan's private temporary directory (so
+    matplotlib does not warn); with a usable default or an explicit setting, nothing
+    changes."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.setenv("HOME", str(blocker))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    caches.configure_matplotlib()
+    assert os.environ["MPLCONFIGDIR"].startswith(str(tmp_path / "tmp" / "rtplan-matplotlib-"))
+    monkeypatch.setenv("MPLCONFIGDIR", "/somewhere/else")
+    caches.configure_matplotlib()
+    assert os.environ["MPLCONFIGDIR"] == "/somewhere/else"
+    monkeypatch.delenv("MPLCONFIGDIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    caches.configure_matplotlib()
+    assert "MPLCONFIGDIR" not in os.environ
 
 
 def test_kernels_pass_their_tests_without_the_jit():

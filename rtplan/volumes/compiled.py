@@ -2,7 +2,7 @@
 break an installation.
 
 :func:`kernel` is ``numba.njit(nogil=True)`` whose machine code is cached on disk in the
-first writable directory of (see :func:`cache_candidates`)
+first usable directory of (:mod:`rtplan.caches`)
 
 1. ``NUMBA_CACHE_DIR``, when set;
 2. the user's cache directory: ``$XDG_CACHE_HOME/rtplan/numba`` (``~/.cache/rtplan/numba``;
@@ -25,67 +25,17 @@ recreates its virtual environment); a CI job can keep the directory between runs
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
-import tempfile
 from pathlib import Path
 
 import numba
 from numba.core import config as numba_config
 
-
-def user_cache_dir() -> Path:
-    """The platform's per-user cache directory for rtplan's kernels (need not exist)."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = str(Path.home() / "Library" / "Caches")
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rtplan" / "numba"
-
-
-def cache_candidates() -> list[tuple[Path, bool]]:
-    """Directories tried for the cache, in order, each with whether it must be private
-    (owned by the current user and not writable by others)."""
-    out = []
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        out.append((Path(os.environ["NUMBA_CACHE_DIR"]), False))
-    try:
-        out.append((user_cache_dir(), False))
-    except RuntimeError:  # Path.home(): no home directory can be determined
-        pass
-    uid = os.getuid() if hasattr(os, "getuid") else "user"  # Windows: the temp dir is per user
-    out.append((Path(tempfile.gettempdir()) / f"rtplan-numba-{uid}", True))
-    return out
-
-
-def usable_cache_dir(path: Path, private: bool = False) -> bool:
-    """Whether ``path`` is (or can be made) a directory this process can write cache files
-    in; ``private``: it must also belong to the current user and be closed to others."""
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
-        if private and hasattr(os, "getuid"):
-            st = path.lstat()
-            if (
-                not stat.S_ISDIR(st.st_mode)
-                or st.st_uid != os.getuid()
-                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-            ):
-                return False
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError:
-        return False
-    return True
+from rtplan import caches
 
 
 def cache_dir() -> Path | None:
-    """The first usable directory of :func:`cache_candidates`, or ``None`` (no cache)."""
-    for path, private in cache_candidates():
-        if usable_cache_dir(path, private):
-            return path
-    return None
+    """The kernels' cache directory (:func:`rtplan.caches.cache_dir`), or ``None``."""
+    return caches.cache_dir("numba", setting="NUMBA_CACHE_DIR")
 
 
 def kernel(fn=None, **options):
