@@ -240,3 +240,20 @@ def test_groups_join_objects_tied_by_references(tmp_path):
     assert {f.patient_id for f in group.files} == {"OTHER", truth.patient_id}
     with pytest.raises(PatientIdentityError):
         group.dose()
+
+
+def test_info_lists_the_objects_chosen(tmp_path, capsys):
+    import json
+
+    from rtplan.cli import main
+
+    truth = syn.write_phantom_patient(tmp_path)
+    second = _second_plan(truth, tmp_path)
+    assert main(["info", str(tmp_path), "--json"]) == 0  # everything, no choice needed
+    plans = json.loads(capsys.readouterr().out)["patients"][0]["frames_of_reference"][0]["plans"]
+    assert len(plans) == 2
+    assert main(["info", str(tmp_path), "--json", "--plan", second.SOPInstanceUID]) == 0
+    (frame,) = json.loads(capsys.readouterr().out)["patients"][0]["frames_of_reference"]
+    assert [p["label"] for p in frame["plans"]] == ["PLAN2"] and len(frame["doses"]) == 1
+    assert main(["info", str(tmp_path), "--patient-id", "nobody"]) == 2
+    assert "no patient 'nobody'" in capsys.readouterr().err

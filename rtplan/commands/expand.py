@@ -54,8 +54,12 @@ def add_folder_arguments(p) -> None:
     """The output and folder options ``rtplan expand`` and ``rtplan volumes`` share."""
     p.add_argument("--out", required=True, help="folder for the new RTSTRUCT (created if missing)")
     p.add_argument("--png", metavar="DIR", help="also write axial/coronal/sagittal views (PNG)")
-    p.add_argument("--structure-set", metavar="LABEL", help="structure set label or file name")
-    p.add_argument("--patient-id", help="patient, when the folder holds several")
+    p.add_argument(
+        "--structure-set",
+        metavar="LABEL|UID|FILE",
+        help="the RTSTRUCT (default: the only one holding the structure)",
+    )
+    p.add_argument("--patient-id", metavar="ID", help="the patient, when the folder holds several")
     p.add_argument(
         "--fine-mm", type=float, default=FINE_MM, help="fine grid spacing in mm (default 1)"
     )

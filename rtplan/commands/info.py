@@ -4,7 +4,8 @@ Lists patients, studies, frames of reference, CT series, structure sets (each st
 name, type, contours, slice range and volume in cc), plans (fractions, prescription) and
 doses (grid, maximum, summation type).  ``--json`` prints the inventory of
 :func:`rtplan.io.inventory.folder_inventory` (schema in docs/io.md); otherwise a table.
-Reads only; writes nothing.  Exit 0, or 2 with one line on stderr for bad input.
+``--patient-id``, ``--plan``, ``--structure-set``, ``--dose`` list only the objects they
+choose (:mod:`rtplan.io.selection`).  Reads only; writes nothing.  Exit 0, or 2 with one line on stderr for bad input.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import warnings
 
+from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.io.inventory import folder_inventory
 from rtplan.io.rtdose import FRACTION_DOSE_MODES
 
@@ -36,6 +38,7 @@ def add_parser(subparsers) -> None:
         default="per_fraction",
         help="how to read DoseSummationType FRACTION (default: per_fraction, x planned fractions)",
     )
+    add_selection_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -45,7 +48,10 @@ def run(args) -> int:
         # reports what matters, and stderr stays for the one-line error.
         warnings.simplefilter("ignore", UserWarning)
         inventory = folder_inventory(
-            args.path, lenient=args.lenient, fraction_dose=args.fraction_dose
+            args.path,
+            lenient=args.lenient,
+            fraction_dose=args.fraction_dose,
+            selection=selection_from_args(args),
         )
     if args.json:
         print(json.dumps(inventory, indent=2))

@@ -26,6 +26,7 @@ from rtplan.io.dicom_file import read_dataset
 from rtplan.io.discover import DicomFile, PatientData, scan
 from rtplan.io.rtdose import dose_grid
 from rtplan.io.rtstruct import StructureSet
+from rtplan.io.selection import Selection, select_patient
 from rtplan.plan import Plan
 from rtplan.structure import Structure
 
@@ -33,7 +34,11 @@ SCHEMA = "rtplan-info/1"
 
 
 def folder_inventory(
-    path: str | os.PathLike, *, lenient: bool = False, fraction_dose: str = "per_fraction"
+    path: str | os.PathLike,
+    *,
+    lenient: bool = False,
+    fraction_dose: str = "per_fraction",
+    selection: Selection | None = None,
 ) -> dict:
     """Describe every DICOM-RT object under ``path``.
 
@@ -46,6 +51,9 @@ def folder_inventory(
         raising the first as a :class:`~rtplan.errors.ContourError`.
     fraction_dose : {"per_fraction", "group_total"}
         How to read FRACTION doses (:mod:`rtplan.io.rtdose`).
+    selection : Selection, optional
+        Describe only the patient and objects chosen (:mod:`rtplan.io.selection`: the
+        chosen plan, structure set and doses, and the CT series).
 
     Returns
     -------
@@ -58,9 +66,18 @@ def folder_inventory(
         Unreadable or inconsistent input (one line naming file, structure, problem).
     """
     catalog = scan(path)
-    groups = catalog.groups()
+    if selection is not None and selection != Selection():
+        chosen = select_patient(path, selection, fraction_dose=fraction_dose)
+        keep = {id(f) for f in [*chosen.choice.files, *chosen.choice.beam_check]}
+        files = tuple(f for f in chosen.files if f.modality == "CT" or id(f) in keep)
+        groups = [PatientData(chosen.patient_id, chosen.frame_of_reference_uid, files,
+                              notes=list(chosen.notes))]  # fmt: skip
+    else:
+        groups = catalog.groups()
+    notes = list(catalog.notes)
     for g in groups:
         g.fraction_dose = fraction_dose
+        notes += [n for n in g.notes if n not in notes]
     patients: dict[str, dict] = {}
     for g in groups:
         entry = patients.setdefault(
@@ -83,7 +100,7 @@ def folder_inventory(
     return {
         "schema": SCHEMA,
         "path": str(Path(path)),
-        "notes": list(catalog.notes),
+        "notes": notes,
         "patients": [patients[k] for k in sorted(patients)],
     }
 

@@ -293,13 +293,15 @@ def select_patient(
     selection: Selection = Selection(),
     *,
     fraction_dose: str = "per_fraction",
+    choose_now: bool = True,
 ):
     """The one patient (group of objects) a job on ``path`` uses, with its choice made.
 
     The group is the one holding the objects chosen (``selection``); else the only group
     of ``selection.patient_id``; else the only group.  Its ``plan()``,
     ``structure_set()`` and ``dose()`` then give the chosen objects (see
-    :func:`choose`), and ``notes`` say what was decided.
+    :func:`choose`), and ``notes`` say what was decided.  ``choose_now=False`` defers the
+    choice to the first of those calls (for jobs that pick a structure set by content).
 
     Raises
     ------
@@ -340,7 +342,8 @@ def select_patient(
     group.fraction_dose = fraction_dose
     group.selection = selection
     group.notes = list(catalog.notes) + [n for n in group.notes if n not in catalog.notes]
-    group.choice  # noqa: B018 - choose now, so ambiguity and identity fail early
+    if choose_now:
+        group.choice  # noqa: B018 - choose now, so ambiguity and identity fail early
     return group
 
 

@@ -8,8 +8,8 @@ and write a new RTSTRUCT holding the input's structures plus the new ones
 optionally a PNG of axial, coronal and sagittal views through the GTV's centre
 (:func:`rtplan.report.overlay.plane_views`).
 
-Which structure set: the one named by ``structure_set`` (its label or file name), else the
-only one holding every structure needed (for a recipe, every required role).
+Which structure set: the one named by ``structure_set`` (its label, UID, file name or path),
+else the only one holding every structure needed (for a recipe, every required role).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 
 from rtplan.errors import InputError, RtplanError
 from rtplan.image import Image
-from rtplan.io.discover import PatientData, load_plan_folder
+from rtplan.io.discover import PatientData
 from rtplan.io.output import safe_filename, write_new
 from rtplan.io.rtstruct import StructureSet
 from rtplan.io.rtstruct_writer import write_rtstruct
+from rtplan.io.selection import Selection, select_patient
 from rtplan.matching import match_role
 from rtplan.structure import Structure
 from rtplan.volumes.builder import Crop, Step, expand_structure, find_structure
@@ -51,7 +52,7 @@ class FolderResult:
 
 
 def _load(path, patient_id) -> tuple[PatientData, Image]:
-    patient = load_plan_folder(path, patient_id=patient_id)
+    patient = select_patient(path, Selection(patient_id=patient_id), choose_now=False)
     image = patient.image()
     if image is None:
         raise InputError("no CT series: new contours must lie on CT slices", path=path)
@@ -65,7 +66,7 @@ def _choose_set(patient: PatientData, label: str | None, check, path) -> Structu
     if not sets:
         raise InputError("no RTSTRUCT in the folder", path=path)
     if label is not None:
-        chosen = [s for s in sets if s.label == label or Path(s.source).name == label]
+        chosen = [s for s in sets if _names_set(label, s)]
         if not chosen:
             have = ", ".join(repr(s.label) for s in sets)
             raise InputError(f"no structure set '{label}' (have: {have})", path=path)
@@ -88,6 +89,13 @@ def _choose_set(patient: PatientData, label: str | None, check, path) -> Structu
         "--structure-set",
         path=path,
     )
+
+
+def _names_set(spec: str, ss: StructureSet) -> bool:
+    """``spec`` is the structure set's label, SOPInstanceUID, file name or path."""
+    if spec in (ss.label, ss.sop_instance_uid, Path(ss.source).name, ss.source):
+        return True
+    return Path(spec).exists() and Path(spec).resolve() == Path(ss.source).resolve()
 
 
 def _write(out, new, image, patient, chosen, name) -> Path:
