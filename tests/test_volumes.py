@@ -241,3 +241,84 @@ def test_builder_chains_volumes(thigh):
     # PTV contours on the CT slices (slab 3 mm) and its volume that of the fine region
     assert ptv.slab_thickness_mm == 3.0
     assert ptv.volume_cc == pytest.approx(b.region("PTV").volume_cc, rel=0.01)
+
+
+# ------------------------------------------------- recipes: invaded organs, missing structures
+def _recipe(unless_invaded: bool):
+    """A one-step recipe: CTV = GTV + 10 mm, 0 mm into the kidney (unless invaded), within the
+    body, near the optional great vessels (to see the missing-structure note)."""
+    import dataclasses
+
+    from rtplan.protocols import load_protocol
+    from rtplan.volumes.recipes import recipe_from_protocol
+
+    base = load_protocol("rps-preop")
+    kidney_rule = {"structure": "kidney", "unless_invaded": True} if unless_invaded else "kidney"
+    volumes = {
+        "structures": {
+            "gtv": {"names": ["GTV"], "required": True},
+            "body": {"names": ["BODY"], "required": True},
+            "kidney": {"names": ["Kidney_R"]},
+            "great_vessels": {"names": ["A_Aorta"]},
+        },
+        "steps": [
+            {
+                "name": "CTV",
+                "from": "gtv",
+                "margin": {"all": 10.0},
+                "avoid": [kidney_rule],
+                "within": ["body"],
+                "source": "baldini2015",
+                "verification": "not verified",
+            },
+            {
+                "name": "CTV_Post",
+                "from": "gtv",
+                "near": {"structures": ["kidney", "great_vessels"], "distance_mm": 5.0},
+                "source": "baldini2015",
+                "verification": "not verified",
+            },
+        ],
+    }
+    return recipe_from_protocol(dataclasses.replace(base, extra={"volumes": volumes}))
+
+
+@pytest.fixture(scope="module")
+def invaded_kidney():
+    """GTV (radius 15 mm at x = 20) overlapping a kidney (radius 12 mm at x = 0): centres
+    20 mm apart, less than 15 + 12, so the GTV invades the kidney; slab 3 mm, 11 planes."""
+    slab = 3.0
+    gtv = prism("GTV", circle(20.0, 0.0, 15.0), -15.0, 11, slab, "GTV")
+    kidney = prism("Kidney_R", circle(0.0, 0.0, 12.0), -30.0, 21, slab)
+    body = prism("BODY", circle(0.0, 0.0, 80.0), -60.0, 41, slab, "EXTERNAL")
+    return {s.name: s for s in (gtv, kidney, body)}
+
+
+def lens_area_mm2(r1: float, r2: float, d: float) -> float:
+    """Area (mm^2) common to two circles of radii r1, r2 whose centres are d apart."""
+    a1 = r1**2 * math.acos((d**2 + r1**2 - r2**2) / (2 * d * r1))
+    a2 = r2**2 * math.acos((d**2 + r2**2 - r1**2) / (2 * d * r2))
+    return a1 + a2 - 0.5 * math.sqrt((-d + r1 + r2) * (d + r1 - r2) * (d - r1 + r2) * (d + r1 + r2))
+
+
+def test_recipe_does_not_crop_inside_an_invaded_organ_and_says_so(invaded_kidney):
+    # Truth: the GTV-kidney overlap is the circles' lens (closed form) times 11 slabs of 3 mm
+    # (within 2 %: the overlap is measured on the workspace's sub-voxel masks);
+    # with unless_invaded the CTV's 10 mm margin enters the kidney, without it the CTV stays
+    # out of the kidney entirely (Baldini 2015: 0 mm into kidney unless invaded).
+    from rtplan.volumes.recipes import run_recipe
+
+    lens_cc = lens_area_mm2(15.0, 12.0, 20.0) * 33.0 / 1000.0
+    kept = run_recipe(_recipe(True), invaded_kidney)
+    note = next(n for n in kept.notes if "not cropped inside Kidney_R" in n)
+    assert float(note.split("overlaps it by ")[1].split(" cc")[0]) == pytest.approx(
+        lens_cc, rel=0.02
+    )
+    ctv = next(s for s in kept.structures if s.name == "CTV")
+    assert overlap_cc(ctv, invaded_kidney["Kidney_R"]) > lens_cc + 1.0
+    cropped = run_recipe(_recipe(False), invaded_kidney)
+    assert not any("not cropped" in n for n in cropped.notes)
+    ctv = next(s for s in cropped.structures if s.name == "CTV")
+    assert overlap_cc(ctv, invaded_kidney["Kidney_R"]) < 0.1  # as test_avoid_leaves_no_overlap
+    # the optional great vessels are absent: the recipe says so
+    assert "CTV_Post: near 'great_vessels' skipped (no such structure)" in kept.notes

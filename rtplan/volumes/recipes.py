@@ -26,7 +26,8 @@ prescription and constraints, and like them cites a source for every number::
     from = "gtv"                      # a role or an earlier step
     near = { structures = ["psoas"], distance_mm = "contact_mm" }   # optional
     margin = { radial = "radial_mm", longitudinal = "longitudinal_mm" }  # numbers or params
-    avoid = ["bone", { structure = "bowel", margin_mm = -5.0 }]
+    avoid = ["bone", { structure = "bowel", margin_mm = -5.0 },
+             { structure = "kidneys", unless_invaded = true }]
     within = ["compartment", "body"]
     keep = ["gtv"]                    # added back at the end
     source = "wang2011"               # for the step's rule and its literal numbers
@@ -35,6 +36,14 @@ prescription and constraints, and like them cites a source for every number::
 
 Order inside a step and the meaning of each key: :meth:`VolumeBuilder.build`.  Margins are
 in mm in patient directions (:class:`~rtplan.volumes.margins.Margins`).
+
+Missing and invaded structures (what :func:`run_recipe` says in its notes):
+
+* a crop (``avoid`` / ``within``) or ``near`` structure that is absent is skipped and a note
+  names it (e.g. "CTV_High: near 'great_vessels' skipped (no such structure)");
+* ``unless_invaded = true`` on an ``avoid`` entry: a structure that the step's starting
+  volume overlaps by more than :data:`INVASION_CC` is invaded, so the margin is not cropped
+  inside it ("0 mm into kidney and liver unless invaded"), and a note gives the overlap.
 """
 
 from __future__ import annotations
@@ -50,11 +59,15 @@ from rtplan.matching import match_role
 from rtplan.protocols import load_protocol
 from rtplan.protocols.schema import Protocol, Source, StructureRole, _Table
 from rtplan.structure import Structure
+from rtplan.volumes.booleans import intersection
 from rtplan.volumes.builder import Step, VolumeBuilder, by_name, guess_type, reach_of
 from rtplan.volumes.margins import DIRECTIONS, SHORTHANDS, Margins
 from rtplan.volumes.workspace import FINE_MM, Workspace
 
 VERIFICATIONS = ("verified", "partial", "not verified")
+#: Overlap (cc) of a step's starting volume with an ``unless_invaded`` structure above which
+#: the structure counts as invaded (partial-volume contact of adjacent contours stays below).
+INVASION_CC = 0.05
 #: Suffix given to a new volume whose name the structure set already uses.
 RENAME_SUFFIX = "_rtplan"
 
@@ -74,10 +87,11 @@ class Parameter:
 @dataclass(frozen=True)
 class CropRule:
     """Crop by a role's structure(s) or an earlier step, grown by ``margin`` (mm or a
-    parameter name)."""
+    parameter name); ``unless_invaded``: not when the step's starting volume overlaps it."""
 
     structure: str
     margin: float | str = 0.0
+    unless_invaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,8 +222,11 @@ def _crops(t: _T, key: str, parameters) -> tuple[CropRule, ...]:
         margin = _number_or_name(
             c, "margin_mm", c.get("margin_mm", (int, float, str), 0.0), parameters
         )
+        invaded = c.get("unless_invaded", bool, False)
+        if invaded and key != "avoid":
+            raise c.error("'unless_invaded' is for avoid crops")
         c.finish()
-        out.append(CropRule(name, margin))
+        out.append(CropRule(name, margin, invaded))
     return tuple(out)
 
 
@@ -413,7 +430,7 @@ def run_recipe(
                 path=source or None,
             )
 
-        def crops(rules, kind, step=step):
+        def crops(rules, kind, step=step, start=start):
             out = []
             for rule in rules:
                 found = names_of(rule.structure)
@@ -421,6 +438,8 @@ def run_recipe(
                     notes.append(
                         f"{step.name}: {kind} '{rule.structure}' skipped (no such structure)"
                     )
+                if rule.unless_invaded:
+                    found = tuple(n for n in found if not invaded(step, start[0], n))
                 mm = values[rule.margin] if isinstance(rule.margin, str) else rule.margin
                 if kind == "within" and len(found) > 1:  # within any of them
                     joined = f"{rule.structure} ({' + '.join(found)})"
@@ -429,6 +448,19 @@ def run_recipe(
                 out.extend((n, mm) for n in found)
             return out
 
+        def invaded(step, origin: str, organ: str) -> bool:
+            overlap = intersection(builder.region(origin), builder.region(organ)).volume_cc
+            if overlap <= INVASION_CC:
+                return False
+            notes.append(
+                f"{step.name}: not cropped inside {organ}: {origin} overlaps it by "
+                f"{overlap:.2f} cc (invaded), so the margin may enter it"
+            )
+            return True
+
+        for ref in step.near:
+            if not names_of(ref):
+                notes.append(f"{step.name}: near '{ref}' skipped (no such structure)")
         near = [n for ref in step.near for n in names_of(ref)]
         if step.near and not near:
             raise InputError(
