@@ -28,8 +28,12 @@ import numpy as np
 from scipy import ndimage
 
 from rtplan.agreement import PairMetrics, compare_masks, dice, surface_distances
-from rtplan.agreement.cohort import AgreementOptions, run_cohort
-from rtplan.agreement.phantoms import RPS_STRUCTURES, observer_structures, write_observer_patient
+from rtplan.testing.agreement_phantoms import (
+    RPS_STRUCTURES,
+    observer_structures,
+    write_observer_patient,
+)
+from rtplan.workflows.agree import AgreementOptions, run_cohort
 
 SPACING = (2.5, 0.98, 0.98)  # slice, row, column (mm)
 SHAPE = (120, 512, 512)

@@ -10,7 +10,7 @@ What it does
    (0.977 mm pixels, 2.5 mm slices), an RTSTRUCT with 30 structures from 0.5 cc spheres to
    a 22 L BODY (spheres, cylinders and cones, axial, lying along y and tilted, as in
    Nelms et al. 2015), and a 2.5 mm RTDOSE holding a linear dose (32-bit), so that every
-   structure has an exact DVH (:class:`rtplan.dvh.phantoms.SlabTruth`, slab convention).
+   structure has an exact DVH (:class:`rtplan.testing.dvh_phantoms.SlabTruth`, slab convention).
 2. Installs dicompyler-core 0.5.6 in its own virtual environment
    (``benchmarks/_work/venv_dicompyler``, reused on later runs; with pydicom < 3, which the
    released dicompyler-core needs), as a user would.
@@ -69,7 +69,7 @@ DICOMPYLER_CONFIGS = {
 
 def _shapes():
     """The 29 analytic solids (name -> Shape); BODY is added separately."""
-    from rtplan.dvh.phantoms import Shape
+    from rtplan.testing.dvh_phantoms import Shape
 
     rng = np.random.default_rng(7)
     out = {}
@@ -97,8 +97,8 @@ def _shapes():
 
 def _structures():
     """Name -> rtplan Structure (contours on the CT slices), BODY first."""
-    from rtplan.dvh.phantoms import shape_structure
     from rtplan.structure import Contour, Structure
+    from rtplan.testing.dvh_phantoms import shape_structure
 
     t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
     ellipse = np.c_[170 * np.cos(t), 110 * np.sin(t)]
@@ -116,9 +116,9 @@ def _structures():
 
 def build(work: Path) -> dict:
     """Write CT, RTSTRUCT and RTDOSE; return the exact metrics of every structure."""
-    from rtplan.dvh.phantoms import LinearDose, SlabTruth
     from rtplan.grid import Grid
-    from rtplan.synthetic import (
+    from rtplan.testing.dvh_phantoms import LinearDose, SlabTruth
+    from rtplan.testing.synthetic import (
         SyntheticROI,
         ct_series_datasets,
         rtdose_dataset,

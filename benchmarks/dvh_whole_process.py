@@ -73,9 +73,9 @@ DRIVER = textwrap.dedent(
 
 def write_plan(folder: Path, names: list[str], ct_side: int) -> None:
     """CT (``ct_side`` squared pixels over 500 mm, the solids' slices), RTSTRUCT, RTDOSE."""
-    from rtplan.dvh.phantoms import LinearDose
     from rtplan.grid import Grid
-    from rtplan.synthetic import (
+    from rtplan.testing.dvh_phantoms import LinearDose
+    from rtplan.testing.synthetic import (
         SyntheticROI,
         ct_series_datasets,
         rtdose_dataset,

@@ -251,7 +251,7 @@ def main(argv=None) -> None:
 
     sample = Path(__file__).resolve().parents[1] / "sample_dicom" / "extremity_01"
     if sample.exists():
-        from rtplan.volumes.folder import volumes_folder
+        from rtplan.workflows.volumes import volumes_folder
 
         with tempfile.TemporaryDirectory() as tmp:
             counter = iter(range(args.repeat))

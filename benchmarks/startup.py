@@ -91,7 +91,7 @@ def volumes_first_run(repeat: int) -> None:
             warm.append(wall_s(cmd, env))
     extra = first - statistics.median(warm)
     verdict = "met" if extra <= 3.0 else "NOT met"
-    print(f"\nrtplan volumes sample_dicom/extremity_01 --protocol extremity-preop")
+    print("\nrtplan volumes sample_dicom/extremity_01 --protocol extremity-preop")
     print(f"first run, empty kernel cache (compiles):  {first:.2f} s")
     print(f"warm runs (cache loaded), median of {repeat}: {statistics.median(warm):.2f} s "
           f"(best {min(warm):.2f} s)")  # fmt: skip

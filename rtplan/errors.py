@@ -3,6 +3,10 @@
 Every user-facing failure is an :class:`RtplanError`.  Its message is one line that
 names the file, the structure (where there is one) and the problem; the command line
 prints it on stderr and exits with code 2.
+
+Every error class rtplan raises is defined here.  The subclasses describe bad input (a file,
+a structure, an option) and so also derive from :class:`ValueError`: code that catches
+``ValueError`` around a call keeps working (as ``nibabel.affines.AffineError`` does).
 """
 
 from __future__ import annotations
@@ -34,25 +38,37 @@ class RtplanError(Exception):
         super().__init__(": ".join(parts).replace("\n", " "))
 
 
-class DicomReadError(RtplanError):
+class DicomReadError(RtplanError, ValueError):
     """A file is not DICOM, is truncated, or lacks a tag rtplan needs."""
 
 
-class GeometryError(RtplanError):
+class GeometryError(RtplanError, ValueError):
     """Inconsistent geometry: frames of reference, orientations, slice positions, grids."""
 
 
-class ContourError(RtplanError):
+class ContourError(RtplanError, ValueError):
     """A contour cannot stand for a volume: empty, too few points, self-intersecting."""
 
 
-class StructureNotFoundError(RtplanError):
+class StructureNotFoundError(RtplanError, ValueError):
     """A structure name that is not present (the message lists the closest names)."""
 
 
-class DoseCoverageError(RtplanError):
+class DoseCoverageError(RtplanError, ValueError):
     """A dose grid does not cover what a computation needs."""
 
 
-class InputError(RtplanError):
+class InputError(RtplanError, ValueError):
     """Malformed user input: metric strings, margins, protocol files, options."""
+
+
+class NotDicomError(DicomReadError):
+    """The file is not a DICOM dataset at all (discovery skips these with a note)."""
+
+
+class AmbiguousInputError(InputError):
+    """Several objects fit and the references do not decide; the message says how to choose."""
+
+
+class PatientIdentityError(InputError):
+    """Objects tied by UID references carry different PatientID or PatientName."""

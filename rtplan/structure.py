@@ -31,14 +31,16 @@ kept in :attr:`Structure.contours` and reported, but never rasterised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 
 import numpy as np
 
-from rtplan.errors import ContourError, GeometryError
+from rtplan.errors import ContourError, GeometryError, StructureNotFoundError
 from rtplan.grid import Grid
-from rtplan.polygon import even_odd_area, nesting_depths, pixel_coverage
+from rtplan.polygon import even_odd_area, nesting_depths, pixel_coverage, self_intersection
 
 #: Contours whose z values differ by less than this (mm) lie on one plane.
 PLANE_TOLERANCE_MM = 0.01
@@ -292,3 +294,173 @@ class Structure:
         pts = np.c_[xy, np.full(len(xy), z)]
         idx = grid.world_to_index(pts)
         return idx[:, [2, 1]]
+
+
+@dataclass(frozen=True, eq=False)
+class StructureSet:
+    """The structures of one RTSTRUCT, with lookup by name.
+
+    Parameters
+    ----------
+    label : str
+        StructureSetLabel.
+    structures : tuple of Structure
+        In file order (StructureSetROISequence).
+    sop_instance_uid, series_instance_uid, study_instance_uid : str
+        Identity of the RTSTRUCT.
+    referenced_series_uid : str
+        The image series the contours were drawn on (RTReferencedSeriesSequence).
+    frame_of_reference_uid : str
+        The frame of reference of the contours.
+    source : str
+        The file, for messages.
+    warnings : tuple of str
+        Problems that do not stop reading (off-slice contours, odd ROI numbering).
+
+    The structure checks (:func:`structure_problems`) run when first needed: on lookup of
+    a structure, :meth:`check` or :attr:`problems`, and are cached.
+    """
+
+    label: str
+    structures: tuple[Structure, ...]
+    sop_instance_uid: str = ""
+    series_instance_uid: str = ""
+    study_instance_uid: str = ""
+    referenced_series_uid: str = ""
+    frame_of_reference_uid: str = ""
+    patient_id: str = ""
+    patient_name: str = ""
+    name: str = ""
+    source: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "structures", tuple(self.structures))
+
+    def problems_for(self, structure: Structure) -> tuple[str, ...]:
+        """Reasons ``structure`` (one of this set's) cannot stand for a volume; cached."""
+        key = id(structure)
+        if key not in self._checked:
+            self._checked[key] = tuple(structure_problems(structure))
+        return self._checked[key]
+
+    def problems_of(self, name: str) -> tuple[str, ...]:
+        """Problems of the (first) structure called ``name`` (empty when fine)."""
+        return self.problems_for(next(s for s in self.structures if s.name == name))
+
+    @property
+    def problems(self) -> MappingProxyType:
+        """``{name: reasons}`` of every structure that has a problem (checks them all).
+
+        An empty structure (no contours: a placeholder or a marker not yet drawn) is not a
+        problem of the set; it is listed in :attr:`empty_names` and is an error only when
+        it is asked for (``self[name]``).
+        """
+        empty = set(self.empty_names)
+        found = {n: self.problems_of(n) for n in dict.fromkeys(self.names) if n not in empty}
+        return MappingProxyType({n: r for n, r in found.items() if r})
+
+    @property
+    def empty_names(self) -> list[str]:
+        """Names of the structures with no contours at all, in file order."""
+        return [s.name for s in self.structures if not s.contours]
+
+    @property
+    def names(self) -> list[str]:
+        """ROI names in file order."""
+        return [s.name for s in self.structures]
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    def __iter__(self):
+        return iter(self.structures)
+
+    def __contains__(self, name: str) -> bool:
+        return self._find(name) is not None
+
+    def _find(self, name: str) -> Structure | None:
+        for s in self.structures:
+            if s.name == name:
+                return s
+        folded = [s for s in self.structures if s.name.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None
+
+    def __getitem__(self, name: str) -> Structure:
+        """The structure called ``name`` (exact, else unique case-insensitive match).
+
+        Raises
+        ------
+        StructureNotFoundError
+            No such structure; the message lists the closest names.
+        ContourError
+            The structure has a problem (empty, self-intersecting, ...).
+        """
+        found = self._find(name)
+        if found is None:
+            close = difflib.get_close_matches(
+                name.casefold(), [n.casefold() for n in self.names], n=3, cutoff=0.5
+            )
+            closest = [n for c in close for n in self.names if n.casefold() == c]
+            hint = (
+                f"closest: {', '.join(closest)}"
+                if closest
+                else "available: "
+                + ", ".join(self.names[:12])
+                + (" ..." if len(self.names) > 12 else "")
+            )
+            raise StructureNotFoundError(
+                f"no structure '{name}' in structure set '{self.label}' ({hint})",
+                path=self.source or None,
+            )
+        self.check([found.name])
+        return found
+
+    def get(self, name: str, default=None):
+        """Like ``self[name]`` but ``default`` when the name is absent."""
+        return self[name] if name in self else default
+
+    def check(self, names=None) -> None:
+        """Raise :class:`~rtplan.errors.ContourError` for the first problem of the named
+        structures (all but the empty ones when ``names`` is None)."""
+        for n in [n for n in self.names if n not in self.empty_names] if names is None else names:
+            reasons = self.problems_of(n)
+            if reasons:
+                raise ContourError(reasons[0], path=self.source or None, structure=n)
+
+    @property
+    def volumes(self) -> tuple[Structure, ...]:
+        """Structures with closed planar contours (that enclose a volume)."""
+        return tuple(s for s in self.structures if s.is_volume)
+
+
+def structure_problems(structure: Structure) -> list[str]:
+    """Reasons a structure cannot stand for what it claims (empty list when fine).
+
+    Empty structure; closed contour of fewer than 3 points; closed contour not on one
+    axial plane; self-intersecting closed contour (:func:`rtplan.polygon.self_intersection`).
+    """
+    if not structure.contours:
+        return ["empty structure: no contours"]
+    reasons = []
+    for c in structure.contours:
+        if c.geometric_type != "CLOSED_PLANAR":
+            continue
+        pts = c.points_mm
+        if len(pts) < 3:
+            reasons.append(f"closed contour with {len(pts)} point(s) at z={c.z_mm:.2f} mm")
+            continue
+        if np.ptp(pts[:, 2]) > PLANE_TOLERANCE_MM:
+            reasons.append(
+                f"closed contour near z={c.z_mm:.2f} mm is not on an axial plane "
+                f"(z spans {np.ptp(pts[:, 2]):.2f} mm)"
+            )
+            continue
+        hit = self_intersection(pts[:, :2])
+        if hit is not None:
+            reasons.append(
+                f"self-intersecting contour at z={c.z_mm:.2f} mm "
+                f"(edges {hit[0]} and {hit[1]} cross)"
+            )
+    return reasons

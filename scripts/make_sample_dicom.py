@@ -12,7 +12,7 @@ coordinates (LPS, mm; HFS), each given as an approximate signed distance functio
 negative inside).  A structure's mask on the CT grid is the partial-volume ramp
 ``clip(0.5 - sdf / pixel, 0, 1)``, outlined by :func:`rtplan.contouring.structure_from_mask`
 and written by :func:`rtplan.io.rtstruct_writer.rtstruct_dataset`; CT, RTPLAN and RTDOSE come
-from :mod:`rtplan.synthetic`.  The dose is a model, not a calculation: a function of the
+from :mod:`rtplan.testing.synthetic`.  The dose is a model, not a calculation: a function of the
 signed distance to the PTV (plateau inside, error-function penumbra, exponential low-dose
 bath), zero outside the body.  The embedded DVHs are brute force: the written contours are
 sampled on a 0.5 mm in-plane lattice and 4 sub-planes per slab (slab convention of
@@ -41,12 +41,12 @@ from pydicom.uid import generate_uid
 from scipy import ndimage
 from scipy.special import erfc
 
-from rtplan import synthetic as syn
 from rtplan.contouring import structure_from_mask
 from rtplan.grid import Grid
 from rtplan.io.ct import read_ct_series
 from rtplan.io.rtstruct_writer import rtstruct_dataset
 from rtplan.structure import Structure
+from rtplan.testing import synthetic as syn
 
 WHEN = datetime.datetime(2024, 3, 4, 9, 0, 0)
 DVH_BIN_GY = 0.02

@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from rtplan.agreement.cohort import AgreementOptions, columns, find_patients, run_cohort
-from rtplan.agreement.phantoms import Ellipsoid, write_observer_patient
 from rtplan.cli import main
 from rtplan.grid import Grid
+from rtplan.testing.agreement_phantoms import Ellipsoid, write_observer_patient
+from rtplan.workflows.agree import AgreementOptions, columns, find_patients, run_cohort
 
 CT = Grid(shape=(12, 40, 40), origin_mm=(-20.0, -20.0, 0.0), spacing_mm=(2.5, 1.0, 1.0))
 
@@ -173,7 +173,11 @@ def test_cli_writes_csv_json_plots_and_exit_code_1_on_a_skipped_patient(cohort, 
 def test_malformed_structure_is_treated_as_missing_with_a_note(tmp_path):
     import pydicom
 
-    from rtplan.synthetic import SyntheticROI, rtstruct_dataset_from_contours, write_datasets
+    from rtplan.testing.synthetic import (
+        SyntheticROI,
+        rtstruct_dataset_from_contours,
+        write_datasets,
+    )
 
     folder = tmp_path / "P10"
     write_observer_patient(

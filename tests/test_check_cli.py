@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from rtplan.cli import main
-from rtplan.synthetic import (
+from rtplan.testing.synthetic import (
     SyntheticBeam,
     SyntheticROI,
     cardinal_grid,

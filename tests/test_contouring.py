@@ -18,7 +18,7 @@ from rtplan.contouring import (
 from rtplan.errors import ContourError, GeometryError
 from rtplan.grid import Grid
 from rtplan.polygon import signed_area
-from rtplan.synthetic import cardinal_grid
+from rtplan.testing.synthetic import cardinal_grid
 
 
 def _even_odd_raster(polygons, shape):

@@ -1,6 +1,6 @@
 """DVH accuracy against analytic truth (Nelms et al. 2015 style phantoms).
 
-Truth: :class:`rtplan.dvh.phantoms.SlabTruth`, the closed-form DVH of the contour-defined
+Truth: :class:`rtplan.testing.dvh_phantoms.SlabTruth`, the closed-form DVH of the contour-defined
 structure (polygons extruded over their slabs) in a linear dose; it is itself checked
 here against Monte-Carlo sampling.  Targets (issue 4): volume within 0.5 % (>= 10 cc) or
 2 % (0.5-10 cc); Dmean, D95%, D50%, D5%, D2cc within 0.5 % or 0.05 Gy; Dmin, Dmax, D99%,
@@ -17,7 +17,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 from rtplan.dose import Dose
 from rtplan.dvh.compute import compute
-from rtplan.dvh.phantoms import LinearDose, Shape, SlabTruth, covering_grid, shape_structure
+from rtplan.testing.dvh_phantoms import LinearDose, Shape, SlabTruth, covering_grid, shape_structure
 
 CENTER = (1.3, -2.1, 0.4)
 TIGHT = ("Dmean", "D95%", "D50%", "D5%", "D2cc")

@@ -1,4 +1,4 @@
-"""`rtplan dvh` on a written phantom patient (rtplan.synthetic; hand-computed truths)."""
+"""`rtplan dvh` on a written phantom patient (rtplan.testing.synthetic; hand-computed truths)."""
 
 import json
 
@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from rtplan.cli import main
-from rtplan.synthetic import SyntheticDVH, rtdose_dataset, write_datasets, write_phantom_patient
+from rtplan.testing.synthetic import (
+    SyntheticDVH,
+    rtdose_dataset,
+    write_datasets,
+    write_phantom_patient,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import pytest
 
 from rtplan.dose import Dose
 from rtplan.dvh.compute import compute
-from rtplan.dvh.phantoms import LinearDose, Shape, SlabTruth, covering_grid, shape_structure
 from rtplan.errors import ContourError, GeometryError
 from rtplan.grid import Grid
 from rtplan.structure import Contour, Structure
+from rtplan.testing.dvh_phantoms import LinearDose, Shape, SlabTruth, covering_grid, shape_structure
 
 
 def _prism(polys, zs, spacing=2.0, **kw):

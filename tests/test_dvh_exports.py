@@ -3,7 +3,7 @@ a BODY a hair outside the dose grid, planning-system DVHs in the RTDOSE (header 
 the prescription, curve in % of the prescription, differential, cGy, missing for some
 structures), and the end cap chosen to match them.
 
-Truths: the synthetic phantom (rtplan.synthetic.write_phantom_patient: PTV 15 x 15 mm on 4
+Truths: the synthetic phantom (rtplan.testing.synthetic.write_phantom_patient: PTV 15 x 15 mm on 4
 CT slices of 2.5 mm = 2.25 cc with full end slabs, 1.6875 cc ending on its end contours;
 prescription 50 Gy), contour geometry edited here by hand (the part outside the dose grid
 is a box of known size), and embedded DVHs written from rtplan's own curve in 0.01 Gy
@@ -21,7 +21,12 @@ from pydicom.dataset import Dataset
 from rtplan.cli import main
 from rtplan.dvh import compute
 from rtplan.io import load_plan_folder
-from rtplan.synthetic import SyntheticDVH, rtdose_dataset, write_datasets, write_phantom_patient
+from rtplan.testing.synthetic import (
+    SyntheticDVH,
+    rtdose_dataset,
+    write_datasets,
+    write_phantom_patient,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import pytest
 
 from rtplan.dose import Dose, EmbeddedDVH
 from rtplan.dvh.embedded import embedded_metrics
-from rtplan.dvh.phantoms import LinearDose
 from rtplan.dvh.plansum import sum_doses
 from rtplan.errors import GeometryError
 from rtplan.grid import Grid
+from rtplan.testing.dvh_phantoms import LinearDose
 
 
 def test_sum_on_common_grid_is_exact_for_linear_doses():

@@ -14,8 +14,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from rtplan import synthetic as syn
 from rtplan.cli import main
+from rtplan.testing import synthetic as syn
 
 
 def _digest(folder):

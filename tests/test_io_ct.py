@@ -9,9 +9,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from rtplan import synthetic as syn
 from rtplan.errors import GeometryError
 from rtplan.io.ct import read_ct_series
+from rtplan.testing import synthetic as syn
 
 POSITIONS = list(syn.PATIENT_POSITION_IOP)
 

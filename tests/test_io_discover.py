@@ -1,6 +1,6 @@
 """Discovery: mixed folders grouped by patient and frame of reference, references resolved,
 frames never combined, inputs never modified.  Truths: the synthetic phantom's hand-computed
-volumes and doses (rtplan.synthetic.write_phantom_patient)."""
+volumes and doses (rtplan.testing.synthetic.write_phantom_patient)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from rtplan import synthetic as syn
 from rtplan.errors import DicomReadError, GeometryError, InputError
 from rtplan.io import load_folder, load_plan_folder, scan
+from rtplan.testing import synthetic as syn
 
 
 def _digest(folder):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtplan import synthetic as syn
 from rtplan.errors import DicomReadError, DoseCoverageError, InputError
 from rtplan.io.rtdose import read_dose_files, read_rtdose, sum_beam_doses
 from rtplan.io.rtplan import read_rtplan
+from rtplan.testing import synthetic as syn
 
 FRAME, STUDY = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rtplan import synthetic as syn
 from rtplan.errors import DicomReadError
 from rtplan.io.rtplan import read_rtplan
+from rtplan.testing import synthetic as syn
 
 
 def _plan(**kw):

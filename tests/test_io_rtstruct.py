@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtplan import synthetic as syn
 from rtplan.errors import ContourError, DicomReadError, GeometryError, StructureNotFoundError
 from rtplan.io.ct import read_ct_series
 from rtplan.io.rtstruct import read_rtstruct
+from rtplan.testing import synthetic as syn
 
 SPACING = 2.5  # CT slices at z = 30, 32.5, 35, 37.5, 40 mm
 

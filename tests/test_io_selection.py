@@ -1,6 +1,6 @@
 """Choosing the plan, structure set and dose of a folder (rtplan.io.selection), patient
 identity, symlinked exports.  Truths: the synthetic phantom's known objects and doses
-(rtplan.synthetic.write_phantom_patient: PLAN dose max = 1.05 x prescription), and layouts
+(rtplan.testing.synthetic.write_phantom_patient: PLAN dose max = 1.05 x prescription), and layouts
 built here whose right answer is fixed by construction (which file references which)."""
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
-from rtplan import synthetic as syn
-from rtplan.errors import InputError
+from rtplan.errors import AmbiguousInputError, InputError, PatientIdentityError
 from rtplan.io import load_folder, load_plan_folder, scan
-from rtplan.io.selection import AmbiguousInputError, PatientIdentityError
+from rtplan.testing import synthetic as syn
 
 
 def _copy(src, dst, **changes):

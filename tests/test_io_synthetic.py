@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from conftest import dciodvfy
 
-from rtplan import synthetic as syn
+from rtplan.testing import synthetic as syn
 
 
 def _patient(position="HFS", slice_offsets_mm=None):

@@ -44,7 +44,7 @@ from rtplan.report.overlay import (
     plane_views,
 )
 from rtplan.structure import Contour, Structure
-from rtplan.synthetic import (
+from rtplan.testing.synthetic import (
     PATIENT_POSITION_IOP,
     SyntheticBeam,
     SyntheticROI,

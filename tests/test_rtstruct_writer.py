@@ -11,7 +11,6 @@ import pydicom
 import pytest
 from conftest import dciodvfy
 
-from rtplan import synthetic as syn
 from rtplan.contouring import edges_meet, structure_from_mask
 from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.io.ct import read_ct_series
@@ -19,6 +18,7 @@ from rtplan.io.rtstruct import read_rtstruct
 from rtplan.io.rtstruct_writer import MAX_ELEMENT_BYTES, rtstruct_dataset, write_rtstruct
 from rtplan.polygon import signed_area
 from rtplan.structure import Contour, Structure
+from rtplan.testing import synthetic as syn
 
 
 def _ct(tmp_path, position="HFS", shape=(24, 48, 48), spacing=(3.0, 2.0, 2.0)):

@@ -21,8 +21,8 @@ from rtplan.cli import main
 from rtplan.errors import InputError
 from rtplan.io.rtstruct import read_rtstruct
 from rtplan.protocols import load_protocol
-from rtplan.volumes.folder import expand_folder
 from rtplan.volumes.recipes import load_recipe, recipe_from_protocol
+from rtplan.workflows.volumes import expand_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTREMITY = ROOT / "sample_dicom" / "extremity_01"
@@ -213,7 +213,7 @@ def test_malformed_recipes_name_the_table(change, words):
 
 @pytest.mark.slow
 def test_longitudinal_parameter_changes_the_ctv():
-    from rtplan.volumes.folder import volumes_folder
+    from rtplan.workflows.volumes import volumes_folder
 
     short = volumes_folder(EXTREMITY, protocol="extremity-preop", out=None)
     long = volumes_folder(

@@ -68,7 +68,7 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
     Parameters
     ----------
     rows : sequence of dict
-        Rows of :func:`rtplan.agreement.cohort.agree_patient` / a cohort run.
+        Rows of :func:`rtplan.workflows.agree.agree_patient` / a cohort run.
     metrics : sequence of str
         Metric columns to summarise.
     """

@@ -19,11 +19,18 @@ import argparse
 import json
 import sys
 
-from rtplan.agreement.cohort import AgreementOptions, columns, result_metadata, run_cohort
-from rtplan.agreement.export import json_ready, save_box_plots, write_csv
 from rtplan.agreement.pairwise import DEFAULT_TOLERANCE_MM
 from rtplan.agreement.summary import summarise
 from rtplan.errors import InputError
+from rtplan.report.agreement import json_ready
+from rtplan.workflows.agree import (
+    AgreementOptions,
+    columns,
+    result_metadata,
+    run_cohort,
+    save_box_plots,
+    write_csv,
+)
 
 
 def add_parser(subparsers) -> None:

@@ -18,13 +18,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from rtplan.check import PlanCheck, check_folder, patient_inputs
+from rtplan.check import PlanCheck
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.errors import InputError, RtplanError
 from rtplan.io import PatientData
 from rtplan.io.output import OutputSet, check_output_file
 from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
 from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
+from rtplan.workflows.check import check_folder, patient_inputs
 
 _DESCRIPTION = """\
 Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,

@@ -6,7 +6,7 @@ Margins in mm in patient directions: ``"15"`` (isotropic), ``"radial=15,longitud
 ``"right=5,left=10,anterior=8,posterior=3,superior=20,inferior=10"``; negative values
 shrink.  ``--avoid`` subtracts a structure grown by MM (default 0), ``--within`` keeps the
 part inside a structure grown (or with a negative MM, shrunk) by MM; both repeatable.  The
-Python API is :func:`rtplan.volumes.folder.expand_folder`.  Prints each step's volume and the
+Python API is :func:`rtplan.workflows.volumes.expand_folder`.  Prints each step's volume and the
 new structure's volume in cc.  Exit 0; bad input (unknown structure, margin syntax, a
 shrinking margin larger than the structure) exits 2 with one line on stderr.
 """
@@ -73,7 +73,7 @@ def check_folder_outputs(args) -> None:
 
 
 def run(args) -> int:
-    from rtplan.volumes.folder import expand_folder
+    from rtplan.workflows.volumes import expand_folder
 
     check_folder_outputs(args)
 

@@ -7,7 +7,7 @@ in docs/volumes.md), each number with its source.  ``--gtv`` names the structure
 grows from, ``--map ROLE=NAME`` any other structure, ``--set PARAM=MM`` changes a parameter
 within its documented range (e.g. ``--set longitudinal_mm=40``).  A new volume whose name
 the structure set already uses gets the suffix ``_rtplan``.  The Python API is
-:func:`rtplan.volumes.folder.volumes_folder`.  Prints every step (structure, margin, volume
+:func:`rtplan.workflows.volumes.volumes_folder`.  Prints every step (structure, margin, volume
 before and after) and the new volumes in cc.  Exit 0; bad input exits 2 with one line.
 """
 
@@ -51,7 +51,7 @@ def _pairs(items, what: str) -> dict[str, str]:
 
 
 def run(args) -> int:
-    from rtplan.volumes.folder import volumes_folder
+    from rtplan.workflows.volumes import volumes_folder
 
     check_folder_outputs(args)
 

@@ -6,7 +6,7 @@ The simple way in
 
     from rtplan.io import load_plan_folder
     patient = load_plan_folder("export/patient_01")  # one patient, one frame of reference
-    ss = patient.structure_set()   # StructureSet; ss["PTV"] -> Structure (LPS mm contours)
+    ss = patient.structure_set()   # rtplan.structure.StructureSet; ss["PTV"] -> Structure (LPS mm contours)
     dose = patient.dose()          # Dose in Gy (FRACTION x fractions, BEAM doses summed)
     plan = patient.plan()          # Plan: fractions, prescription_gy
     image = patient.image()        # Image (HU), pixels read only now
@@ -28,14 +28,13 @@ from rtplan.io.ct import CTSeries, read_ct_series
 from rtplan.io.discover import Catalog, DicomFile, PatientData, load_folder, load_plan_folder, scan
 from rtplan.io.rtdose import read_dose_files, read_rtdose, sum_beam_doses
 from rtplan.io.rtplan import read_rtplan
-from rtplan.io.rtstruct import StructureSet, read_rtstruct
+from rtplan.io.rtstruct import read_rtstruct
 
 __all__ = [
     "CTSeries",
     "Catalog",
     "DicomFile",
     "PatientData",
-    "StructureSet",
     "load_folder",
     "load_plan_folder",
     "read_ct_series",

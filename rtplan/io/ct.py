@@ -279,7 +279,7 @@ def read_ct_series(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Im
     Example
     -------
     >>> import numpy as np, tempfile
-    >>> from rtplan import synthetic
+    >>> from rtplan.testing import synthetic
     >>> grid = synthetic.cardinal_grid((3, 2, 2), (0, 0, 0), (2.0, 1.0, 1.0), "HFS")
     >>> files = synthetic.write_datasets(synthetic.ct_series_datasets(
     ...     np.zeros(grid.shape), grid, patient_id="P", patient_name="P"), tempfile.mkdtemp())

@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from rtplan.errors import DicomReadError, RtplanError
+from rtplan.errors import DicomReadError, NotDicomError, RtplanError
 
 #: SOP classes rtplan reads, by DICOM modality.
 SOP_CLASS_MODALITY = {
@@ -34,10 +34,6 @@ SOP_CLASS_MODALITY = {
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA = Tag(0x7FE00010)
-
-
-class NotDicomError(DicomReadError):
-    """The file is not a DICOM dataset at all (discovery skips these with a note)."""
 
 
 def read_dataset(

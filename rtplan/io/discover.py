@@ -34,12 +34,11 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from rtplan.dose import Dose
-from rtplan.errors import DicomReadError, GeometryError, InputError
+from rtplan.errors import DicomReadError, GeometryError, InputError, NotDicomError
 from rtplan.image import Image
 from rtplan.io.ct import CTSeries, ct_series_from_headers
 from rtplan.io.dicom_file import (
     MEDIA_STORAGE_DIRECTORY,
-    NotDicomError,
     list_files,
     modality_of,
     read_dataset,
@@ -49,7 +48,7 @@ from rtplan.io.dicom_file import (
 )
 from rtplan.io.rtdose import SESSION_TYPES, read_rtdose, sum_beam_doses
 from rtplan.io.rtplan import read_rtplan
-from rtplan.io.rtstruct import StructureSet, read_rtstruct
+from rtplan.io.rtstruct import read_rtstruct
 from rtplan.io.selection import (
     BEAM_SUM_TOLERANCE,
     BEAM_TYPES,
@@ -60,6 +59,7 @@ from rtplan.io.selection import (
     select_patient,
 )
 from rtplan.plan import Plan
+from rtplan.structure import StructureSet
 
 #: Modalities rtplan reads; other DICOM objects are listed in the notes and skipped.
 READ_MODALITIES = ("CT", "RTSTRUCT", "RTPLAN", "RTDOSE")
@@ -414,7 +414,7 @@ class PatientData:
     @cached_property
     def structure_sets(self) -> list[StructureSet]:
         """Every RTSTRUCT, read with its referenced CT series (problems kept per structure:
-        see :class:`~rtplan.io.rtstruct.StructureSet`)."""
+        see :class:`~rtplan.structure.StructureSet`)."""
         return [
             read_rtstruct(f.path, reference=self._series_for(f.referenced_series_uid), strict=False)
             for f in self._of("RTSTRUCT")

@@ -25,10 +25,9 @@ from rtplan.io.ct import CTSeries
 from rtplan.io.dicom_file import read_dataset
 from rtplan.io.discover import DicomFile, PatientData, scan
 from rtplan.io.rtdose import dose_grid
-from rtplan.io.rtstruct import StructureSet
 from rtplan.io.selection import Selection, select_patient
 from rtplan.plan import Plan
-from rtplan.structure import Structure
+from rtplan.structure import Structure, StructureSet
 
 SCHEMA = "rtplan-info/1"
 

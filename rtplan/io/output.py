@@ -33,8 +33,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from rtplan.errors import InputError
-from rtplan.io.dicom_file import NotDicomError, read_dataset
+from rtplan.errors import InputError, NotDicomError
+from rtplan.io.dicom_file import read_dataset
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z._-]+")
 

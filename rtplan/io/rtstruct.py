@@ -1,5 +1,5 @@
-"""Reading RT Structure Sets into :class:`StructureSet` (a named collection of
-:class:`~rtplan.structure.Structure`).
+"""Reading RT Structure Sets into :class:`~rtplan.structure.StructureSet` (a named collection
+of :class:`~rtplan.structure.Structure`).
 
 What is read, per ROI: ROIName, ROINumber, RTROIInterpretedType (from
 RTROIObservationsSequence), ROIDisplayColor, ReferencedFrameOfReferenceUID and every
@@ -12,7 +12,8 @@ never volumes.
 Checks.  Each structure is checked for: no contours at all (empty), closed contours of
 fewer than three points, self-intersecting closed contours (proper edge crossings; the
 touching sides of a keyhole channel are allowed) and contours that are not on one axial
-plane.  Problems are found on demand (:attr:`StructureSet.problems`); ``read_rtstruct(strict=True)``
+plane.  Problems are found on demand (:attr:`~rtplan.structure.StructureSet.problems`);
+``read_rtstruct(strict=True)``
 checks every structure and raises the first as a :class:`~rtplan.errors.ContourError`;
 with ``strict=False`` a structure is checked when it is looked up, which raises on a
 problem, so no computation runs on a broken structure.
@@ -23,23 +24,20 @@ With the referenced CT (``reference=``, a :class:`~rtplan.io.ct.CTSeries` or
 ``slice_spacing_mm`` is the CT slice spacing (uniform series; ``None`` otherwise, when the
 structure infers it from its contour planes); contours whose plane is not on a CT slice
 (within :data:`ON_SLICE_TOLERANCE_MM` along the slice normal) are listed in
-:attr:`StructureSet.warnings`.
+:attr:`~rtplan.structure.StructureSet.warnings`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from rtplan.errors import ContourError, DicomReadError, GeometryError, StructureNotFoundError
+from rtplan.errors import DicomReadError, GeometryError
 from rtplan.io.dicom_file import (
     MAX_COORDINATE_MM,
     int_value,
@@ -50,152 +48,12 @@ from rtplan.io.dicom_file import (
     text,
     value_of,
 )
-from rtplan.polygon import self_intersection
-from rtplan.structure import PLANE_TOLERANCE_MM, Contour, Structure
+from rtplan.structure import Contour, Structure, StructureSet
 
 #: A contour lies on a CT slice when its plane is this close (mm) to the slice position.
 ON_SLICE_TOLERANCE_MM = 0.01
 _CONTOUR_DATA = 0x30060050
 GEOMETRIC_TYPES = ("CLOSED_PLANAR", "OPEN_PLANAR", "OPEN_NONPLANAR", "POINT")
-
-
-@dataclass(frozen=True, eq=False)
-class StructureSet:
-    """The structures of one RTSTRUCT, with lookup by name.
-
-    Parameters
-    ----------
-    label : str
-        StructureSetLabel.
-    structures : tuple of Structure
-        In file order (StructureSetROISequence).
-    sop_instance_uid, series_instance_uid, study_instance_uid : str
-        Identity of the RTSTRUCT.
-    referenced_series_uid : str
-        The image series the contours were drawn on (RTReferencedSeriesSequence).
-    frame_of_reference_uid : str
-        The frame of reference of the contours.
-    source : str
-        The file, for messages.
-    warnings : tuple of str
-        Problems that do not stop reading (off-slice contours, odd ROI numbering).
-
-    The structure checks (:func:`structure_problems`) run when first needed: on lookup of
-    a structure, :meth:`check` or :attr:`problems`, and are cached.
-    """
-
-    label: str
-    structures: tuple[Structure, ...]
-    sop_instance_uid: str = ""
-    series_instance_uid: str = ""
-    study_instance_uid: str = ""
-    referenced_series_uid: str = ""
-    frame_of_reference_uid: str = ""
-    patient_id: str = ""
-    patient_name: str = ""
-    name: str = ""
-    source: str = ""
-    warnings: tuple[str, ...] = field(default_factory=tuple)
-    _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "structures", tuple(self.structures))
-
-    def problems_for(self, structure: Structure) -> tuple[str, ...]:
-        """Reasons ``structure`` (one of this set's) cannot stand for a volume; cached."""
-        key = id(structure)
-        if key not in self._checked:
-            self._checked[key] = tuple(structure_problems(structure))
-        return self._checked[key]
-
-    def problems_of(self, name: str) -> tuple[str, ...]:
-        """Problems of the (first) structure called ``name`` (empty when fine)."""
-        return self.problems_for(next(s for s in self.structures if s.name == name))
-
-    @property
-    def problems(self) -> MappingProxyType:
-        """``{name: reasons}`` of every structure that has a problem (checks them all).
-
-        An empty structure (no contours: a placeholder or a marker not yet drawn) is not a
-        problem of the set; it is listed in :attr:`empty_names` and is an error only when
-        it is asked for (``self[name]``).
-        """
-        empty = set(self.empty_names)
-        found = {n: self.problems_of(n) for n in dict.fromkeys(self.names) if n not in empty}
-        return MappingProxyType({n: r for n, r in found.items() if r})
-
-    @property
-    def empty_names(self) -> list[str]:
-        """Names of the structures with no contours at all, in file order."""
-        return [s.name for s in self.structures if not s.contours]
-
-    @property
-    def names(self) -> list[str]:
-        """ROI names in file order."""
-        return [s.name for s in self.structures]
-
-    def __len__(self) -> int:
-        return len(self.structures)
-
-    def __iter__(self):
-        return iter(self.structures)
-
-    def __contains__(self, name: str) -> bool:
-        return self._find(name) is not None
-
-    def _find(self, name: str) -> Structure | None:
-        for s in self.structures:
-            if s.name == name:
-                return s
-        folded = [s for s in self.structures if s.name.casefold() == name.casefold()]
-        return folded[0] if len(folded) == 1 else None
-
-    def __getitem__(self, name: str) -> Structure:
-        """The structure called ``name`` (exact, else unique case-insensitive match).
-
-        Raises
-        ------
-        StructureNotFoundError
-            No such structure; the message lists the closest names.
-        ContourError
-            The structure has a problem (empty, self-intersecting, ...).
-        """
-        found = self._find(name)
-        if found is None:
-            close = difflib.get_close_matches(
-                name.casefold(), [n.casefold() for n in self.names], n=3, cutoff=0.5
-            )
-            closest = [n for c in close for n in self.names if n.casefold() == c]
-            hint = (
-                f"closest: {', '.join(closest)}"
-                if closest
-                else "available: "
-                + ", ".join(self.names[:12])
-                + (" ..." if len(self.names) > 12 else "")
-            )
-            raise StructureNotFoundError(
-                f"no structure '{name}' in structure set '{self.label}' ({hint})",
-                path=self.source or None,
-            )
-        self.check([found.name])
-        return found
-
-    def get(self, name: str, default=None):
-        """Like ``self[name]`` but ``default`` when the name is absent."""
-        return self[name] if name in self else default
-
-    def check(self, names=None) -> None:
-        """Raise :class:`~rtplan.errors.ContourError` for the first problem of the named
-        structures (all but the empty ones when ``names`` is None)."""
-        for n in [n for n in self.names if n not in self.empty_names] if names is None else names:
-            reasons = self.problems_of(n)
-            if reasons:
-                raise ContourError(reasons[0], path=self.source or None, structure=n)
-
-    @property
-    def volumes(self) -> tuple[Structure, ...]:
-        """Structures with closed planar contours (that enclose a volume)."""
-        return tuple(s for s in self.structures if s.is_volume)
 
 
 def read_rtstruct(
@@ -289,7 +147,8 @@ def _roi_contours(
 ) -> dict[int, Dataset]:
     """Phase 2: ROIContourSequence items by ReferencedROINumber.  An item for an ROI the
     structure set does not define cannot be used: it is listed in the warnings, and the ROI
-    whose contours it probably holds reads as empty (a problem, see :func:`structure_problems`)."""
+    whose contours it probably holds reads as empty (a problem, see
+    :func:`rtplan.structure.structure_problems`)."""
     contours: dict[int, Dataset] = {}
     for n, item in enumerate(value_of(ds, "ROIContourSequence", path) or [], start=1):
         number = int_value(item, "ReferencedROINumber", path, f"ROIContourSequence item {n}")
@@ -382,37 +241,6 @@ def _structure(number, item, rc, types, frame_uid, spacing, reference, path, war
         if off:
             warnings.append(off)
     return structure
-
-
-def structure_problems(structure: Structure) -> list[str]:
-    """Reasons a structure cannot stand for what it claims (empty list when fine).
-
-    Empty structure; closed contour of fewer than 3 points; closed contour not on one
-    axial plane; self-intersecting closed contour (:func:`rtplan.polygon.self_intersection`).
-    """
-    if not structure.contours:
-        return ["empty structure: no contours"]
-    reasons = []
-    for c in structure.contours:
-        if c.geometric_type != "CLOSED_PLANAR":
-            continue
-        pts = c.points_mm
-        if len(pts) < 3:
-            reasons.append(f"closed contour with {len(pts)} point(s) at z={c.z_mm:.2f} mm")
-            continue
-        if np.ptp(pts[:, 2]) > PLANE_TOLERANCE_MM:
-            reasons.append(
-                f"closed contour near z={c.z_mm:.2f} mm is not on an axial plane "
-                f"(z spans {np.ptp(pts[:, 2]):.2f} mm)"
-            )
-            continue
-        hit = self_intersection(pts[:, :2])
-        if hit is not None:
-            reasons.append(
-                f"self-intersecting contour at z={c.z_mm:.2f} mm "
-                f"(edges {hit[0]} and {hit[1]} cross)"
-            )
-    return reasons
 
 
 def _references(ds: Dataset, path: Path) -> tuple[str, str]:

@@ -34,7 +34,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtplan.errors import InputError
+from rtplan.errors import AmbiguousInputError, InputError, PatientIdentityError
 from rtplan.io.dicom_file import read_dataset
 
 #: BEAM doses whose sum differs from the PLAN dose by more than this fraction of the PLAN
@@ -42,14 +42,6 @@ from rtplan.io.dicom_file import read_dataset
 BEAM_SUM_TOLERANCE = 0.01
 #: Summation types of BEAM doses (summed to give the plan dose).
 BEAM_TYPES = ("BEAM", "BEAM_SESSION")
-
-
-class AmbiguousInputError(InputError):
-    """Several objects fit and the references do not decide; the message says how to choose."""
-
-
-class PatientIdentityError(InputError):
-    """Objects tied by UID references carry different PatientID or PatientName."""
 
 
 @dataclass(frozen=True)

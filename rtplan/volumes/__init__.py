@@ -7,8 +7,8 @@
 * :mod:`rtplan.volumes.workspace` - the fine grid tied to the CT slices; contours out.
 * :mod:`rtplan.volumes.builder` - structures in, logged operations, structures out.
 * :mod:`rtplan.volumes.recipes` - the ``[volumes]`` recipes of the protocol files.
-* :mod:`rtplan.volumes.folder` - ``rtplan expand`` / ``rtplan volumes`` on DICOM folders.
 
+``rtplan expand`` and ``rtplan volumes`` on DICOM folders: :mod:`rtplan.workflows.volumes`.
 Conventions and accuracy: ``docs/volumes.md``.
 """
 

@@ -23,11 +23,10 @@ from rtplan.errors import InputError, RtplanError
 from rtplan.image import Image
 from rtplan.io.discover import PatientData
 from rtplan.io.output import safe_filename, write_new
-from rtplan.io.rtstruct import StructureSet
 from rtplan.io.rtstruct_writer import write_rtstruct
 from rtplan.io.selection import Selection, select_patient
 from rtplan.matching import match_role
-from rtplan.structure import Structure
+from rtplan.structure import Structure, StructureSet
 from rtplan.volumes.builder import Crop, Step, expand_structure, find_structure
 from rtplan.volumes.margins import Margins
 from rtplan.volumes.recipes import Recipe, load_recipe, run_recipe

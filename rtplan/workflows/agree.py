@@ -1,4 +1,5 @@
-"""Cohort runs: every patient's observers compared, on a local process pool or a Dask cluster.
+"""``rtplan agree`` as a Python function: every patient's observers compared, on a local process
+pool or a Dask cluster, and the results written (:func:`write_csv`, :func:`save_box_plots`).
 
 A *patient* is a folder holding one RTSTRUCT per observer (and usually the CT).  For each
 structure, every observer's contours are rasterised on one grid (the CT grid cropped to
@@ -60,8 +61,11 @@ from rtplan.agreement.pairwise import (
     common_grid,
     structure_masks,
 )
+from rtplan.agreement.summary import SUMMARY_METRICS
 from rtplan.errors import InputError, RtplanError
 from rtplan.grid import Grid
+from rtplan.io.output import safe_filename, write_atomic
+from rtplan.report.agreement import box_plot_pngs, to_csv
 
 STAPLE_NAME = "STAPLE"
 ID_COLUMNS = ["patient", "structure", "observer_a", "observer_b", "status", "n_observers"]
@@ -439,3 +443,24 @@ def result_metadata(result: CohortResult) -> dict:
         "failures": [{"patient": p, "error": e} for p, e in result.failures],
         "notes": result.notes,
     }
+
+
+# ------------------------------------------------------------------ result files
+def write_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str]) -> Path:
+    """Write the long table (:func:`rtplan.report.agreement.to_csv`); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, to_csv(rows, columns))
+
+
+def save_box_plots(
+    rows: Sequence[dict], folder: str | os.PathLike, metrics: Sequence[str] = SUMMARY_METRICS
+) -> list[Path]:
+    """Write :func:`rtplan.report.agreement.box_plots` as ``<folder>/<metric>.png``; returns the
+    paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_atomic(folder / f"{safe_filename(metric)}.png", png)
+        for metric, png in box_plot_pngs(rows, metrics).items()
+    ]

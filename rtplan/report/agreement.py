@@ -1,10 +1,11 @@
-"""Agreement results as files: long CSV, JSON, box plots.
+"""Agreement results as reports: long CSV, JSON, box plots (written to files by
+:mod:`rtplan.workflows.agree`).
 
 Conventions
 -----------
 CSV
     One row per patient, structure and observer pair, columns as
-    :func:`rtplan.agreement.cohort.columns`; numbers in full precision (``repr``),
+    :func:`rtplan.workflows.agree.columns`; numbers in full precision (``repr``),
     non-finite values written ``inf`` / ``nan`` (read as such by pandas and R).
 JSON
     ``{"metadata": ..., "rows": [...], "summary": [...]}``; non-finite numbers become
@@ -20,12 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from rtplan.agreement.summary import SUMMARY_METRICS
-from rtplan.io.output import safe_filename, write_atomic
 
 #: Axis labels of the plotted metrics.
 METRIC_LABELS = {
@@ -42,16 +40,14 @@ METRIC_LABELS = {
 }
 
 
-def write_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str]) -> Path:
-    """Write the long table (module conventions); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """The long table as CSV text (module conventions)."""
     f = io.StringIO(newline="")
     writer = csv.writer(f)
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_csv_value(row[c]) for c in columns])
-    return write_atomic(path, f.getvalue())
+    return f.getvalue()
 
 
 def _csv_value(value):
@@ -108,15 +104,11 @@ def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
     return figures
 
 
-def save_box_plots(
-    rows: Sequence[dict], folder: str | os.PathLike, metrics: Sequence[str] = SUMMARY_METRICS
-) -> list[Path]:
-    """Write :func:`box_plots` as ``<folder>/<metric>.png``; returns the paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+def box_plot_pngs(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
+    """:func:`box_plots` rendered as PNG bytes (100 dpi), by metric."""
+    pngs = {}
     for metric, fig in box_plots(rows, metrics).items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
-        paths.append(write_atomic(folder / f"{safe_filename(metric)}.png", buf.getvalue()))
-    return paths
+        pngs[metric] = buf.getvalue()
+    return pngs

@@ -3,7 +3,7 @@
 Each structure is an ellipsoid (or an axis-aligned box) drawn as planar polygons on the
 CT slice planes; each observer draws a perturbed copy (shifted centre, scaled radii).
 :func:`write_observer_patient` writes the CT (optional) and one RTSTRUCT per observer
-(StructureSetLabel = the observer's name) with the builders of :mod:`rtplan.synthetic`.
+(StructureSetLabel = the observer's name) with the builders of :mod:`rtplan.testing.synthetic`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 
 from rtplan.errors import InputError
 from rtplan.grid import Grid
-from rtplan.synthetic import (
+from rtplan.testing.synthetic import (
     SyntheticROI,
     ct_series_datasets,
     rtstruct_dataset_from_contours,

@@ -1,0 +1,136 @@
+"""``rtplan check`` as a Python function: plans read from DICOM folders and checked against a
+protocol (:func:`rtplan.check.check_plan`).
+
+:func:`check_patient` reads one patient's structure set, RTPLAN and dose through
+:mod:`rtplan.io` and checks them; :func:`check_folder` does so for every patient and frame of
+reference under a folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from rtplan.check import Outcome, PatientError, PlanCheck, check_plan
+from rtplan.dose import Dose
+from rtplan.errors import InputError, RtplanError
+from rtplan.io.discover import PatientData, load_folder
+from rtplan.io.selection import Selection, select_patient
+from rtplan.plan import Plan
+from rtplan.protocols.schema import Protocol
+from rtplan.structure import StructureSet
+
+
+def patient_label(patient: PatientData) -> str:
+    """How reports name a patient: PatientID, else the folder of its files."""
+    if patient.patient_id:
+        return patient.patient_id
+    return str(patient.files[0].path.parent) if patient.files else "(unnamed)"
+
+
+def patient_inputs(patient: PatientData) -> tuple[StructureSet, Dose, Plan | None]:
+    """The structure set, plan dose and RTPLAN (``None`` without one) a check of ``patient``
+    uses, as chosen by :mod:`rtplan.io.selection` (an ``InputError`` when the folder is
+    ambiguous).  Objects are read once and cached by ``patient``."""
+    plan = patient.plan() if patient.choice.plan is not None else None
+    return patient.structure_set(), patient.dose(), plan
+
+
+def check_patient(
+    patient: PatientData,
+    protocol: Protocol,
+    *,
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+    strict: bool = True,
+) -> PlanCheck:
+    """Read one patient's structure set, RTPLAN (optional) and plan dose, and check them.
+
+    The RTPLAN is optional (the protocol's prescription and fractions are then assumed, and
+    noted); with several RTPLANs or doses the reader asks which one (an ``InputError``).
+    """
+    structure_set, dose, plan = patient_inputs(patient)
+    inputs = {
+        "patient_id": patient.patient_id,
+        "FrameOfReferenceUID": patient.frame_of_reference_uid,
+        "RTSTRUCT": structure_set.sop_instance_uid,
+        "RTDOSE": dose.sop_instance_uid,
+    }
+    if plan is not None:
+        inputs["RTPLAN"] = plan.sop_instance_uid
+    check = check_plan(
+        protocol,
+        structure_set.structures,
+        dose,
+        plan,
+        mapping=mapping,
+        patient=patient_label(patient),
+        inputs=inputs,
+        problems=structure_set.problems,
+        strict=strict,
+    )
+    # how the objects were chosen (PLAN dose over BEAM doses, identities combined, ...)
+    return dataclasses.replace(check, notes=tuple(patient.notes) + tuple(check.notes))
+
+
+def check_folder(
+    path: str | os.PathLike,
+    protocol: Protocol,
+    *,
+    mapping: Mapping[str, str | Sequence[str]] | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    on_checked: Callable[[PatientData, PlanCheck], None] | None = None,
+    strict: bool = True,
+    selection: Selection | None = None,
+) -> list[Outcome]:
+    """Check every patient (and frame of reference) found under ``path``.
+
+    Parameters
+    ----------
+    path : path
+        A patient's folder or a folder of many patients (any nesting).
+    protocol : Protocol
+        The protocol.
+    mapping : mapping, optional
+        User structure mapping, applied to every patient.
+    progress : callable, optional
+        Wraps the iterable of patients, e.g. ``tqdm.tqdm`` for a progress bar.
+    on_checked : callable, optional
+        Called as ``on_checked(patient, check)`` after each patient is checked, while the
+        patient's objects are still cached (e.g. to draw a picture with
+        :func:`patient_inputs` and ``patient.image()``).  Its errors are not caught.
+    strict : bool
+        See :func:`check_plan`.
+    selection : Selection, optional
+        The user's choice of patient and objects (:mod:`rtplan.io.selection`); when any
+        is made, ``path`` must then resolve to one patient.
+
+    Returns
+    -------
+    list of PlanCheck or PatientError
+        One per patient, in the reader's order.  With a single patient an input problem is
+        raised (:class:`~rtplan.errors.RtplanError`); with several, a patient that cannot be
+        read or checked becomes a :class:`PatientError` and the others are still checked.
+    """
+    if selection is not None and selection != Selection():
+        patients = [select_patient(path, selection)]
+    else:
+        patients = load_folder(path)
+    if not patients:
+        raise InputError("no DICOM-RT patient found", path=path)
+    outcomes: list[Outcome] = []
+    if len(patients) == 1:
+        outcomes.append(check_patient(patients[0], protocol, mapping=mapping, strict=strict))
+        if on_checked is not None:
+            on_checked(patients[0], outcomes[0])
+        return outcomes
+    for patient in progress(patients) if progress else patients:
+        try:
+            check = check_patient(patient, protocol, mapping=mapping, strict=strict)
+        except RtplanError as exc:
+            outcomes.append(PatientError(patient_label(patient), str(exc)))
+            continue
+        outcomes.append(check)
+        if on_checked is not None:
+            on_checked(patient, check)
+    return outcomes
