@@ -63,8 +63,10 @@ like a failed constraint.  ``strict=False`` (``--relaxed``) reports them as note
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from rtplan.constraints import ConstraintResult, evaluate_constraint, format_number, not_evaluated
 from rtplan.dose import Dose
@@ -117,6 +119,20 @@ class Fractionation:
 
 SCHEDULE_VERDICTS = ("match", "converted", "mismatch", "not evaluated")
 
+#: What a report names about the inputs of one check (values are DICOM text: data, never
+#: markup), in display order.
+PROVENANCE_KEYS = (
+    "patient_name",
+    "patient_id",
+    "plan_label",
+    "plan_date",
+    "plan_file",
+    "structure_set_label",
+    "structure_set_date",
+    "structure_set_file",
+    "dose_files",
+)
+
 
 @dataclass(frozen=True)
 class ScheduleResult:
@@ -162,7 +178,9 @@ class PlanCheck:
     (a ``multiple`` role such as the femurs gives one per structure), in protocol order.
     ``dvhs`` are the physical DVHs computed, by plan structure name (for plots).
     ``inputs`` names the input files' identities (``RTPLAN``, ``RTDOSE``, ``RTSTRUCT`` ->
-    SOPInstanceUID, and ``patient_id``), for reports.
+    SOPInstanceUID, and ``patient_id``), for reports.  ``checked_at`` is when the check ran
+    (UTC, ISO 8601); ``provenance`` what a signed report names (:data:`PROVENANCE_KEYS`:
+    patient name and ID, plan label and date, structure-set label, dose file(s), ...).
     """
 
     protocol: Protocol
@@ -177,6 +195,8 @@ class PlanCheck:
     inputs: Mapping[str, str] = field(default_factory=dict)
     schedule: tuple[ScheduleResult, ...] = ()
     strict: bool = True
+    checked_at: str = ""
+    provenance: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[ConstraintResult, ...]:
@@ -384,6 +404,7 @@ def check_plan(
     dvh_function: Callable[..., DVH] | None = None,
     problems: Mapping[str, Sequence[str]] | None = None,
     strict: bool = True,
+    provenance: Mapping[str, object] | None = None,
 ) -> PlanCheck:
     """Check one plan against a protocol (rules in the module docstring).
 
@@ -414,6 +435,9 @@ def check_plan(
         ``True`` (default): mandatory constraints not evaluated and prescription or
         fractionation mismatches make the check fail (module docstring); ``False`` reports
         them as notes.
+    provenance : mapping, optional
+        What reports name about the inputs (:data:`PROVENANCE_KEYS`); the plan's label is
+        filled in from ``plan`` when absent.
 
     Returns
     -------
@@ -426,6 +450,7 @@ def check_plan(
     InputError
         Ambiguous structure names, or an invalid mapping.
     """
+    checked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     by_name = {s.name: s for s in structures}
     source = next((s.source for s in structures if s.source), "")
     matches = match_structures(protocol.structures, list(by_name), mapping, source=source)
@@ -501,6 +526,7 @@ def check_plan(
 
     results: list[ConstraintResult] = []
     for c in protocol.constraints:
+        started, first = time.perf_counter(), len(results)
         role = protocol.structures[c.structure]
         match = matches[c.structure]
         if not match.found:
@@ -543,6 +569,8 @@ def check_plan(
                     basis=f"physical, protocol Rx {format_number(rx_protocol)} Gy",
                 )
                 results.append(dataclasses.replace(second, protocol_rx=True))
+        seconds = (time.perf_counter() - started) / max(1, len(results) - first)
+        results[first:] = [dataclasses.replace(r, seconds=seconds) for r in results[first:]]
     for match in matches.values():  # physical DVHs of every matched structure, for plots
         for name in match.structures:
             if name not in unbuilt:
@@ -581,7 +609,21 @@ def check_plan(
         inputs=dict(inputs or {}),
         schedule=schedule,
         strict=strict,
+        checked_at=checked_at,
+        provenance=_provenance(provenance, plan, structures, dose),
     )
+
+
+def _provenance(given, plan, structures, dose) -> dict[str, object]:
+    """``given`` completed from the objects (plan label and file, dose file)."""
+    out: dict[str, object] = dict.fromkeys(PROVENANCE_KEYS, "")
+    out["dose_files"] = [dose.source] if dose.source else []
+    if plan is not None:
+        out["plan_label"], out["plan_file"] = plan.label, plan.source
+    source = next((s.source for s in structures if s.source), "")
+    out["structure_set_file"] = source
+    out.update({k: v for k, v in (given or {}).items() if v not in ("", None, [])})
+    return out
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,7 @@ class ConstraintResult:
     is relative to (``None`` for other metrics).  ``protocol_rx`` marks a second evaluation of
     a ``%Rx`` constraint against the protocol's prescription, made because the plan's differs
     (:mod:`rtplan.check`); in a relaxed check its failure is a note, like the mismatch itself.
+    ``seconds`` is the time its evaluation took (DVH included), for JUnit reports.
     """
 
     constraint: Constraint
@@ -208,6 +209,7 @@ class ConstraintResult:
     reason: str = ""
     prescription_gy: float | None = None
     protocol_rx: bool = False
+    seconds: float = 0.0
 
     @property
     def failed(self) -> bool:

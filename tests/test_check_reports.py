@@ -291,3 +291,20 @@ def test_five_by_five_plan_against_rps_preop_is_a_mismatch():
     relaxed = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(25.0, 5), strict=False)
     assert relaxed.status == "pass" and exit_code([relaxed]) == 0
     assert "MISMATCH (note, relaxed)" in to_text([relaxed], PROTOCOL)
+
+
+def test_dicom_text_in_reports_is_data():
+    # A patient name with markup, a formula start and an escape character must reach every
+    # report as text: escaped in HTML, as a property value in JUnit, a non-formula CSV cell.
+    check = _check(100.0, "=cmd|x", "1.2.826.0.1.5")
+    import dataclasses
+
+    evil = "<script>alert(1)</script>\x1b[31m"
+    check = dataclasses.replace(check, provenance=dict(check.provenance, patient_name=evil))
+    page = to_html([check], PROTOCOL)
+    assert "<script>" not in page and "&lt;script&gt;" in page and "\x1b" not in page
+    root = ET.fromstring(to_junit_xml([check], PROTOCOL))
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["patient_name"] == "<script>alert(1)</script>\\x1b[31m"
+    rows = list(csv.DictReader(io.StringIO(to_csv([check], PROTOCOL))))
+    assert rows[0]["patient"] == "'=cmd|x"

@@ -173,3 +173,53 @@ def test_internal_error_exit_code_of_the_process(tmp_path):
     )
     assert proc.returncode == 3 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "internal error KeyError" in proc.stderr
+
+
+# ------------------------------------------------------------------ provenance (issue 12)
+def test_reports_carry_provenance_and_the_protocol_files_sha256(tmp_path, capsys):
+    # The issue's case: a copy of rps-preop.toml with the bowel-bag limit 195 -> 50 cc must
+    # be named by its own path and SHA-256 (truth: hashlib over the file's bytes, what
+    # sha256sum prints), in JSON, HTML and JUnit, with patient, plan, structure set and dose.
+    import hashlib
+    import xml.etree.ElementTree as ET
+
+    shipped = Path(__file__).resolve().parents[1] / "rtplan/protocols/rps-preop.toml"
+    copy = tmp_path / "rps-preop.toml"
+    copy.write_text(shipped.read_text().replace("limit = 195.0", "limit = 50.0"))
+    sha = hashlib.sha256(copy.read_bytes()).hexdigest()
+    assert sha != hashlib.sha256(shipped.read_bytes()).hexdigest()
+    html, junit = tmp_path / "r.html", tmp_path / "r.xml"
+    code, out, err = run(
+        capsys, "check", SAMPLE, "--protocol", copy, "--json", "--html", html, "--junit", junit
+    )
+    assert code == 1, err  # V45Gy 102.67 cc > 50 cc
+    doc = json.loads(out)
+    assert doc["provenance"]["protocol_sha256"] == sha
+    assert doc["provenance"]["protocol_file"] == str(copy.resolve())
+    assert doc["provenance"]["rtplan_version"] and doc["provenance"]["checked_at"]
+    prov = doc["patients"][0]["provenance"]
+    expected = {
+        "patient_name": "Sample^Retroperitoneal",
+        "patient_id": "RTPLAN-RPS-01",
+        "plan_label": "RPS_PREOP",
+        "plan_date": "2024-03-04 09:00:00",
+        "structure_set_label": "observer1",
+        "plan_fractions": 28,
+        "protocol_fractions": 28,
+    }
+    assert {k: prov[k] for k in expected} == expected
+    assert prov["dose_files"] == [str(SAMPLE / "RD.dose.dcm")]
+    page = html.read_text()
+    for text in (sha, str(copy.resolve()), "Sample^Retroperitoneal", "RPS_PREOP", "observer1"):
+        assert text in page, text
+    assert "Physics check sign-off" in page and "checked by" in page
+    assert "(50.17 Gy)" in page  # Gy beside the %Rx value (D95 = 99.55 %Rx of 50.4 Gy)
+    root = ET.parse(junit).getroot()
+    suite = root.find("testsuite")
+    assert suite.get("timestamp", "").startswith(doc["provenance"]["checked_at"][:10])
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["protocol_sha256"] == sha and props["patient_id"] == "RTPLAN-RPS-01"
+    assert props["plan_label"] == "RPS_PREOP" and props["structure_set_label"] == "observer1"
+    assert all(float(c.get("time")) >= 0 for c in suite.iter("testcase"))
+    assert sum(float(c.get("time")) for c in suite.iter("testcase")) > 0
+    assert f"sha256 {sha}" in run(capsys, "check", SAMPLE, "--protocol", copy)[1]

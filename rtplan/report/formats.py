@@ -33,14 +33,17 @@ from rtplan.report.records import (
     margin_text,
     metric_text,
     overall_status,
+    patient_provenance,
     report_record,
     result_rows,
+    run_record,
     schedule_label,
     schedule_limit_text,
     schedule_value_text,
     value_text,
     verdict_label,
 )
+from rtplan.sanitize import csv_cell, xml_text
 
 
 def _clean(value):
@@ -65,7 +68,7 @@ def to_csv(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
     writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in result_rows(outcomes, protocol):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: "" if v is None else csv_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -91,6 +94,7 @@ def _schedule_case(suite, classname: str, sr, o) -> str:
     text = f"plan {schedule_value_text(sr)}, protocol {schedule_limit_text(sr)}"
     if sr.reason:
         text += f": {sr.reason}"
+    text = xml_text(text)
     if sr.blocking and o.strict:
         label = schedule_label(sr, o.strict)
         if sr.verdict == "mismatch":
@@ -102,14 +106,42 @@ def _schedule_case(suite, classname: str, sr, o) -> str:
     return "tests"
 
 
+def _properties(suite, o, run: dict) -> None:
+    """``<properties>``: the report's provenance (protocol file and SHA-256, rtplan version,
+    time; the patient's name, ID, plan, structure set, dose files, fractionation)."""
+    props = ET.SubElement(suite, "properties")
+    values = dict(run)
+    if not isinstance(o, PatientError):
+        p = patient_provenance(o)
+        p["dose_files"] = "; ".join(p["dose_files"])
+        values.update(p)
+        values["strict"] = "true" if o.strict else "false (--relaxed)"
+    for key, value in values.items():
+        text = "" if value is None else str(value)
+        ET.SubElement(props, "property", name=key, value=xml_text(text))
+
+
 def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
-    """The report as JUnit XML (mapping of verdicts in the module docstring)."""
+    """The report as JUnit XML (mapping of verdicts in the module docstring).  Each
+    ``<testsuite>`` has a ``timestamp`` (UTC), ``<properties>`` (provenance) and each
+    ``<testcase>`` the ``time`` its evaluation took (s); DICOM text is data
+    (:func:`rtplan.sanitize.xml_text`)."""
+    run = run_record(outcomes, protocol)
     root = ET.Element("testsuites", name=f"rtplan check {protocol.name}")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    total_time = 0.0
     for o in outcomes:
-        suite = ET.SubElement(root, "testsuite", name=f"{o.patient} / {protocol.name}")
+        stamp = (getattr(o, "checked_at", "") or run["checked_at"]).split("+")[0]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=xml_text(f"{o.patient} / {protocol.name}"),
+            timestamp=stamp,
+        )
+        _properties(suite, o, run)
         counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-        classname = f"rtplan.check.{protocol.name}.{o.patient}"
+        suite_time = 0.0
+        classname = xml_text(f"rtplan.check.{protocol.name}.{o.patient}")
         if isinstance(o, PatientError):
             case = ET.SubElement(
                 suite, "testcase", classname=classname, name="read input", time="0"
@@ -124,8 +156,13 @@ def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
                 if kind != "tests":
                     counts[kind] += 1
             for r in o.results:
+                suite_time += r.seconds
                 case = ET.SubElement(
-                    suite, "testcase", classname=classname, name=_case_name(r, protocol), time="0"
+                    suite,
+                    "testcase",
+                    classname=classname,
+                    name=xml_text(_case_name(r, protocol)),
+                    time=f"{r.seconds:.3f}",
                 )
                 counts["tests"] += 1
                 mandatory = r.constraint.priority == "mandatory"
@@ -149,12 +186,19 @@ def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
                 else:
                     ET.SubElement(case, "system-out").text = f"{verdict_label(r)}: {_summary(r)}"
             if o.notes:
-                ET.SubElement(suite, "system-out").text = "\n".join(o.notes)
+                ET.SubElement(suite, "system-out").text = xml_text("\n".join(o.notes))
         for k, v in counts.items():
             suite.set(k, str(v))
             totals[k] += v
+        suite.set("time", f"{suite_time:.3f}")
+        total_time += suite_time
     for k, v in totals.items():
         root.set(k, str(v))
+    root.set("time", f"{total_time:.3f}")
+    for element in root.iter():  # DICOM text is data: no character XML 1.0 cannot hold
+        element.attrib.update({k: xml_text(v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = xml_text(element.text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -166,6 +210,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def _provenance_text(o) -> str:
+    """``patient NAME (ID ...); plan LABEL (date); structure set LABEL; dose FILE``."""
+    p = patient_provenance(o)
+    plan = (
+        f"plan {p['plan_label']} ({p['plan_date'] or 'no date'})"
+        if p["plan_label"]
+        else ("no RTPLAN")
+    )
+    doses = ", ".join(p["dose_files"]) or "-"
+    return (
+        f"patient {p['patient_name'] or '-'} (ID {p['patient_id'] or '-'}); {plan}; "
+        f"structure set {p['structure_set_label'] or '-'}; dose {doses}"
+    )
 
 
 def _prescription_text(o) -> str:
@@ -185,7 +244,12 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
     """The terminal report: protocol header, then per patient a table of structure, metric,
     value, limit, result and margin to the limit; with several patients, one table with a
     patient column."""
-    lines = [f"rtplan {__version__} check: protocol {protocol.name} - {protocol.title}"]
+    run = run_record(outcomes, protocol)
+    lines = [
+        f"rtplan {__version__} check: protocol {protocol.name} - {protocol.title}",
+        f"checked at {run['checked_at']}; protocol file {run['protocol_file'] or '(not a file)'}"
+        f" sha256 {run['protocol_sha256'] or '-'}",
+    ]
     if protocol.is_template:
         lines.append(f"TEMPLATE protocol: {protocol.template_note}")
     many = len(outcomes) > 1
@@ -196,10 +260,10 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
             lines.append(f"{o.patient}: ERROR {o.message}")
             continue
         if many:
+            lines.append(f"{o.patient}: {_provenance_text(o)}")
             lines.extend(f"{o.patient}: note: {n}" for n in o.notes)
         else:
-            plan = o.plan.label if o.plan is not None else "no RTPLAN"
-            lines.append(f"patient {o.patient}; plan {plan}")
+            lines.append(_provenance_text(o))
             lines.append(_prescription_text(o))
             lines.extend(f"note: {n}" for n in o.notes)
         for sr in o.schedule:

@@ -12,7 +12,6 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
-from rtplan import __version__
 from rtplan.constraints import format_number
 from rtplan.protocols.schema import Protocol
 from rtplan.report.plots import dvh_png
@@ -23,12 +22,15 @@ from rtplan.report.records import (
     margin_text,
     metric_text,
     overall_status,
+    patient_provenance,
+    run_record,
     schedule_label,
     schedule_limit_text,
     schedule_value_text,
     value_text,
     verdict_label,
 )
+from rtplan.sanitize import xml_text
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -43,12 +45,20 @@ th { background: #eee; }
 code { font-size: 90%; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .figures img { max-width: 100%; height: auto; }
+.signoff { margin-top: 1em; min-width: 32em; } .signoff caption { text-align: left; font-weight: bold; }
+.signoff td { width: 24em; height: 2em; }
+@media print { .figures img { max-width: 48%; } }
 """
+
+
+def _text(value: object) -> str:
+    """DICOM and file text as HTML data: markup escaped, characters XML cannot hold shown."""
+    return escape(xml_text(value))
 
 
 def _row(cells: Sequence[str], css: str = "", tag: str = "td") -> str:
     cls = f' class="{css}"' if css else ""
-    return f"<tr{cls}>" + "".join(f"<{tag}>{escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+    return f"<tr{cls}>" + "".join(f"<{tag}>{_text(c)}</{tag}>" for c in cells) + "</tr>"
 
 
 def _protocol_section(protocol: Protocol) -> list[str]:
@@ -78,19 +88,34 @@ def _protocol_section(protocol: Protocol) -> list[str]:
 
 def _png_img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{_text(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str]:
     if isinstance(o, PatientError):
         return [
-            f"<h2>Patient {escape(o.patient)}: ERROR</h2>",
-            f'<p class="error">{escape(o.message)}</p>',
+            f"<h2>Patient {_text(o.patient)}: ERROR</h2>",
+            f'<p class="error">{_text(o.message)}</p>',
         ]
-    out = [f"<h2>Patient {escape(o.patient)}: {escape(o.status.upper())}</h2>"]
-    plan = o.plan
+    out = [f"<h2>Patient {_text(o.patient)}: {escape(o.status.upper())}</h2>"]
+    p = patient_provenance(o)
     summary = [
-        ["plan", "none (protocol prescription assumed)" if plan is None else plan.label],
+        ["patient name", p["patient_name"] or "-"],
+        ["patient ID", p["patient_id"] or "-"],
+        [
+            "plan",
+            "none (protocol prescription assumed)"
+            if not p["plan_label"]
+            else f"{p['plan_label']} ({p['plan_date'] or 'no date'})",
+        ],
+        ["plan file", p["plan_file"] or "-"],
+        [
+            "structure set",
+            f"{p['structure_set_label'] or '-'} ({p['structure_set_date'] or 'no date'})",
+        ],
+        ["structure set file", p["structure_set_file"] or "-"],
+        ["dose file(s)", "; ".join(p["dose_files"]) or "-"],
+        ["checked at (UTC)", o.checked_at or "-"],
         [
             "fractions (plan / protocol)",
             f"{o.fractionation.plan_fractions or 'unknown'} / {o.fractionation.protocol_fractions}"
@@ -107,7 +132,7 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
     summary += [[f"{k} UID" if k.isupper() else k, v] for k, v in o.inputs.items()]
     out.append("<table>" + "".join(_row(r) for r in summary) + "</table>")
     if o.notes:
-        out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in o.notes) + "</ul>")
+        out.append("<ul>" + "".join(f"<li>{_text(n)}</li>" for n in o.notes) + "</ul>")
     out.append(
         "<table>"
         + _row(
@@ -181,8 +206,17 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
     if figures:
         out.append('<div class="figures">' + "".join(figures) + "</div>")
     if isinstance(overlay, str):
-        out.append(f'<p class="error">{escape(overlay)}</p>')
+        out.append(f'<p class="error">{_text(overlay)}</p>')
+    out.append(_SIGN_OFF)
     return out
+
+
+#: Filled in by hand on the printed or saved report.
+_SIGN_OFF = (
+    '<table class="signoff"><caption>Physics check sign-off</caption>'
+    "<tr><th>checked by</th><td></td></tr><tr><th>date</th><td></td></tr>"
+    "<tr><th>signature</th><td></td></tr><tr><th>comments</th><td></td></tr></table>"
+)
 
 
 def to_html(
@@ -201,9 +235,28 @@ def to_html(
     if len(overlays) != len(outcomes):
         raise ValueError(f"{len(overlays)} overlays for {len(outcomes)} outcomes")
     status = overall_status(outcomes)
+    run = run_record(outcomes, protocol)
     body = [
-        f"<h1>rtplan check: {escape(protocol.name)} - {escape(status.upper())}</h1>",
-        f"<p>rtplan {escape(__version__)}; {len(outcomes)} patient(s).</p>",
+        f"<h1>rtplan check: {_text(protocol.name)} - {escape(status.upper())}</h1>",
+        "<table>"
+        + "".join(
+            _row(r)
+            for r in [
+                ["rtplan version", f"rtplan {run['rtplan_version']}"],
+                ["checked at (UTC)", run["checked_at"]],
+                ["protocol", protocol.name],
+                ["protocol file", run["protocol_file"] or "(not read from a file)"],
+                ["protocol SHA-256", run["protocol_sha256"] or "-"],
+                ["patients", str(len(outcomes))],
+                [
+                    "verdicts",
+                    "strict"
+                    if all(getattr(o, "strict", True) for o in outcomes)
+                    else "relaxed: NOT EVALUATED and MISMATCH are notes",
+                ],
+            ]
+        )
+        + "</table>",
         *_protocol_section(protocol),
     ]
     for o, overlay in zip(outcomes, overlays, strict=True):

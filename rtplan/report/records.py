@@ -6,13 +6,28 @@ that could be checked, or a :class:`rtplan.check.PatientError` for one that coul
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from rtplan import __version__
-from rtplan.check import Outcome, PatientError, PlanCheck, ScheduleResult
+from rtplan.check import PROVENANCE_KEYS, Outcome, PatientError, PlanCheck, ScheduleResult
 from rtplan.constraints import ConstraintResult, format_number
 from rtplan.protocols.schema import Protocol
+
+#: Provenance columns of every CSV row (who, which plan, which files, which protocol, when).
+PROVENANCE_FIELDS = (
+    *PROVENANCE_KEYS,
+    "plan_fractions",
+    "protocol_fractions",
+    "protocol_file",
+    "protocol_sha256",
+    "rtplan_version",
+    "checked_at",
+)
 
 #: Columns of the CSV report and of :func:`result_rows`, in order.
 ROW_FIELDS = (
@@ -37,6 +52,7 @@ ROW_FIELDS = (
     "source",
     "verification",
     "reason",
+    *PROVENANCE_FIELDS,
 )
 
 VERDICT_LABELS = {
@@ -189,6 +205,50 @@ def margin_text(result: ConstraintResult) -> str:
     return f"{result.margin:+.2f}{unit}{pct}"
 
 
+@lru_cache(maxsize=32)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def protocol_sha256(protocol: Protocol) -> str | None:
+    """SHA-256 (hex) of the protocol's file, as ``sha256sum`` prints it; ``None`` when the
+    protocol was not read from a file."""
+    if not protocol.path:
+        return None
+    try:
+        st = Path(protocol.path).stat()
+        return _sha256(str(Path(protocol.path).resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return None
+
+
+def checked_at(outcomes: Sequence[Outcome]) -> str:
+    """When the check ran (UTC, ISO 8601): the first patient's check, else now."""
+    times = [o.checked_at for o in outcomes if isinstance(o, PlanCheck) and o.checked_at]
+    return min(times) if times else datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_record(outcomes: Sequence[Outcome], protocol: Protocol) -> dict[str, Any]:
+    """The report-wide provenance: rtplan version, time, protocol name, file and SHA-256."""
+    return {
+        "rtplan_version": __version__,
+        "checked_at": checked_at(outcomes),
+        "protocol_name": protocol.name,
+        "protocol_file": str(Path(protocol.path).resolve()) if protocol.path else None,
+        "protocol_sha256": protocol_sha256(protocol),
+    }
+
+
+def patient_provenance(check: PlanCheck) -> dict[str, Any]:
+    """One patient's provenance (:data:`rtplan.check.PROVENANCE_KEYS`) and fractionation."""
+    out = {k: check.provenance.get(k, "") for k in PROVENANCE_KEYS}
+    out["dose_files"] = list(out["dose_files"] or [])
+    out["plan_fractions"] = check.fractionation.plan_fractions
+    out["protocol_fractions"] = check.fractionation.protocol_fractions
+    out["checked_at"] = check.checked_at
+    return out
+
+
 def protocol_record(protocol: Protocol) -> dict[str, Any]:
     """The protocol summary of a report."""
     pres = protocol.prescription
@@ -198,6 +258,7 @@ def protocol_record(protocol: Protocol) -> dict[str, Any]:
         "status": protocol.status,
         "template_note": protocol.template_note,
         "file": protocol.path,
+        "sha256": protocol_sha256(protocol),
         "prescription": {
             "fractions": pres.fractions,
             "allow_eqd2_conversion": pres.allow_eqd2_conversion,
@@ -261,6 +322,7 @@ def check_record(outcome: Outcome) -> dict[str, Any]:
     return {
         "patient": c.patient,
         "status": c.status,
+        "provenance": patient_provenance(c),
         "inputs": dict(c.inputs),
         "plan": None
         if plan is None
@@ -301,6 +363,7 @@ def report_record(outcomes: Sequence[Outcome], protocol: Protocol) -> dict[str, 
     counts["error"] = sum(isinstance(o, PatientError) for o in outcomes)
     return {
         "rtplan_version": __version__,
+        "provenance": run_record(outcomes, protocol),
         "protocol": protocol_record(protocol),
         "summary": {
             "status": overall_status(outcomes),
@@ -315,13 +378,20 @@ def report_record(outcomes: Sequence[Outcome], protocol: Protocol) -> dict[str, 
 def result_rows(outcomes: Sequence[Outcome], protocol: Protocol) -> list[dict[str, Any]]:
     """One row per patient and constraint (columns :data:`ROW_FIELDS`); a patient that
     could not be checked gives one row with verdict ``error``."""
+    run = run_record(outcomes, protocol)
+    common = {k: run[k] for k in ("protocol_file", "protocol_sha256", "rtplan_version")}
     rows = []
     for o in outcomes:
         if isinstance(o, PatientError):
             row = dict.fromkeys(ROW_FIELDS)
             row.update(patient=o.patient, protocol=protocol.name, verdict="error", reason=o.message)
+            row.update(common, checked_at=run["checked_at"])
             rows.append(row)
             continue
+        prov = patient_provenance(o)
+        prov["dose_files"] = "; ".join(prov["dose_files"])
+        prov.update(common)
+        first = len(rows)
         for sr in o.schedule:
             row = dict.fromkeys(ROW_FIELDS)
             row.update(
@@ -344,6 +414,8 @@ def result_rows(outcomes: Sequence[Outcome], protocol: Protocol) -> list[dict[st
             rec = result_record(r, protocol, o.strict)
             rows.append(
                 {"patient": o.patient, "protocol": protocol.name}
-                | {k: rec[k] for k in ROW_FIELDS[2:]}
+                | {k: rec[k] for k in ROW_FIELDS[2:] if k in rec}
             )
+        for row in rows[first:]:
+            row.update(prov)
     return rows

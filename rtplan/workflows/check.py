@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from rtplan.check import Outcome, PatientError, PlanCheck, check_plan
 from rtplan.dose import Dose
 from rtplan.errors import InputError, RtplanError
+from rtplan.io.dicom_file import read_dataset, text
 from rtplan.io.discover import PatientData, load_folder
 from rtplan.io.selection import Selection, select_patient
 from rtplan.plan import Plan
@@ -35,6 +36,47 @@ def patient_inputs(patient: PatientData) -> tuple[StructureSet, Dose, Plan | Non
     ambiguous).  Objects are read once and cached by ``patient``."""
     plan = patient.plan() if patient.choice.plan is not None else None
     return patient.structure_set(), patient.dose(), plan
+
+
+def _dicom_date(path: str, date_key: str, time_key: str) -> str:
+    """``YYYY-MM-DD[ HH:MM:SS]`` from a file's date and time elements, ``""`` when absent."""
+    if not path:
+        return ""
+    try:
+        ds = read_dataset(path, stop_before_pixels=True)
+    except RtplanError:
+        return ""
+    d, t = text(ds, date_key), text(ds, time_key)
+    if len(d) != 8 or not d.isdigit():
+        return d
+    out = f"{d[:4]}-{d[4:6]}-{d[6:]}"
+    if len(t) >= 6 and t[:6].isdigit():
+        out += f" {t[:2]}:{t[2:4]}:{t[4:6]}"
+    return out
+
+
+def patient_provenance(
+    patient: PatientData, structure_set: StructureSet, plan: Plan | None
+) -> dict[str, object]:
+    """What reports name about one patient's inputs
+    (:data:`rtplan.check.PROVENANCE_KEYS`): patient name and ID, plan label, date and file,
+    structure-set label, date and file, dose files (absolute paths)."""
+    doses = getattr(getattr(patient, "choice", None), "doses", ()) or ()
+    return {
+        "patient_name": patient.patient_name,
+        "patient_id": patient.patient_id,
+        "plan_label": plan.label if plan is not None else "",
+        "plan_date": _dicom_date(plan.source, "RTPlanDate", "RTPlanTime") if plan else "",
+        "plan_file": os.path.abspath(plan.source) if plan is not None and plan.source else "",
+        "structure_set_label": structure_set.label,
+        "structure_set_date": _dicom_date(
+            structure_set.source, "StructureSetDate", "StructureSetTime"
+        ),
+        "structure_set_file": os.path.abspath(structure_set.source)
+        if structure_set.source
+        else "",
+        "dose_files": [os.path.abspath(f.path) for f in doses],
+    }
 
 
 def check_patient(
@@ -68,6 +110,7 @@ def check_patient(
         inputs=inputs,
         problems=structure_set.problems,
         strict=strict,
+        provenance=patient_provenance(patient, structure_set, plan),
     )
     # how the objects were chosen (PLAN dose over BEAM doses, identities combined, ...)
     return dataclasses.replace(check, notes=tuple(patient.notes) + tuple(check.notes))
