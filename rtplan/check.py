@@ -180,7 +180,8 @@ class PlanCheck:
     ``inputs`` names the input files' identities (``RTPLAN``, ``RTDOSE``, ``RTSTRUCT`` ->
     SOPInstanceUID, and ``patient_id``), for reports.  ``checked_at`` is when the check ran
     (UTC, ISO 8601); ``provenance`` what a signed report names (:data:`PROVENANCE_KEYS`:
-    patient name and ID, plan label and date, structure-set label, dose file(s), ...).
+    patient name and ID, plan label and date, structure-set label, dose file(s), ...);
+    ``colours`` the ROI display colours (RGB 0-255) of the matched structures, for plots.
     """
 
     protocol: Protocol
@@ -197,6 +198,7 @@ class PlanCheck:
     strict: bool = True
     checked_at: str = ""
     provenance: Mapping[str, object] = field(default_factory=dict)
+    colours: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[ConstraintResult, ...]:
@@ -611,6 +613,12 @@ def check_plan(
         strict=strict,
         checked_at=checked_at,
         provenance=_provenance(provenance, plan, structures, dose),
+        colours={
+            n: tuple(by_name[n].color)
+            for m in matches.values()
+            for n in m.structures
+            if n in by_name and by_name[n].color is not None
+        },
     )
 
 

@@ -430,3 +430,62 @@ def test_check_command_writes_png_and_html(tmp_path, capsys):
                                "--png", png])))  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "--png needs one patient, the folder holds 2" in err
+
+
+# ------------------------------------------------------------ pictures a physicist reads
+def test_dvh_and_overlay_share_roi_colours_and_mark_the_constraints():
+    # Truths: the ROI display colour (255, 0, 255) is the PTV's colour in both pictures; the
+    # bowel bag's V45Gy marker sits on its own curve (x = 45 Gy, y = the curve's volume at
+    # 45 Gy); the prescription isodose (95 % of 50.4 Gy) is drawn above the outlines; a
+    # structure named with mathtext syntax is shown literally; PNGs are 150 dpi.
+    from matplotlib.colors import to_hex
+
+    from rtplan.report.plots import DPI, check_dvh_figure, figure_to_png
+
+    protocol = load_protocol("rps-preop")
+    ptv = Structure("PTV", sphere().contours, interpreted_type="PTV", color=(255, 0, 255))
+    bowel = Structure(
+        "Bowel bag",
+        tuple(Contour(c.points_mm + [45, 0, 0]) for c in sphere().contours),
+        color=(0, 200, 255),
+        slice_spacing_mm=GAP,
+    )
+    odd = Structure(
+        "$\\alpha$ kidneys",
+        tuple(Contour(c.points_mm + [-45, 0, 0]) for c in sphere().contours),
+        slice_spacing_mm=GAP,
+    )
+    structures = [ptv, bowel, odd]
+    dose = gaussian_dose(CENTRE - [100, 60, 45], CENTRE + [100, 60, 45], "HFS")
+    plan = Plan("P", (FractionGroup(1, 28),), prescription_gy=50.4)
+    check = check_plan(
+        protocol, structures, dose, plan, patient="SPHERE", mapping={"kidneys": odd.name}
+    )
+    fig = check_dvh_figure(check)
+    ax = fig.axes[0]
+    lines = {a.get_gid(): a for a in ax.get_lines()}
+    assert to_hex(lines["dvh:PTV"].get_color()) == "#ff00ff"
+    assert to_hex(lines["dvh:Bowel bag"].get_color()) == "#00c8ff"
+    assert "rx:PTV" in lines and lines["rx:PTV"].get_xdata()[0] == pytest.approx(50.4)
+    v45 = next(c for c in ax.collections if c.get_gid() == "constraint:Bowel bag:V45Gy")
+    x, y = v45.get_offsets()[0]
+    dvh = check.dvhs["Bowel bag"]
+    assert x == pytest.approx(45.0)
+    assert y == pytest.approx(float(dvh.volume_at_dose_cc(45.0)) / dvh.dosed_volume_cc * 100)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "\\$\\alpha\\$ kidneys" in legend  # escaped: drawn as the literal name
+    png = figure_to_png(fig)
+    width = int.from_bytes(png[16:20], "big")  # PNG IHDR width
+    assert DPI >= 150 and width == round(fig.get_size_inches()[0] * DPI)
+
+    over = check_overlay(check, structures, dose, sphere_ct(), dose_wash=True)
+    axial = axes_by_title(over)["Axial"]
+    outline = with_gid(axial, "structure:PTV")
+    assert to_hex(outline.get_color()[0]) == "#ff00ff"
+    rx_line = with_gid(axial, "isodose:47.88")
+    low_line = with_gid(axial, "isodose:10.08")
+    assert rx_line.get_zorder() > outline.get_zorder() > low_line.get_zorder()
+    assert any(im.get_gid() == "dose-wash" for im in axial.get_images())
+    assert over.dpi >= 150
+    texts = [t.get_text() for lg in over.legends for t in lg.get_texts()]
+    assert "\\$\\alpha\\$ kidneys" in texts

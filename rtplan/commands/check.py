@@ -73,6 +73,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per constraint)")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p.add_argument(
+        "--dose-wash",
+        action="store_true",
+        help="add a translucent dose colour wash (Gy colour bar) to the overlay (--png, --html)",
+    )
+    p.add_argument(
         "--png",
         metavar="FILE",
         help="write the contour and isodose overlay (PATH must be one patient)",
@@ -86,7 +91,7 @@ def _progress(patients):
     return tqdm(patients, desc="rtplan check", unit="patient", file=sys.stderr, disable=None)
 
 
-def _overlay(patient: PatientData, check: PlanCheck) -> bytes | str:
+def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) -> bytes | str:
     """The check's overlay as PNG bytes, or the one-line reason it could not be drawn.
     Without a readable CT the overlay is drawn on a blank background (and a warning
     printed)."""
@@ -99,7 +104,9 @@ def _overlay(patient: PatientData, check: PlanCheck) -> bytes | str:
         print(f"rtplan check: warning: {check.patient}: CT not shown: {exc}", file=sys.stderr)
         image = None
     try:
-        return figure_png(check_overlay(check, structure_set.structures, dose, image))
+        return figure_png(
+            check_overlay(check, structure_set.structures, dose, image, dose_wash=dose_wash)
+        )
     except RtplanError as exc:
         return f"{check.patient}: overlay not drawn: {exc}"
 
@@ -116,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     overlays: dict[int, bytes | str] = {}
 
     def draw(patient: PatientData, check: PlanCheck) -> None:
-        overlays[id(check)] = _overlay(patient, check)
+        overlays[id(check)] = _overlay(patient, check, dose_wash=args.dose_wash)
 
     outcomes = check_folder(
         args.path,

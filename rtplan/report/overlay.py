@@ -50,14 +50,13 @@ Dose
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps, patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
-from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import ndimage
@@ -70,6 +69,8 @@ from rtplan.grid import Grid
 from rtplan.image import Image
 from rtplan.matching import closest_names
 from rtplan.polygon import nesting_depths
+from rtplan.report.plots import DPI, check_colours, structure_colour
+from rtplan.sanitize import plot_text
 from rtplan.structure import Structure
 
 #: CT display window width and level (HU).
@@ -91,8 +92,11 @@ MAX_SAMPLES = 1200
 PANEL_HEIGHT_IN = 4.5
 #: Isodose colours, highest level first (picked evenly when there are fewer levels).
 ISODOSE_COLOURS = ("#ff3b30", "#ff9500", "#ffd60a", "#34c759", "#40c8e0", "#4d8dff")
-#: Structure colours when an ROI has no display colour.
-FALLBACK_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0")
+#: Dose colour wash (optional): colour map, opacity, and the lowest level washed (% of the
+#: reference dose).
+WASH_CMAP = "jet"
+WASH_ALPHA = 0.35
+WASH_FROM_PCT = 20.0
 _BACKGROUND = "#000000"
 _AXES = "xyz"
 
@@ -327,9 +331,7 @@ def _plane(view: _View, centre: np.ndarray, lo: np.ndarray, hi: np.ndarray, step
 
 
 def _structure_colour(s: Structure, index: int) -> str:
-    if s.color is not None:
-        return to_hex(np.clip(np.asarray(s.color, dtype=float) / 255.0, 0, 1))
-    return FALLBACK_COLOURS[index % len(FALLBACK_COLOURS)]
+    return structure_colour(s.color, index)
 
 
 def _axial_polygons(s: Structure, z_mm: float) -> list[np.ndarray]:
@@ -400,6 +402,8 @@ def plane_views(
     prescription_gy: float | None = None,
     names: Sequence[str] | None = None,
     title: str = "",
+    colours: Mapping[str, str] | None = None,
+    dose_wash: bool = False,
 ) -> Figure:
     """Axial, coronal and sagittal views through one point: CT, contours and isodose lines.
 
@@ -427,7 +431,16 @@ def plane_views(
     names : sequence of str, optional
         Names of the structures to draw, in legend order.
     title : str
-        Figure title.
+        Figure title (text, never mathtext).
+    colours : mapping, optional
+        Colour per structure name (default: the ROI display colour, else a fallback
+        colour); :func:`check_overlay` passes the DVH plot's.
+    dose_wash : bool
+        Also paint the dose as a translucent colour wash (from :data:`WASH_FROM_PCT` % of the
+        reference dose up, colour bar in Gy) under the outlines.
+
+    Isodose lines at or above 95 % of ``prescription_gy`` (the prescription isodoses) are
+    drawn solid and above the structure outlines; lower levels dashed, below them.
 
     Returns
     -------
@@ -471,19 +484,22 @@ def plane_views(
         levels = [float(v) for v in isodose_levels_gy]
     levels = sorted(set(levels), reverse=True)
     iso_colours = _isodose_colours(len(levels))
-    colours = {s.name: _structure_colour(s, i) for i, s in enumerate(drawn)}
+    given = dict(colours or {})
+    colours = {s.name: given.get(s.name) or _structure_colour(s, i) for i, s in enumerate(drawn)}
+    rx_levels = {lv for lv in levels if prescription_gy and lv >= 0.95 * prescription_gy - 1e-9}
 
     planes = [_plane(view, centre, lo, hi, frame.step_mm) for view in VIEWS]
     aspects = [(p.h_mm[-1] - p.h_mm[0]) / (p.v_mm[-1] - p.v_mm[0]) for p in planes]
     fig = Figure(
         figsize=(PANEL_HEIGHT_IN * sum(aspects) + 1.8, PANEL_HEIGHT_IN + 2.0),
-        dpi=100,
+        dpi=DPI,
         layout="constrained",
     )
     FigureCanvasAgg(fig)
     gs = fig.add_gridspec(1, 3, width_ratios=aspects)
     shown: dict[str, bool] = dict.fromkeys(colours, False)
     problems: dict[str, str] = {}
+    wash_image = None
     cmap = colormaps["gray"].with_extremes(bad=_BACKGROUND)
     for col, plane in enumerate(planes):
         view = plane.view
@@ -502,15 +518,28 @@ def plane_views(
                 shown[s.name] |= _draw_structure(ax, s, plane, colours[s.name])
             except RtplanError as exc:
                 problems[s.name] = exc.problem
-        if dose is not None and levels:
+        if dose is not None and (levels or dose_wash):
             d = np.ma.masked_invalid(_sample(dose.values_gy, dose.grid, pts, tolerance=1e-6))
+            if dose_wash and d.count() and reference:
+                low = reference * WASH_FROM_PCT / 100.0
+                wash = ax.imshow(
+                    np.ma.masked_less(d, low), cmap=WASH_CMAP, alpha=WASH_ALPHA, vmin=low,
+                    vmax=max(float(d.max()), reference), extent=plane.extent(),
+                    origin="upper" if view.v_down else "lower", interpolation="nearest",
+                    zorder=2,
+                )  # fmt: skip
+                wash.set_gid("dose-wash")
+                wash_image = wash
             if d.count():
                 dmin, dmax = float(d.min()), float(d.max())
                 for level, colour in zip(levels, iso_colours, strict=True):
                     if dmin < level < dmax:
+                        rx_line = level in rx_levels
                         cs = ax.contour(
                             plane.h_mm, plane.v_mm, d, levels=[level], colors=[colour],
-                            linewidths=1.3, linestyles=[(0, (5, 2))], zorder=3,
+                            linewidths=2.0 if rx_line else 1.3,
+                            linestyles=["solid" if rx_line else (0, (5, 2))],
+                            zorder=5 if rx_line else 3,
                         )  # fmt: skip
                         cs.set_gid(f"isodose:{level:g}")
         ext = plane.extent()
@@ -522,14 +551,23 @@ def plane_views(
         ax.tick_params(labelsize=8)
         ax.set_title(f"{view.title}   {_AXES[view.n]} = {plane.position_mm:.1f} mm", fontsize=10)
         _direction_labels(ax, view.labels)
-    _legends(fig, drawn, colours, shown, problems, levels, iso_colours, reference, prescription_gy)
+    _legends(
+        fig, drawn, colours, shown, problems, levels, iso_colours, reference, prescription_gy,
+        rx_levels,
+    )  # fmt: skip
+    if wash_image is not None:
+        bar = fig.colorbar(wash_image, ax=fig.axes[:3], shrink=0.8, pad=0.01)
+        bar.set_label("Dose (Gy)", fontsize=9)
+        bar.ax.tick_params(labelsize=8)
     note = "radiological view; DICOM patient coordinates (LPS, mm)"
     if image is not None:
         note += f"; CT window W{WINDOW_HU:.0f} / L{LEVEL_HU:.0f} HU"
     else:
         note += "; no CT"
     if title:
-        fig.suptitle(title, fontsize=13, x=0.01, ha="left")  # left: the note sits on the right
+        fig.suptitle(
+            plot_text(title), fontsize=13, x=0.01, ha="left"
+        )  # left: the note sits on the right
     fig.legend(
         handles=[], title=note, loc="outside upper right", frameon=False, title_fontsize=9
     ).get_title().set_color("#555555")
@@ -557,13 +595,15 @@ def _draw_structure(ax, s: Structure, plane: _Plane, colour: str) -> bool:
     return True
 
 
-def _legends(fig, drawn, colours, shown, problems, levels, iso_colours, reference, rx) -> None:
-    """Structure and isodose legends below the panels."""
+def _legends(
+    fig, drawn, colours, shown, problems, levels, iso_colours, reference, rx, rx_levels=()
+) -> None:
+    """Structure and isodose legends below the panels (names as text, never mathtext)."""
     handles = []
     for s in drawn:
-        label = s.name
+        label = plot_text(s.name)
         if s.name in problems:
-            label += f" (not drawn: {problems[s.name]})"
+            label += f" (not drawn: {plot_text(problems[s.name])})"
         elif not shown[s.name]:
             label += " (not on these planes)"
         handles.append(Line2D([], [], color=colours[s.name], lw=2.2, label=label))
@@ -582,14 +622,18 @@ def _legends(fig, drawn, colours, shown, problems, levels, iso_colours, referenc
             label = f"{format_number(round(lv, 2))} Gy"
             if reference:
                 label += f" ({100 * lv / reference:.0f}%)"
-            iso.append(Line2D([], [], color=c, lw=2, ls=(0, (5, 2)), label=label))
+            solid = lv in rx_levels
+            iso.append(
+                Line2D([], [], color=c, lw=2.4 if solid else 2,
+                       ls="solid" if solid else (0, (5, 2)), label=label)
+            )  # fmt: skip
         fig.legend(
             handles=iso, title=title, loc="outside lower right", ncols=min(len(iso), 3), **style
         )
 
 
 def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
-    """A figure rendered as PNG bytes."""
+    """A figure rendered as PNG bytes (at its own resolution, :data:`DPI`, by default)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -602,9 +646,12 @@ def check_overlay(
     image: Image | None = None,
     *,
     isodose_pct: Sequence[float] = ISODOSE_PCT,
+    dose_wash: bool = False,
 ) -> Figure:
-    """:func:`plane_views` for a protocol check: the protocol's structures, isodose lines
-    relative to the prescription, planes through the primary target's centroid.
+    """:func:`plane_views` for a protocol check: the protocol's structures in the DVH plot's
+    colours (:func:`rtplan.report.plots.check_colours`), isodose lines relative to the
+    prescription (the prescription isodoses above the outlines), planes through the primary
+    target's centroid, optionally a dose colour wash.
 
     Parameters
     ----------
@@ -639,4 +686,6 @@ def check_overlay(
         prescription_gy=rx,
         names=list(dict.fromkeys(names)),
         title=f"{check.patient}: protocol {protocol.name}",
+        colours=check_colours(check),
+        dose_wash=dose_wash,
     )
