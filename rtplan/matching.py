@@ -309,6 +309,6 @@ def match_structures(
     >>> bag = StructureRole("bowel_bag", ("Bag_Bowel",), aliases=("Bowel_Bag",), required=True)
     >>> roles = {"bowel_bag": bag}
     >>> match_structures(roles, ["PTV", "Bowel bag"])["bowel_bag"]
-    Match(role='bowel_bag', structures=('Bowel bag',), how='normalised name')
+    Match(role='bowel_bag', structures=('Bowel bag',), how='normalised name', parts=())
     """
     return {k: match_role(r, present, mapping, source=source) for k, r in roles.items()}
