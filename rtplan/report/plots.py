@@ -173,6 +173,8 @@ def dvh_figure(
             fontsize=8,
             color="#333333",
         )
+    placed: list[tuple[float, float]] = []
+    span_gy = max([float(d.max_gy) for d in dvhs.values()] + [m.dose_gy for m in markers] + [1.0])
     for mk in markers:
         shape, edge = MARKERS.get(mk.verdict, ("s", "#555555"))
         face = colours.get(mk.structure, "#777777")
@@ -183,10 +185,15 @@ def dvh_figure(
             edgecolors=edge, linewidths=1.4, zorder=5,
         )  # fmt: skip
         point.set_gid(f"constraint:{mk.structure}:{mk.label}")
+        # labels of nearby markers (a tenth of the dose axis, 4 % volume) are stacked upwards
+        near = sum(
+            abs(mk.dose_gy - d) < 0.1 * span_gy and abs(mk.volume_pct - v) < 4.0 for d, v in placed
+        )
+        placed.append((mk.dose_gy, mk.volume_pct))
         ax.annotate(
             plot_text(mk.label),
             (mk.dose_gy, mk.volume_pct),
-            xytext=(5, 4),
+            xytext=(5, 4 + 9 * near),
             textcoords="offset points",
             fontsize=7,
             color=edge if mk.verdict == "fail" else "#222222",
