@@ -202,7 +202,10 @@ def margin_text(result: ConstraintResult) -> str:
         return result.reason or "-"
     unit = {"%": " %-pts", "1": "", "%Rx": " %Rx-pts"}.get(result.unit, f" {result.unit}")
     pct = "" if result.margin_pct is None else f" ({result.margin_pct:+.1f}%)"
-    return f"{result.margin:+.2f}{unit}{pct}"
+    gy = ""
+    if result.unit == "%Rx" and result.prescription_gy:  # a %Rx margin also in Gy
+        gy = f" = {result.margin * result.prescription_gy / 100.0:+.2f} Gy"
+    return f"{result.margin:+.2f}{unit}{gy}{pct}"
 
 
 @lru_cache(maxsize=32)
