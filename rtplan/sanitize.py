@@ -13,11 +13,13 @@ program it passes through one of these:
   tab, LF and CR; lone surrogates; U+FFFE, U+FFFF) are shown as escapes; markup escaping
   is the XML writer's job.
 * :func:`plot_text` for matplotlib labels: ``$`` is escaped so a name is never read as
-  mathtext, and control characters are shown as escapes.
+  mathtext, and control characters are shown as escapes; every function that builds a
+  figure runs under :func:`without_mathtext`, so no text in it is parsed as mathtext.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
@@ -89,3 +91,17 @@ class TerminalStream:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def without_mathtext(function):
+    """Decorator: every matplotlib text created while ``function`` runs is drawn as plain
+    text (``text.parse_math`` off), so a ``$`` in a DICOM name is never mathtext."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        import matplotlib  # noqa: PLC0415 - only figure code needs it
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return function(*args, **kwargs)
+
+    return wrapper

@@ -40,6 +40,7 @@ from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
@@ -262,6 +263,7 @@ def rtstruct_dataset(
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta = meta
+    ds.SpecificCharacterSet = _character_set(ds)
     return ds
 
 
@@ -315,6 +317,34 @@ def write_rtstruct(
 
 
 # ---------------------------------------------------------------------------- helpers
+_TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "UC", "PN")
+
+
+def _character_set(ds: Dataset) -> str:
+    """The dataset's SpecificCharacterSet if every text value can be written in it, else
+    ``ISO_IR 192`` (UTF-8): a name such as ``胃癌_CTV`` is never written as ``??_CTV``."""
+    declared = str(ds.get("SpecificCharacterSet", "") or "ISO_IR 6")
+    codec = pydicom.charset.python_encoding.get(declared.strip() or "ISO_IR 6", "")
+    if not codec:  # multi-valued or code-extension sets: write UTF-8
+        return "ISO_IR 192"
+
+    def fits(item: Dataset) -> bool:
+        for elem in item:
+            if elem.VR == "SQ":
+                if not all(fits(sub) for sub in elem.value):
+                    return False
+            elif elem.VR in _TEXT_VRS and elem.value is not None:
+                values = elem.value if elem.VM > 1 else [elem.value]
+                try:
+                    for v in values:
+                        str(v).encode(codec)
+                except UnicodeEncodeError:
+                    return False
+        return True
+
+    return declared if fits(ds) else "ISO_IR 192"
+
+
 def _as_dataset(source) -> Dataset:
     if isinstance(source, Dataset):
         return source

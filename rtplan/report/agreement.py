@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 
 from rtplan.agreement.summary import SUMMARY_METRICS
+from rtplan.sanitize import csv_cell, without_mathtext
 
 #: Axis labels of the plotted metrics.
 METRIC_LABELS = {
@@ -53,7 +54,7 @@ def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
 def _csv_value(value):
     if isinstance(value, float):
         return repr(value)
-    return value
+    return csv_cell(value)  # names from DICOM: never a formula, no control characters
 
 
 def json_ready(value):
@@ -67,6 +68,7 @@ def json_ready(value):
     return value
 
 
+@without_mathtext
 def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
     """One matplotlib Figure per metric with a box per structure.
 
@@ -104,6 +106,7 @@ def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
     return figures
 
 
+@without_mathtext
 def box_plot_pngs(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
     """:func:`box_plots` rendered as PNG bytes (100 dpi), by metric."""
     pngs = {}
