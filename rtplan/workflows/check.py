@@ -16,11 +16,12 @@ from rtplan.check import Outcome, PatientError, PlanCheck, check_plan
 from rtplan.dose import Dose
 from rtplan.errors import InputError, RtplanError
 from rtplan.io.dicom_file import read_dataset, text
-from rtplan.io.discover import PatientData, load_folder
-from rtplan.io.selection import Selection, select_patient
+from rtplan.io.discover import PatientData
+from rtplan.io.selection import Selection
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
 from rtplan.structure import StructureSet
+from rtplan.workflows._select import every_patient
 
 
 def patient_label(patient: PatientData) -> str:
@@ -155,10 +156,7 @@ def check_folder(
         raised (:class:`~rtplan.errors.RtplanError`); with several, a patient that cannot be
         read or checked becomes a :class:`PatientError` and the others are still checked.
     """
-    if selection is not None and selection != Selection():
-        patients = [select_patient(path, selection)]
-    else:
-        patients = load_folder(path)
+    patients = every_patient(path, selection)
     if not patients:
         raise InputError("no DICOM-RT patient found", path=path)
     outcomes: list[Outcome] = []

@@ -24,13 +24,14 @@ from rtplan.image import Image
 from rtplan.io.discover import PatientData
 from rtplan.io.output import safe_filename, write_new
 from rtplan.io.rtstruct_writer import write_rtstruct
-from rtplan.io.selection import Selection, select_patient
+from rtplan.io.selection import Selection
 from rtplan.matching import match_role
 from rtplan.structure import Structure, StructureSet
 from rtplan.volumes.builder import Crop, Step, expand_structure, find_structure
 from rtplan.volumes.margins import Margins
 from rtplan.volumes.recipes import Recipe, load_recipe, run_recipe
 from rtplan.volumes.workspace import FINE_MM
+from rtplan.workflows._select import one_patient
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class FolderResult:
 
 
 def _load(path, patient_id) -> tuple[PatientData, Image]:
-    patient = select_patient(path, Selection(patient_id=patient_id), choose_now=False)
+    patient = one_patient(path, Selection(patient_id=patient_id), choose_now=False)
     image = patient.image()
     if image is None:
         raise InputError("no CT series: new contours must lie on CT slices", path=path)
