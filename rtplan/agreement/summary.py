@@ -1,7 +1,7 @@
 """Per-structure summaries of a long agreement table.
 
-Conventions: statistics (median, quartiles, mean, sample standard deviation, range) run
-over the finite values only, and the table says how many values were left out and why:
+Conventions: statistics (mean, sample standard deviation, median, quartiles and their
+interquartile range, range) run over the finite values only, and the table says how many values were left out and why:
 ``n_inf`` (one segmentation empty: distances are +inf), ``n_nan`` (both empty or a
 structure missing) and ``n_flagged`` (rows whose status is not ``ok``).  Nothing is
 averaged away silently.  The generalised conformity index is summarised once per patient
@@ -33,6 +33,26 @@ SUMMARY_METRICS = (
 )
 
 
+#: Columns of a summary row (:func:`summarise`), in order.
+SUMMARY_COLUMNS = (
+    "structure", "metric", "unit", "n", "n_finite", "n_inf", "n_nan", "n_flagged",
+    "mean", "sd", "median", "q1", "q3", "iqr", "min", "max",
+)  # fmt: skip
+
+
+def metric_unit(metric: str) -> str:
+    """Unit of a metric column, from its name: ``mm``, ``mm2``, ``cc``, ``%``, ``slices``,
+    else ``1`` (a ratio).
+
+    >>> metric_unit("hd95_mm"), metric_unit("dice"), metric_unit("surface_area_a_mm2")
+    ('mm', '1', 'mm2')
+    """
+    for suffix, unit in (("_mm", "mm"), ("_mm2", "mm2"), ("_cc", "cc"), ("_percent", "%")):
+        if metric.endswith(suffix):
+            return unit
+    return "slices" if metric.endswith("_slices") else "1"
+
+
 def describe(values: Sequence[float]) -> dict:
     """Counts and statistics of one metric's values (module conventions).
 
@@ -53,12 +73,13 @@ def describe(values: Sequence[float]) -> dict:
     if len(finite):
         q1, median, q3 = np.percentile(finite, [25, 50, 75])
         out.update(
-            median=float(median), q1=float(q1), q3=float(q3), mean=float(finite.mean()),
+            mean=float(finite.mean()),
             sd=float(finite.std(ddof=1)) if len(finite) > 1 else math.nan,
+            median=float(median), q1=float(q1), q3=float(q3), iqr=float(q3 - q1),
             min=float(finite.min()), max=float(finite.max()),
         )  # fmt: skip
     else:
-        out.update({k: math.nan for k in ("median", "q1", "q3", "mean", "sd", "min", "max")})
+        out.update(dict.fromkeys(("mean", "sd", "median", "q1", "q3", "iqr", "min", "max"), math.nan))
     return out
 
 
@@ -86,12 +107,14 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
                 {
                     "structure": s,
                     "metric": m,
+                    "unit": metric_unit(m),
                     "n_flagged": flagged,
                     **describe([r[m] for r in group]),
                 }
             )
         gci = {r["patient"]: r["gci"] for r in group}
         out.append(
-            {"structure": s, "metric": "gci", "n_flagged": 0, **describe(list(gci.values()))}
+            {"structure": s, "metric": "gci", "unit": "1", "n_flagged": 0,
+             **describe(list(gci.values()))}  # fmt: skip
         )
-    return out
+    return [{c: row[c] for c in SUMMARY_COLUMNS} for row in out]
