@@ -341,7 +341,7 @@ def common_grid(
         Structures in different frames of reference, or no closed contours at all.
     """
     check_same_frame(structures)
-    volumes = [s for s in structures if s.planes]
+    volumes = [s for s in structures if s.is_volume]
     if not volumes:
         raise GeometryError("no structure with closed contours to build a grid for")
     bounds = [s.bounds_mm() for s in volumes]
@@ -383,7 +383,7 @@ def structure_masks(structures: Mapping[str, object], grid: Grid) -> dict[str, n
     check_same_frame(list(structures.values()))
     out = {}
     for name, s in structures.items():
-        out[name] = s.binary_mask(grid) if s.planes else np.zeros(grid.shape, bool)
+        out[name] = s.binary_mask(grid) if s.is_volume else np.zeros(grid.shape, bool)
     return out
 
 

@@ -79,7 +79,9 @@ def describe(values: Sequence[float]) -> dict:
             min=float(finite.min()), max=float(finite.max()),
         )  # fmt: skip
     else:
-        out.update(dict.fromkeys(("mean", "sd", "median", "q1", "q3", "iqr", "min", "max"), math.nan))
+        out.update(
+            dict.fromkeys(("mean", "sd", "median", "q1", "q3", "iqr", "min", "max"), math.nan)
+        )
     return out
 
 
@@ -114,7 +116,12 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
             )
         gci = {r["patient"]: r["gci"] for r in group}
         out.append(
-            {"structure": s, "metric": "gci", "unit": "1", "n_flagged": 0,
-             **describe(list(gci.values()))}  # fmt: skip
+            {
+                "structure": s,
+                "metric": "gci",
+                "unit": "1",
+                "n_flagged": 0,
+                **describe(list(gci.values())),
+            }  # fmt: skip
         )
     return [{c: row[c] for c in SUMMARY_COLUMNS} for row in out]

@@ -10,7 +10,8 @@ per-structure summary (or JSON with --json); --csv writes the long table (one ro
 per patient, structure and observer pair); --plots writes box plots.
 
 Exit codes: 0 every patient compared; 1 some patient could not be read or compared (it is
-listed on stderr, the others are still compared); 2 bad input (options, no patient).
+listed on stderr, the others are still compared); 2 bad input (options, no patient, no
+patient could be compared, an unusable --scheduler).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import sys
 
 from rtplan.agreement.pairwise import DEFAULT_TOLERANCE_MM
-from rtplan.agreement.summary import summarise
+from rtplan.agreement.summary import SUMMARY_COLUMNS, summarise
 from rtplan.errors import InputError
 from rtplan.report.agreement import json_ready
 from rtplan.workflows.agree import (
@@ -31,6 +32,7 @@ from rtplan.workflows.agree import (
     save_box_plots,
     write_csv,
 )
+from rtplan.workflows.execution import DEFAULT_TIMEOUT_S
 
 
 def add_parser(subparsers) -> None:
@@ -76,7 +78,21 @@ def add_parser(subparsers) -> None:
         metavar="ADDRESS",
         help="run on a Dask distributed scheduler (e.g. tcp://host:8786; needs rtplan[dask])",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds the Dask scheduler has to answer (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--summary-csv",
+        metavar="FILE",
+        help="write the per-structure summary (n, mean, SD, median, IQR, min, max) as CSV",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)"
+    )
     p.set_defaults(func=run)
 
 
@@ -108,19 +124,22 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         scheduler=args.scheduler,
         progress=not args.no_progress,
+        timeout_s=args.scheduler_timeout,
     )
     for patient, error in result.failures:
         print(f"rtplan agree: skipped {patient}: {error}", file=sys.stderr)
     for note in result.notes:
         print(f"rtplan agree: note: {note}", file=sys.stderr)
     if not result.rows and result.failures:
-        return 1
+        return 2  # nothing could be compared: the input is bad
     summary = summarise(result.rows)
     if args.csv:
         try:
             write_csv(result.rows, args.csv, columns())
         except OSError as exc:
             raise InputError(f"cannot write CSV: {exc.strerror}", path=args.csv) from None
+    if args.summary_csv:
+        write_csv(summary, args.summary_csv, SUMMARY_COLUMNS)
     if args.plots:
         try:
             save_box_plots(result.rows, args.plots)

@@ -44,11 +44,8 @@ Execution
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +63,7 @@ from rtplan.errors import InputError, RtplanError
 from rtplan.grid import Grid
 from rtplan.io.output import safe_filename, write_atomic
 from rtplan.report.agreement import box_plot_pngs, to_csv
+from rtplan.workflows.execution import DEFAULT_TIMEOUT_S, absolute_paths, run_each
 
 STAPLE_NAME = "STAPLE"
 ID_COLUMNS = ["patient", "structure", "observer_a", "observer_b", "status", "n_observers"]
@@ -150,12 +148,20 @@ def _structure_names(patient: PatientObservers, wanted: Sequence[str] | None) ->
     if wanted:
         return list(wanted)
     first: dict[str, str] = {}
-    count: dict[str, int] = {}
+    named: dict[str, int] = {}
     for structures in patient.observers.values():
-        for key in {n.casefold() for n, s in structures.items() if s.is_volume}:
-            count[key] = count.get(key, 0) + 1
+        for key in {n.casefold() for n in structures}:
+            named[key] = named.get(key, 0) + 1
         for name in structures:
             first.setdefault(name.casefold(), name)
+    # only names two observers use are checked for voxels (mask files are read lazily)
+    count: dict[str, int] = {}
+    for structures in patient.observers.values():
+        drawn = {
+            n.casefold() for n, s in structures.items() if named[n.casefold()] >= 2 and s.is_volume
+        }
+        for key in drawn:
+            count[key] = count.get(key, 0) + 1
     return [first[k] for k in first if count.get(k, 0) >= 2]
 
 
@@ -305,9 +311,14 @@ def load_patient(
         reference.
     """
     from rtplan.io import scan
+    from rtplan.io.masks import mask_folders, read_mask_observer
 
     folder = Path(folder)
-    groups = [g for g in scan(folder).groups() if any(f.modality == "RTSTRUCT" for f in g.files)]
+    masks = mask_folders(folder)
+    groups = scan(folder).groups()
+    with_sets = [g for g in groups if any(f.modality == "RTSTRUCT" for f in g.files)]
+    if with_sets or not masks:
+        groups = with_sets
     if not groups:
         raise InputError("no RTSTRUCT found", path=folder)
     if len(groups) > 1:
@@ -316,9 +327,13 @@ def load_patient(
             f"structure sets of several patients or frames of reference ({frames})", path=folder
         )
     group = groups[0]
-    sets = group.structure_sets
-    if len(sets) < 2:
-        raise InputError(f"only {len(sets)} RTSTRUCT: agreement needs two observers", path=folder)
+    sets = group.structure_sets if with_sets else []
+    if len(sets) + len(masks) < 2:
+        raise InputError(
+            f"only {len(sets) + len(masks)} observer (RTSTRUCT or mask folder): "
+            "agreement needs two",
+            path=folder,
+        )
     notes, observers = [], {}
     wanted = {n.casefold() for n in structures} if structures else None
     for observer, ss in zip(_observer_names(sets), sets, strict=True):
@@ -334,6 +349,19 @@ def load_patient(
             kept[s.name] = s
         observers[observer] = kept
     grid = group.ct_series[0].grid if group.ct_series else None
+    for mask_folder in masks:
+        if grid is None:
+            raise InputError(
+                "mask observers need the patient's CT series in the folder (to place them)",
+                path=mask_folder,
+            )
+        name = (
+            mask_folder.name if mask_folder.name not in observers else f"{mask_folder.name} (masks)"
+        )
+        found = read_mask_observer(mask_folder, grid, group.frame_of_reference_uid)
+        observers[name] = {
+            n: m for n, m in found.items() if wanted is None or n.casefold() in wanted
+        }
     label = group.patient_id or folder.name
     return PatientObservers(label, observers, grid, tuple(notes))
 
@@ -349,33 +377,6 @@ def _run_folder(folder: str, options: AgreementOptions) -> PatientOutcome:
         return PatientOutcome(str(folder), error=f"internal error {type(exc).__name__}: {exc}")
 
 
-# ------------------------------------------------------------------ execution
-def _local(folders, options, jobs) -> Iterable[tuple[int, PatientOutcome]]:
-    if jobs <= 1:
-        for i, f in enumerate(folders):
-            yield i, _run_folder(f, options)
-        return
-    # forkserver: workers never inherit threads (SimpleITK, tqdm) of the calling process
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_folder, f, options): i for i, f in enumerate(folders)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-
-
-def _dask(folders, options, address) -> Iterable[tuple[int, PatientOutcome]]:
-    try:
-        from dask.distributed import Client
-        from dask.distributed import as_completed as dask_completed
-    except ImportError as exc:
-        raise InputError("--scheduler needs dask.distributed: pip install 'rtplan[dask]'") from exc
-    with Client(address) as client:
-        futures = client.map(_run_folder, folders, options=options, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
-        for fut in dask_completed(futures):
-            yield index[fut.key], fut.result()
-
-
 def run_cohort(
     paths: Sequence[str | os.PathLike],
     options: AgreementOptions | None = None,
@@ -383,6 +384,7 @@ def run_cohort(
     scheduler: str | None = None,
     progress: bool = False,
     on_patient: Callable[[PatientOutcome], None] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> CohortResult:
     """Compare the observers of every patient under ``paths``.
 
@@ -397,36 +399,32 @@ def run_cohort(
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``); overrides ``jobs``.
     progress : bool
-        Show a progress bar on stderr.
+        Show a progress bar on stderr (only when it is a terminal).
     on_patient : callable, optional
-        Called with each :class:`PatientOutcome` as it completes.
+        Called with each :class:`PatientOutcome`, in patient order.
+    timeout_s : float
+        Seconds the Dask scheduler has to answer (one-line :class:`InputError` otherwise).
+
+    Execution follows :mod:`rtplan.workflows.execution` (absolute paths, input order,
+    bounded memory).
 
     Returns
     -------
     CohortResult
         Rows in patient order (as found), whatever the completion order.
     """
-    from tqdm import tqdm
-
     options = options or AgreementOptions()
-    folders = [str(f) for p in paths for f in find_patients(p)]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(folders)))
-    runner = _dask(folders, options, scheduler) if scheduler else _local(folders, options, jobs)
-    outcomes: dict[int, PatientOutcome] = {}
-    bar = tqdm(total=len(folders), unit="patient", file=sys.stderr, disable=not progress)
-    with bar:
-        for i, outcome in runner:
-            outcomes[i] = outcome
-            bar.update(1)
-            if on_patient is not None:
-                on_patient(outcome)
+    folders = absolute_paths([f for p in paths for f in find_patients(p)])
     rows, failures, notes = [], [], []
-    for i in range(len(folders)):
-        o = outcomes[i]
-        rows.extend(o.rows)
-        notes.extend(o.notes)
-        if o.error is not None:
-            failures.append((folders[i], o.error))
+    outcomes = run_each(_run_folder, folders, jobs=jobs, scheduler=scheduler,
+                        timeout_s=timeout_s, progress=progress, options=options)  # fmt: skip
+    for folder, outcome in zip(folders, outcomes, strict=True):
+        if on_patient is not None:
+            on_patient(outcome)
+        rows.extend(outcome.rows)
+        notes.extend(outcome.notes)
+        if outcome.error is not None:
+            failures.append((folder, outcome.error))
     return CohortResult(rows, failures, notes, options)
 
 
