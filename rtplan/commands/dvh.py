@@ -33,7 +33,39 @@ def add_parser(subparsers) -> None:
     )
     add_selection_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON (schema rtplan-dvh/1)")
-    p.add_argument("--csv", metavar="FILE", help="write a CSV table (one row per structure)")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write a CSV table (one patient: one row per structure; a folder of patients: "
+        "one row per patient, plan, structure and metric)",
+    )
+    p.add_argument(
+        "--curves",
+        metavar="FILE",
+        help="write the cumulative DVH curves as a long CSV (patient, structure, dose_gy, "
+        "volume_cc, volume_percent)",
+    )
+    p.add_argument(
+        "--curve-step",
+        type=float,
+        default=0.1,
+        metavar="GY",
+        help="dose step of --curves (default: %(default)g Gy)",
+    )
+    p.add_argument("--jobs", type=int, metavar="N", help="local worker processes for a cohort")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run a cohort on a Dask scheduler (tcp://host:8786)"
+    )
+    p.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds the Dask scheduler has to answer (default: %(default)g)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)"
+    )
     p.add_argument("--plot", metavar="FILE.png", help="write a cumulative DVH plot (PNG)")
     p.add_argument(
         "--compare-embedded",
@@ -76,9 +108,9 @@ def run(args) -> int:
     from rtplan.dvh.compute import OutsideTolerance
     from rtplan.report.dvh import to_json, to_text
     from rtplan.workflows.dvh import dvh_folder
+    from rtplan.workflows.dvh_cohort import curve_rows, patient_folders
 
-    result = dvh_folder(
-        args.path,
+    options = dict(
         structures=args.structure,
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         selection=selection_from_args(args),
@@ -88,10 +120,47 @@ def run(args) -> int:
             args.outside_tolerance_pct / 100.0, args.outside_tolerance_cc
         ),
         fraction_dose=args.fraction_dose,
-        csv=args.csv,
-        plot=args.plot,
     )
+    if len(patient_folders(args.path)) > 1 or args.jobs or args.scheduler:
+        return _cohort(args, options)
+    result = dvh_folder(args.path, csv=args.csv, plot=args.plot, **options)
+    if args.curves:
+        from rtplan.workflows.dvh_cohort import CURVE_COLUMNS, _labels, _StreamedCsv
+
+        out = _StreamedCsv(args.curves, CURVE_COLUMNS)
+        out.write(curve_rows(result.dvhs, _labels(result.report), args.curve_step))
+        out.commit()
     print(to_json(result.report) if args.json else to_text(result.report, result.metrics))
     for message in result.messages:
         print(f"rtplan dvh: note: {message}", file=sys.stderr)
+    return result.exit_code
+
+
+def _cohort(args, options) -> int:
+    """A folder of patients: long CSV and curves, on a pool or Dask; a summary on stdout."""
+    from rtplan.errors import InputError
+    from rtplan.workflows.dvh_cohort import dvh_cohort
+
+    for option in ("json", "plot", "compare_embedded"):
+        if getattr(args, option):
+            raise InputError(f"--{option.replace('_', '-')} needs one patient's folder")
+    result = dvh_cohort(
+        [args.path],
+        csv_path=args.csv,
+        curves_path=args.curves,
+        curve_step_gy=args.curve_step,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        timeout_s=args.scheduler_timeout,
+        progress=not args.no_progress,
+        **options,
+    )
+    for folder, error in result.failures:
+        print(f"rtplan dvh: skipped {folder}: {error}", file=sys.stderr)
+    for message in result.messages:
+        print(f"rtplan dvh: note: {message}", file=sys.stderr)
+    print(
+        f"{result.patients - len(result.failures)} of {result.patients} patients: "
+        f"{result.rows} metric rows" + (f", {result.curve_rows} curve rows" if args.curves else "")
+    )
     return result.exit_code
