@@ -286,3 +286,27 @@ def test_sample_with_a_hot_bowel_bag_fails_rps_preop(tmp_path, capsys):
     assert bb["verdict"] == "fail"
     assert bb["value"] == pytest.approx(bowel.volume_cc, rel=0.005)
     assert bb["margin"] == pytest.approx(195.0 - bb["value"])
+
+
+def test_cohort_on_a_process_pool_and_dask_gives_identical_rows(cohort, tmp_path):
+    """Truth: the in-process run; rows equal except ``checked_at`` (the time of the run)."""
+    import csv as csv_module
+
+    import distributed
+
+    from rtplan.protocols import load_protocol
+    from rtplan.report import to_csv
+    from rtplan.workflows.check import check_folder
+
+    protocol = load_protocol("rps-preop")
+
+    def rows(**how):
+        text = to_csv(check_folder(cohort, protocol, **how), protocol)
+        table = list(csv_module.DictReader(text.splitlines()))
+        assert table and all(r.pop("checked_at") for r in table)
+        return table
+
+    here = rows(jobs=1)
+    assert rows(jobs=2) == here
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as c:
+        assert rows(scheduler=c.scheduler_address) == here

@@ -82,13 +82,32 @@ def add_parser(subparsers) -> None:
         metavar="FILE",
         help="write the contour and isodose overlay (PATH must be one patient)",
     )
+    p.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="local worker processes for a cohort"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="check a cohort on a Dask scheduler (tcp://host:8786)",
+    )
+    p.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds the Dask scheduler has to answer (default: %(default)g)",
+    )
     p.set_defaults(func=run)
 
 
 def _progress(patients):
-    from tqdm import tqdm
+    """The progress bar every command uses (drawn only when stderr is a terminal)."""
+    from rtplan.workflows.execution import progress_bar
 
-    return tqdm(patients, desc="rtplan check", unit="patient", file=sys.stderr, disable=None)
+    with progress_bar(len(patients), desc="rtplan check") as bar:
+        for patient in patients:
+            yield patient
+            bar.update(1)
 
 
 def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) -> bytes | str:
@@ -133,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         on_checked=draw if (args.html or args.png) else None,
         strict=not args.relaxed,
         selection=selection_from_args(args),
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        timeout_s=args.scheduler_timeout,
     )
     if args.png and len(outcomes) != 1:
         raise InputError(

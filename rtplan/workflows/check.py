@@ -22,6 +22,7 @@ from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
 from rtplan.structure import StructureSet
 from rtplan.workflows._select import every_patient
+from rtplan.workflows.execution import DEFAULT_TIMEOUT_S, run_each
 
 
 def patient_label(patient: PatientData) -> str:
@@ -73,9 +74,7 @@ def patient_provenance(
         "structure_set_date": _dicom_date(
             structure_set.source, "StructureSetDate", "StructureSetTime"
         ),
-        "structure_set_file": os.path.abspath(structure_set.source)
-        if structure_set.source
-        else "",
+        "structure_set_file": os.path.abspath(structure_set.source) if structure_set.source else "",
         "dose_files": [os.path.abspath(f.path) for f in doses],
     }
 
@@ -126,6 +125,9 @@ def check_folder(
     on_checked: Callable[[PatientData, PlanCheck], None] | None = None,
     strict: bool = True,
     selection: Selection | None = None,
+    jobs: int | None = 1,
+    scheduler: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> list[Outcome]:
     """Check every patient (and frame of reference) found under ``path``.
 
@@ -148,6 +150,11 @@ def check_folder(
     selection : Selection, optional
         The user's choice of patient and objects (:mod:`rtplan.io.selection`); when any
         is made, ``path`` must then resolve to one patient.
+    jobs, scheduler, timeout_s
+        Run a cohort on a local process pool or a Dask cluster
+        (:mod:`rtplan.workflows.execution`); the outcomes are identical to the in-process
+        run.  ``on_checked`` needs the patients in this process: with it, patients are
+        checked here.
 
     Returns
     -------
@@ -165,6 +172,13 @@ def check_folder(
         if on_checked is not None:
             on_checked(patients[0], outcomes[0])
         return outcomes
+    if on_checked is None and (scheduler or (jobs or 0) != 1):
+        return list(
+            run_each(
+                check_one, patients, jobs=jobs, scheduler=scheduler, timeout_s=timeout_s,
+                progress=progress is not None, protocol=protocol, mapping=mapping, strict=strict,
+            )
+        )  # fmt: skip
     for patient in progress(patients) if progress else patients:
         try:
             check = check_patient(patient, protocol, mapping=mapping, strict=strict)
@@ -175,3 +189,14 @@ def check_folder(
         if on_checked is not None:
             on_checked(patient, check)
     return outcomes
+
+
+def check_one(
+    patient: PatientData, protocol: Protocol, mapping=None, strict: bool = True
+) -> Outcome:
+    """:func:`check_patient`, or a :class:`PatientError` when the patient cannot be read or
+    checked (for pools and clusters: it never raises an input error)."""
+    try:
+        return check_patient(patient, protocol, mapping=mapping, strict=strict)
+    except RtplanError as exc:
+        return PatientError(patient_label(patient), str(exc))
