@@ -214,3 +214,19 @@ def test_summary_counts_what_it_leaves_out():
     assert out["dice"]["median"] == pytest.approx(0.7) and out["dice"]["min"] == 0.0
     assert out["hd95_mm"]["n_inf"] == 1 and out["hd95_mm"]["mean"] == pytest.approx(3.0)
     assert out["gci"]["n"] == 2 and out["gci"]["mean"] == pytest.approx(0.7)  # once per patient
+
+
+def test_box_plots_show_every_pair_as_a_point_and_state_the_tolerance(cohort):
+    """Truth: the finite values of the rows (one point each) and the run's tolerance."""
+    from rtplan.report.agreement import box_plots
+
+    rows = run_cohort([cohort], AgreementOptions(tolerance_mm=2.0), jobs=1).rows
+    figures = box_plots(rows, ("dice", "surface_dice"))
+    for metric, fig in figures.items():
+        ax = fig.axes[0]
+        points = sum(len(c.get_offsets()) for c in ax.collections)
+        assert points == sum(math.isfinite(r[metric]) for r in rows)
+        pairs = {(r["observer_a"], r["observer_b"]) for r in rows}
+        assert len(ax.collections) == len(pairs)
+    assert "tolerance 2 mm" in figures["surface_dice"].axes[0].get_title()
+    assert "tolerance" not in figures["dice"].axes[0].get_title()

@@ -12,7 +12,9 @@ JSON
     ``null`` (JSON has no NaN or infinity) -- each row's ``status`` says why.
 Plots
     One PNG per metric: a box per structure over all patients and pairs (finite values;
-    the number of values left out is printed under each box).  Rendered with
+    the number of values left out is printed under each box), each pair's value a point
+    over it (a colour per observer pair), the tolerance in the title of the surface Dice
+    and added path length.  Rendered with
     matplotlib's Agg backend, no display needed.
 """
 
@@ -39,6 +41,11 @@ METRIC_LABELS = {
     "volume_ratio": "Volume ratio B/A",
     "centroid_distance_mm": "Centroid distance (mm)",
 }
+
+
+#: Metrics that depend on the tolerance (their plot titles state it).
+TOLERANCE_METRICS = ("surface_dice", "surface_overlap_a", "surface_overlap_b",
+                     "added_path_length_mm", "added_path_length_percent")  # fmt: skip
 
 
 def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
@@ -70,27 +77,41 @@ def json_ready(value):
 
 @without_mathtext
 def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
-    """One matplotlib Figure per metric with a box per structure.
+    """One matplotlib Figure per metric: a box per structure, every observer pair's value
+    drawn over it as a point (one colour per pair, jittered sideways), and the surface-Dice
+    / added-path-length tolerance stated in the title of the metrics that depend on it.
 
     Returns
     -------
     dict of str to matplotlib.figure.Figure
     """
+    import numpy as np
     from matplotlib.figure import Figure
 
     structures = list(dict.fromkeys(r["structure"] for r in rows))
+    pairs = list(dict.fromkeys((r["observer_a"], r["observer_b"]) for r in rows))
+    tolerances = sorted({r["tolerance_mm"] for r in rows})
     figures = {}
     for metric in metrics:
         data, left_out = [], []
+        fig = Figure(figsize=(max(5.0, 1.2 * len(structures) + 3), 4.2))
+        ax = fig.add_subplot()
         for s in structures:
             values = [r[metric] for r in rows if r["structure"] == s]
             finite = [v for v in values if math.isfinite(v)]
             data.append(finite)
             left_out.append(len(values) - len(finite))
-        fig = Figure(figsize=(max(4.0, 1.2 * len(structures) + 2), 4.0))
-        ax = fig.add_subplot()
-        ax.boxplot(data, showfliers=True)
-        ax.set_xticks(range(1, len(structures) + 1))
+        ax.boxplot(data, showfliers=False)
+        for p, pair in enumerate(pairs):
+            xs, ys = [], []
+            for x, s in enumerate(structures, start=1):
+                for n, r in enumerate(r for r in rows if r["structure"] == s):
+                    if (r["observer_a"], r["observer_b"]) == pair and math.isfinite(r[metric]):
+                        xs.append(x + 0.25 * math.sin(1.7 * n + p))  # deterministic jitter
+                        ys.append(r[metric])
+            if xs:
+                ax.scatter(xs, ys, s=12, alpha=0.7, label=f"{pair[1]} vs {pair[0]}", zorder=3)
+        ax.set_xticks(np.arange(1, len(structures) + 1))
         ax.set_xticklabels(
             [
                 f"{s}\n(n={len(d)}{f', {k} not finite' if k else ''})"
@@ -98,15 +119,19 @@ def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
             ],
             fontsize=8,
         )
+        label = METRIC_LABELS.get(metric, metric)
+        if metric in TOLERANCE_METRICS and tolerances:
+            label += f", tolerance {', '.join(f'{t:g}' for t in tolerances)} mm"
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.set_title(label)
         ax.grid(axis="y", alpha=0.3)
+        if 1 < len(pairs) <= 12:
+            ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         figures[metric] = fig
     return figures
 
 
-@without_mathtext
 def box_plot_pngs(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
     """:func:`box_plots` rendered as PNG bytes (100 dpi), by metric."""
     pngs = {}
