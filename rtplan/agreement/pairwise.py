@@ -36,11 +36,11 @@ from rtplan.agreement.overlap import volume_ratio
 from rtplan.agreement.pathlength import SliceContourLattice
 from rtplan.agreement.surface import SurfaceLattice, check_masks
 from rtplan.agreement.surfels import bounding_box
+from rtplan.defaults import DEFAULT_TOLERANCE_MM
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import AXIAL_DIRECTION, Grid
 
 #: Default tolerance (mm) for the surface Dice and the added path length.
-DEFAULT_TOLERANCE_MM = 3.0
 #: Name and version of the metric conventions, written into every result file.
 CONVENTION = "rtplan-agreement/1: DeepMind surfels (area-weighted), HD95 = max of directed"
 

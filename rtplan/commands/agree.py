@@ -20,19 +20,8 @@ import argparse
 import json
 import sys
 
-from rtplan.agreement.pairwise import DEFAULT_TOLERANCE_MM
-from rtplan.agreement.summary import SUMMARY_COLUMNS, summarise
+from rtplan.defaults import DEFAULT_TIMEOUT_S, DEFAULT_TOLERANCE_MM
 from rtplan.errors import InputError
-from rtplan.report.agreement import json_ready
-from rtplan.workflows.agree import (
-    AgreementOptions,
-    columns,
-    result_metadata,
-    run_cohort,
-    save_box_plots,
-    write_csv,
-)
-from rtplan.workflows.execution import DEFAULT_TIMEOUT_S
 
 
 def add_parser(subparsers) -> None:
@@ -110,6 +99,17 @@ def _format_summary(summary: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtplan.agreement.summary import SUMMARY_COLUMNS, summarise
+    from rtplan.report.agreement import json_ready
+    from rtplan.workflows.agree import (
+        AgreementOptions,
+        columns,
+        result_metadata,
+        run_cohort,
+        save_box_plots,
+        write_csv,
+    )
+
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     options = AgreementOptions(

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rtplan.check import PlanCheck
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.errors import InputError, RtplanError
-from rtplan.io import PatientData
-from rtplan.io.output import OutputSet, check_output_file
-from rtplan.protocols import available_protocols, load_protocol, load_structure_mapping
-from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
-from rtplan.workflows.check import check_folder, patient_inputs
+
+if TYPE_CHECKING:
+    from rtplan.check import PlanCheck
+    from rtplan.io import PatientData
 
 _DESCRIPTION = """\
 Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,
@@ -44,13 +44,20 @@ exit codes: 0 every mandatory constraint evaluated and passed, and every target'
 Details: docs/protocols.md"""
 
 
+def shipped_protocols() -> list[str]:
+    """Names of the shipped protocols, as :func:`rtplan.protocols.available_protocols`
+    gives them, read without importing the protocol parser (so ``--help`` stays light)."""
+    folder = resources.files("rtplan") / "protocols"
+    return sorted(f.name[: -len(".toml")] for f in folder.iterdir() if f.name.endswith(".toml"))
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "check",
         help="check plans against a protocol's dose-volume constraints",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="shipped protocols: " + ", ".join(available_protocols()),
+        epilog="shipped protocols: " + ", ".join(shipped_protocols()),
     )
     p.add_argument("path", metavar="PATH", help="a patient's DICOM folder, or a folder of many")
     p.add_argument(
@@ -115,6 +122,7 @@ def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) ->
     Without a readable CT the overlay is drawn on a blank background (and a warning
     printed)."""
     from rtplan.report.overlay import check_overlay, figure_png
+    from rtplan.workflows.check import patient_inputs
 
     structure_set, dose, _ = patient_inputs(patient)
     try:
@@ -131,6 +139,11 @@ def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtplan.io.output import OutputSet, check_output_file
+    from rtplan.protocols import load_protocol, load_structure_mapping
+    from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
+    from rtplan.workflows.check import check_folder
+
     inputs = [args.path, args.protocol, *([args.map] if args.map else [])]
     for option in ("csv", "junit", "html", "png"):  # before any work (docs/io.md)
         if getattr(args, option):

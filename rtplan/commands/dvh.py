@@ -12,8 +12,12 @@ from __future__ import annotations
 import sys
 
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
-from rtplan.dvh.compute import DEFAULT_METRICS, DEFAULT_OUTSIDE_TOLERANCE
-from rtplan.io.rtdose import FRACTION_DOSE_MODES
+from rtplan.defaults import (
+    DEFAULT_METRICS,
+    FRACTION_DOSE_MODES,
+    OUTSIDE_TOLERANCE_CC,
+    OUTSIDE_TOLERANCE_FRACTION,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -83,7 +87,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--outside-tolerance-pct",
         type=float,
-        default=100 * DEFAULT_OUTSIDE_TOLERANCE.fraction,
+        default=100 * OUTSIDE_TOLERANCE_FRACTION,
         metavar="PCT",
         help="structure volume (%% of it) allowed outside the dose grid with dose metrics "
         "still computed, flagged (default: %(default)g)",
@@ -91,7 +95,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--outside-tolerance-cc",
         type=float,
-        default=DEFAULT_OUTSIDE_TOLERANCE.cc,
+        default=OUTSIDE_TOLERANCE_CC,
         metavar="CC",
         help="... and at most this many cc (default: %(default)g)",
     )

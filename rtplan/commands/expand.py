@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import warnings
 
-from rtplan.io.output import check_output_folder
+from rtplan.defaults import FINE_MM
 from rtplan.sanitize import terminal
-from rtplan.volumes.workspace import FINE_MM
 
 
 def add_parser(subparsers) -> None:
@@ -67,6 +66,8 @@ def add_folder_arguments(p) -> None:
 
 def check_folder_outputs(args) -> None:
     """``--out`` and ``--png`` of ``expand`` / ``volumes``, checked before any work."""
+    from rtplan.io.output import check_output_folder
+
     check_output_folder(args.out, inputs=[args.path], what="--out")
     if args.png:
         check_output_folder(args.png, inputs=[args.path], what="--png")

@@ -14,8 +14,7 @@ import json
 import warnings
 
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
-from rtplan.io.inventory import folder_inventory
-from rtplan.io.rtdose import FRACTION_DOSE_MODES
+from rtplan.defaults import FRACTION_DOSE_MODES
 
 
 def add_parser(subparsers) -> None:
@@ -43,6 +42,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from rtplan.io.inventory import folder_inventory
+
     with warnings.catch_warnings():
         # pydicom warns about odd but readable values (e.g. over-long UIDs); the inventory
         # reports what matters, and stderr stays for the one-line error.

@@ -3,7 +3,10 @@ command that reads a patient (rules in :mod:`rtplan.io.selection`)."""
 
 from __future__ import annotations
 
-from rtplan.io.selection import Selection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rtplan.io.selection import Selection
 
 
 def add_selection_arguments(p, *, dose: bool = True) -> None:
@@ -38,6 +41,8 @@ def add_selection_arguments(p, *, dose: bool = True) -> None:
 
 def selection_from_args(args) -> Selection:
     """The :class:`~rtplan.io.selection.Selection` of parsed options."""
+    from rtplan.io.selection import Selection
+
     return Selection(
         patient_id=getattr(args, "patient_id", None),
         plan=getattr(args, "plan", None),

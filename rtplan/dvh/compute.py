@@ -44,6 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtplan.defaults import (
+    DEFAULT_METRICS,  # noqa: F401  (re-exported: metrics when none are asked for)
+    OUTSIDE_TOLERANCE_CC,
+    OUTSIDE_TOLERANCE_FRACTION,
+)
 from rtplan.dose import Dose
 from rtplan.dvh.dosefield import AxialField, axial_field
 from rtplan.dvh.histogram import DVH
@@ -52,8 +57,6 @@ from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.polygon import nesting_depths, signed_area
 from rtplan.structure import Contour, Structure
 
-#: Metrics reported when none are asked for.
-DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")
 #: Default in-plane sampling: this many sub-cells across the structure's largest plane.
 CELLS_ACROSS = 40
 #: Cells per chunk of planes (bounds the size of temporary arrays).
@@ -176,8 +179,8 @@ class OutsideTolerance:
     ``outside_dose_cc``); beyond that its dose metrics are undefined (NaN with a note).
     """
 
-    fraction: float = 0.001
-    cc: float = 1.0
+    fraction: float = OUTSIDE_TOLERANCE_FRACTION
+    cc: float = OUTSIDE_TOLERANCE_CC
 
     def __post_init__(self):
         if not (self.fraction >= 0 and self.cc >= 0):

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
+from rtplan.defaults import FRACTION_DOSE_MODES
 from rtplan.dose import Dose, EmbeddedDVH
 from rtplan.errors import DicomReadError, DoseCoverageError, GeometryError, InputError
 from rtplan.grid import Grid
@@ -64,7 +65,6 @@ from rtplan.plan import Plan
 SESSION_TYPES = ("FRACTION_SESSION", "BEAM_SESSION", "BRACHY_SESSION")
 #: Summation types read as course totals.
 TOTAL_TYPES = ("PLAN", "MULTI_PLAN", "BRACHY", "BEAM", "PLAN_OVERVIEW")
-FRACTION_DOSE_MODES = ("per_fraction", "group_total")
 _HFS_IOP = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 #: Largest pixel spacing or slice thickness accepted (mm).
 MAX_SPACING_MM = 1000.0

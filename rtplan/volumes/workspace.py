@@ -33,6 +33,7 @@ import contourpy
 import numpy as np
 
 from rtplan.contouring import remove_collinear, simplify
+from rtplan.defaults import FINE_MM
 from rtplan.errors import ContourError, GeometryError
 from rtplan.grid import Grid
 from rtplan.polygon import signed_area
@@ -40,7 +41,6 @@ from rtplan.structure import PLANE_TOLERANCE_MM, Contour, Structure
 from rtplan.volumes.subvoxel import SubvoxelMask
 
 #: Default in-plane voxel size (mm) of the fine grid.
-FINE_MM = 1.0
 #: Douglas-Peucker tolerance (pixels) of new contours.
 SIMPLIFY_PX = 0.02
 #: Smallest loop (pixels of area) kept in a new contour.

@@ -37,10 +37,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
+from rtplan.defaults import DEFAULT_TIMEOUT_S
 from rtplan.errors import InputError
 
 #: Seconds a Dask scheduler has to answer before the run gives up.
-DEFAULT_TIMEOUT_S = 10.0
 
 
 def absolute_paths(paths: Sequence[str | os.PathLike]) -> list[str]:

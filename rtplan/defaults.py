@@ -1,0 +1,20 @@
+"""Default values the command line shows in its help, kept where importing them costs
+nothing (no numpy, no pydicom): the modules that use them import them from here, so each
+value is written once.  Units are in the names.
+"""
+
+#: How a DoseSummationType FRACTION RTDOSE is read (:mod:`rtplan.io.rtdose`).
+FRACTION_DOSE_MODES = ("per_fraction", "group_total")
+#: Metrics of ``rtplan dvh`` when none are asked for (:mod:`rtplan.dvh.compute`).
+DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")
+#: Part of a structure allowed outside the dose grid with its dose metrics still computed:
+#: at most this fraction of its volume and at most this many cc
+#: (:class:`rtplan.dvh.compute.OutsideTolerance`).
+OUTSIDE_TOLERANCE_FRACTION = 0.001
+OUTSIDE_TOLERANCE_CC = 1.0
+#: Fine grid spacing (mm) of the margin workspace (:mod:`rtplan.volumes.workspace`).
+FINE_MM = 1.0
+#: Tolerance (mm) of surface Dice and added path length (:mod:`rtplan.agreement.pairwise`).
+DEFAULT_TOLERANCE_MM = 3.0
+#: Seconds a Dask scheduler has to answer (:mod:`rtplan.workflows.execution`).
+DEFAULT_TIMEOUT_S = 10.0
