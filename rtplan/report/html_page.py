@@ -14,7 +14,6 @@ from html import escape
 
 from rtplan.constraints import format_number
 from rtplan.protocols.schema import Protocol
-from rtplan.report.plots import check_dvh_figure, figure_to_png
 from rtplan.report.records import (
     Outcome,
     PatientError,
@@ -199,6 +198,8 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
     out.append("</table>")
     figures = []
     if o.dvhs:
+        from rtplan.report.plots import check_dvh_figure, figure_to_png  # matplotlib: only here
+
         png = figure_to_png(check_dvh_figure(o))
         figures.append(_png_img(png, f"cumulative DVH of {o.patient}"))
     if isinstance(overlay, bytes):
