@@ -25,10 +25,11 @@ import sys
 import tempfile
 import threading
 import traceback
+import warnings
 from pathlib import Path
 
 from rtplan import __version__, caches
-from rtplan.errors import RtplanError
+from rtplan.errors import RtplanError, RtplanWarning
 from rtplan.sanitize import TerminalStream, terminal
 
 #: Subcommand modules under ``rtplan.commands``, in the order ``rtplan --help`` lists them.
@@ -126,7 +127,10 @@ def _terminate_as_exception():
 
 def _run(args, argv, debug) -> int:
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RtplanWarning)  # shown_once() keeps one of each
+            warnings.showwarning = _show_warning(args.command, warnings.showwarning)
+            return int(args.func(args))
     except RtplanError as exc:
         print(f"rtplan {args.command}: error: {terminal(exc)}", file=sys.stderr)
         return 2
@@ -158,3 +162,20 @@ def _run(args, argv, debug) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _show_warning(command: str, other):
+    """The one place the command line shows a :class:`~rtplan.errors.RtplanWarning`: one line
+    ``rtplan COMMAND: warning: ...`` on stderr, each message once.  Other warnings go to
+    ``other`` (Python's default display)."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, RtplanWarning):
+            return other(message, category, filename, lineno, file, line)
+        text = str(message)
+        if text not in shown:
+            shown.add(text)
+            print(f"rtplan {command}: warning: {terminal(text)}", file=sys.stderr)
+
+    return show

@@ -72,3 +72,13 @@ class AmbiguousInputError(InputError):
 
 class PatientIdentityError(InputError):
     """Objects tied by UID references carry different PatientID or PatientName."""
+
+
+class RtplanWarning(Warning):
+    """A problem rtplan noticed that does not stop the work (a CT that cannot be shown, a
+    contour off the CT slices, ...), emitted with :func:`warnings.warn` so that Python callers
+    see it too.  The command line prints each once, as ``rtplan COMMAND: warning: ...``.
+
+    It derives from :class:`Warning`, not :class:`UserWarning`, so that silencing the
+    UserWarnings of other libraries (pydicom's value checks) does not silence it.
+    """

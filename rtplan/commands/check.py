@@ -17,15 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
-from rtplan.errors import InputError, RtplanError
-
-if TYPE_CHECKING:
-    from rtplan.check import PlanCheck
-    from rtplan.io import PatientData
 
 _DESCRIPTION = """\
 Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,
@@ -117,76 +110,26 @@ def _progress(patients):
             bar.update(1)
 
 
-def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) -> bytes | str:
-    """The check's overlay as PNG bytes, or the one-line reason it could not be drawn.
-    Without a readable CT the overlay is drawn on a blank background (and a warning
-    printed)."""
-    from rtplan.report.overlay import check_overlay, figure_png
-    from rtplan.workflows.check import patient_inputs
-
-    structure_set, dose, _ = patient_inputs(patient)
-    try:
-        image = patient.image()
-    except RtplanError as exc:
-        print(f"rtplan check: warning: {check.patient}: CT not shown: {exc}", file=sys.stderr)
-        image = None
-    try:
-        return figure_png(
-            check_overlay(check, structure_set.structures, dose, image, dose_wash=dose_wash)
-        )
-    except RtplanError as exc:
-        return f"{check.patient}: overlay not drawn: {exc}"
-
-
 def run(args: argparse.Namespace) -> int:
-    from rtplan.io.output import OutputSet, check_output_file
-    from rtplan.protocols import load_protocol, load_structure_mapping
-    from rtplan.report import exit_code, to_csv, to_html, to_json, to_junit_xml, to_text
-    from rtplan.workflows.check import check_folder
+    from rtplan.report import exit_code, to_json, to_text
+    from rtplan.workflows.check import check_and_report
 
-    inputs = [args.path, args.protocol, *([args.map] if args.map else [])]
-    for option in ("csv", "junit", "html", "png"):  # before any work (docs/io.md)
-        if getattr(args, option):
-            check_output_file(getattr(args, option), inputs=inputs, what=f"--{option}")
-    protocol = load_protocol(args.protocol)
-    mapping = load_structure_mapping(args.map) if args.map else None
-    if not Path(args.path).exists():
-        raise InputError("no such file or folder", path=args.path)
-    overlays: dict[int, bytes | str] = {}
-
-    def draw(patient: PatientData, check: PlanCheck) -> None:
-        overlays[id(check)] = _overlay(patient, check, dose_wash=args.dose_wash)
-
-    outcomes = check_folder(
+    run = check_and_report(
         args.path,
-        protocol,
-        mapping=mapping,
-        progress=_progress,
-        on_checked=draw if (args.html or args.png) else None,
-        strict=not args.relaxed,
+        args.protocol,
+        mapping_file=args.map,
         selection=selection_from_args(args),
+        strict=not args.relaxed,
+        csv=args.csv,
+        junit=args.junit,
+        html=args.html,
+        png=args.png,
+        dose_wash=args.dose_wash,
+        progress=_progress,
         jobs=args.jobs,
         scheduler=args.scheduler,
         timeout_s=args.scheduler_timeout,
     )
-    if args.png and len(outcomes) != 1:
-        raise InputError(
-            f"--png needs one patient, the folder holds {len(outcomes)} (use --html)",
-            path=args.path,
-        )
-    png = overlays.get(id(outcomes[0])) if args.png else None
-    if isinstance(png, str):
-        raise InputError(png)
-    with OutputSet() as outputs:  # the reports are written completely or not at all
-        if args.csv:
-            outputs.add(args.csv, to_csv(outcomes, protocol))
-        if args.junit:
-            outputs.add(args.junit, to_junit_xml(outcomes, protocol))
-        if args.html:
-            outputs.add(
-                args.html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes])
-            )
-        if args.png:
-            outputs.add(args.png, png)
-    sys.stdout.write(to_json(outcomes, protocol) if args.json else to_text(outcomes, protocol))
-    return exit_code(outcomes)
+    text = to_json(run.outcomes, run.protocol) if args.json else to_text(run.outcomes, run.protocol)
+    sys.stdout.write(text)
+    return exit_code(run.outcomes)

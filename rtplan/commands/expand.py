@@ -64,19 +64,8 @@ def add_folder_arguments(p) -> None:
     )
 
 
-def check_folder_outputs(args) -> None:
-    """``--out`` and ``--png`` of ``expand`` / ``volumes``, checked before any work."""
-    from rtplan.io.output import check_output_folder
-
-    check_output_folder(args.out, inputs=[args.path], what="--out")
-    if args.png:
-        check_output_folder(args.png, inputs=[args.path], what="--png")
-
-
 def run(args) -> int:
     from rtplan.workflows.volumes import expand_folder
-
-    check_folder_outputs(args)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 
-from rtplan.commands.expand import add_folder_arguments, check_folder_outputs, format_result
+from rtplan.commands.expand import add_folder_arguments, format_result
 from rtplan.errors import InputError
 
 
@@ -52,8 +52,6 @@ def _pairs(items, what: str) -> dict[str, str]:
 
 def run(args) -> int:
     from rtplan.workflows.volumes import volumes_folder
-
-    check_folder_outputs(args)
 
     mapping = _pairs(args.map, "--map")
     raw = _pairs(args.set, "--set")

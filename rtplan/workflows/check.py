@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from rtplan.check import Outcome, PatientError, PlanCheck, check_plan
 from rtplan.dose import Dose
-from rtplan.errors import InputError, RtplanError
+from rtplan.errors import InputError, RtplanError, RtplanWarning
 from rtplan.io.dicom_file import read_dataset, text
 from rtplan.io.discover import PatientData
+from rtplan.io.output import OutputSet, check_output_file
 from rtplan.io.selection import Selection
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
@@ -200,3 +204,122 @@ def check_one(
         return check_patient(patient, protocol, mapping=mapping, strict=strict)
     except RtplanError as exc:
         return PatientError(patient_label(patient), str(exc))
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """What :func:`check_and_report` made: the outcomes (one per patient) and the protocol."""
+
+    outcomes: list
+    protocol: Protocol
+
+
+def check_and_report(
+    path: str | os.PathLike,
+    protocol: str | os.PathLike | Protocol,
+    *,
+    mapping_file: str | os.PathLike | None = None,
+    selection: Selection | None = None,
+    strict: bool = True,
+    csv: str | os.PathLike | None = None,
+    junit: str | os.PathLike | None = None,
+    html: str | os.PathLike | None = None,
+    png: str | os.PathLike | None = None,
+    dose_wash: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    jobs: int | None = 1,
+    scheduler: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> CheckRun:
+    """``rtplan check``: check every patient under ``path`` and write the reports asked for.
+
+    Parameters
+    ----------
+    path : path
+        A patient's folder or a folder of many.
+    protocol : name, path or Protocol
+        A shipped protocol name or a TOML file (:func:`rtplan.protocols.load_protocol`).
+    mapping_file : path, optional
+        Structure mapping file (:func:`rtplan.protocols.load_structure_mapping`).
+    selection, strict, progress, jobs, scheduler, timeout_s
+        As :func:`check_folder`.
+    csv, junit, html, png : path, optional
+        Reports to write (:mod:`rtplan.report`), completely or not at all; ``png`` (the
+        contour and isodose overlay) needs exactly one patient.
+    dose_wash : bool
+        Add a dose colour wash to the overlays.
+
+    Returns
+    -------
+    CheckRun
+        Print it with :func:`rtplan.report.to_text` / :func:`rtplan.report.to_json`; its
+        exit code is :func:`rtplan.report.exit_code` of the outcomes.
+    """
+    from rtplan.protocols import load_protocol, load_structure_mapping
+    from rtplan.report import to_csv, to_html, to_junit_xml
+
+    outputs_asked = {"csv": csv, "junit": junit, "html": html, "png": png}
+    named = [] if isinstance(protocol, Protocol) else [protocol]
+    inputs = [path, *named, *([mapping_file] if mapping_file else [])]
+    for option, target in outputs_asked.items():  # before any work (docs/io.md)
+        if target:
+            check_output_file(target, inputs=inputs, what=f"--{option}")
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    mapping = load_structure_mapping(mapping_file) if mapping_file else None
+    if not Path(path).exists():
+        raise InputError("no such file or folder", path=path)
+    overlays: dict[int, bytes | str] = {}
+
+    def draw(patient: PatientData, check: PlanCheck) -> None:
+        overlays[id(check)] = _overlay(patient, check, dose_wash=dose_wash)
+
+    outcomes = check_folder(
+        path,
+        protocol,
+        mapping=mapping,
+        progress=progress,
+        on_checked=draw if (html or png) else None,
+        strict=strict,
+        selection=selection,
+        jobs=jobs,
+        scheduler=scheduler,
+        timeout_s=timeout_s,
+    )
+    if png and len(outcomes) != 1:
+        raise InputError(
+            f"--png needs one patient, the folder holds {len(outcomes)} (use --html)", path=path
+        )
+    picture = overlays.get(id(outcomes[0])) if png else None
+    if isinstance(picture, str):
+        raise InputError(picture)
+    with OutputSet() as outputs:  # the reports are written completely or not at all
+        if csv:
+            outputs.add(csv, to_csv(outcomes, protocol))
+        if junit:
+            outputs.add(junit, to_junit_xml(outcomes, protocol))
+        if html:
+            outputs.add(html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes]))
+        if png:
+            outputs.add(png, picture)
+    return CheckRun(outcomes, protocol)
+
+
+def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) -> bytes | str:
+    """The check's overlay as PNG bytes, or the one-line reason it could not be drawn.
+    Without a readable CT the overlay is drawn on a blank background (and a
+    :class:`~rtplan.errors.RtplanWarning` says so)."""
+    from rtplan.report.overlay import check_overlay, figure_png
+
+    structure_set, dose, _ = patient_inputs(patient)
+    try:
+        image = patient.image()
+    except RtplanError as exc:
+        warnings.warn(f"{check.patient}: CT not shown: {exc}", RtplanWarning, stacklevel=2)
+        image = None
+    try:
+        return figure_png(
+            check_overlay(check, structure_set.structures, dose, image, dose_wash=dose_wash)
+        )
+    except RtplanError as exc:
+        return f"{check.patient}: overlay not drawn: {exc}"

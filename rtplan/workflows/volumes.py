@@ -22,7 +22,7 @@ from pathlib import Path
 from rtplan.errors import InputError, RtplanError
 from rtplan.image import Image
 from rtplan.io.discover import PatientData
-from rtplan.io.output import safe_filename, write_new
+from rtplan.io.output import check_output_folder, safe_filename, write_new
 from rtplan.io.rtstruct_writer import write_rtstruct
 from rtplan.io.selection import Selection
 from rtplan.matching import match_role
@@ -49,6 +49,14 @@ class FolderResult:
     def volumes_cc(self) -> dict[str, float]:
         """Volume (cc, slab convention) of each new structure."""
         return {s.name: s.volume_cc for s in self.structures}
+
+
+def check_outputs(path, out, png) -> None:
+    """The ``out`` and ``png`` folders, checked before any work (docs/io.md)."""
+    if out is not None:
+        check_output_folder(out, inputs=[path], what="--out")
+    if png:
+        check_output_folder(png, inputs=[path], what="--png")
 
 
 def _load(path, patient_id) -> tuple[PatientData, Image]:
@@ -160,6 +168,7 @@ def expand_folder(
     png : path, optional
         Folder for a PNG of the three views through the source structure's centre.
     """
+    check_outputs(path, out, png)
     Margins.parse(margin)  # bad syntax fails before any reading
     crops = [Crop.parse(c) for c in (*avoid, *within)]
     wanted = [structure, *(c.structure for c in crops)]
@@ -225,6 +234,7 @@ def volumes_folder(
     structure_set, patient_id, png
         As for :func:`expand_folder` (the views go through the GTV's centre).
     """
+    check_outputs(path, out, png)
     recipe = protocol if isinstance(protocol, Recipe) else load_recipe(protocol)
     patient, image = _load(path, patient_id)
     user_map = dict(mapping or {})
