@@ -74,7 +74,7 @@ from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
 from rtplan.dvh.dosefield import axial_field
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
-from rtplan.errors import ContourError
+from rtplan.errors import ContourError, InputError
 from rtplan.matching import Match, match_structures, union_structure
 from rtplan.plan import Plan
 from rtplan.protocols.schema import Protocol
@@ -598,6 +598,7 @@ def check_plan(
                     f"relaxed: prescription of {protocol.structures[sr.role].label} "
                     f"{sr.verdict}: {sr.reason}"
                 )
+    _check_plausible(dose, prescriptions, matches, dvh_of)
     return PlanCheck(
         protocol=protocol,
         patient=patient,
@@ -620,6 +621,47 @@ def check_plan(
             if n in by_name and by_name[n].color is not None
         },
     )
+
+
+#: A dose maximum above this multiple of the prescription is not a plan but a reading error
+#: (DoseGridScaling, units): such a check is refused, never judged.
+MAX_DOSE_OVER_PRESCRIPTION = 2.0
+#: A target whose D95% exceeds this percentage of its prescription is refused the same way.
+MAX_TARGET_D95_PCT = 150.0
+
+
+def _check_plausible(dose: Dose, prescriptions, matches, dvh_of) -> None:
+    """Plausibility guards (docs/protocols.md): raise an :class:`InputError` for a dose no
+    check may pass: negative doses, a maximum above :data:`MAX_DOSE_OVER_PRESCRIPTION` x the
+    highest prescription, a target D95% above :data:`MAX_TARGET_D95_PCT` % of its own."""
+    values = dose.values_gy
+    if values.size and float(values.min()) < 0:
+        raise InputError(
+            f"negative doses (minimum {float(values.min()):.4g} Gy): not judged",
+            path=dose.source or None,
+        )
+    rx_top = max((p.used_gy for p in prescriptions.values() if p.used_gy), default=None)
+    top = float(dose.max_gy)
+    if rx_top and top > MAX_DOSE_OVER_PRESCRIPTION * rx_top:
+        raise InputError(
+            f"dose maximum {top:.4g} Gy is {top / rx_top:.1f} x the {rx_top:g} Gy prescription "
+            f"(plausible up to {MAX_DOSE_OVER_PRESCRIPTION:g} x): check DoseGridScaling and "
+            "DoseUnits; not judged",
+            path=dose.source or None,
+        )
+    for role, p in prescriptions.items():
+        match = matches.get(role)
+        if not p.used_gy or match is None or not match.found:
+            continue
+        for name in match.structures:
+            d95 = float(dvh_of(name, None).dose_at_volume_gy(0.95 * dvh_of(name, None).volume_cc))
+            if d95 > MAX_TARGET_D95_PCT / 100.0 * p.used_gy:
+                raise InputError(
+                    f"target {name}: D95% {d95:.4g} Gy is {100 * d95 / p.used_gy:.0f} %Rx "
+                    f"(plausible up to {MAX_TARGET_D95_PCT:g} %Rx): check the dose scaling; "
+                    "not judged",
+                    path=dose.source or None,
+                )
 
 
 def _provenance(given, plan, structures, dose) -> dict[str, object]:

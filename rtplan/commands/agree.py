@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from rtplan.defaults import DEFAULT_TIMEOUT_S, DEFAULT_TOLERANCE_MM
 from rtplan.errors import InputError
+from rtplan.io.output import check_output_file, check_output_folder
 
 
 def add_parser(subparsers) -> None:
@@ -112,6 +114,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    for option, value in (
+        ("--tolerance-mm", args.tolerance_mm),
+        ("--in-plane-mm", args.in_plane_mm),
+    ):
+        if not (math.isfinite(value) and 0 < value <= 100):
+            raise InputError(f"{option} must be a number of mm in (0, 100], got {value}")
+    for option in ("csv", "summary_csv"):  # output paths checked before any work (docs/io.md)
+        if getattr(args, option):
+            check_output_file(
+                getattr(args, option), inputs=args.paths, what=f"--{option.replace('_', '-')}"
+            )
+    if args.plots:
+        check_output_folder(args.plots, inputs=args.paths, what="--plots")
     options = AgreementOptions(
         structures=tuple(args.structure) if args.structure else None,
         reference=args.reference,
@@ -126,12 +141,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         timeout_s=args.scheduler_timeout,
     )
+    if not result.rows and result.failures:  # nothing could be compared: bad input, one line
+        more = (
+            f" (and {len(result.failures) - 1} more folder(s))" if len(result.failures) > 1 else ""
+        )
+        raise InputError(f"nothing compared: {result.failures[0][1]}{more}")
     for patient, error in result.failures:
         print(f"rtplan agree: skipped {patient}: {error}", file=sys.stderr)
     for note in result.notes:
         print(f"rtplan agree: note: {note}", file=sys.stderr)
-    if not result.rows and result.failures:
-        return 2  # nothing could be compared: the input is bad
     summary = summarise(result.rows)
     if args.csv:
         try:

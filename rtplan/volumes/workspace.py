@@ -34,7 +34,7 @@ import numpy as np
 
 from rtplan.contouring import remove_collinear, simplify
 from rtplan.defaults import FINE_MM
-from rtplan.errors import ContourError, GeometryError
+from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.grid import Grid
 from rtplan.polygon import signed_area
 from rtplan.structure import PLANE_TOLERANCE_MM, Contour, Structure
@@ -45,6 +45,9 @@ from rtplan.volumes.subvoxel import SubvoxelMask
 SIMPLIFY_PX = 0.02
 #: Smallest loop (pixels of area) kept in a new contour.
 MIN_LOOP_PX = 1.0
+
+#: Largest working grid (voxels) a margin or recipe may allocate; checked before allocating.
+MAX_WORKSPACE_VOXELS = 2**27
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +124,13 @@ class Workspace:
                     f"(gaps {gaps.min():.3f} to {gaps.max():.3f} mm)"
                 )
             z_ref = float(local[0])
+        extent = hi - lo
+        cells = float(np.prod(extent[:2] / fine_mm)) * float(extent[2] / min(slab, fine_mm))
+        if not np.all(np.isfinite(extent)) or cells > MAX_WORKSPACE_VOXELS:
+            raise InputError(
+                f"the working grid would hold about {cells:.3g} voxels (limit "
+                f"{MAX_WORKSPACE_VOXELS:.3g}): margins too large or fine spacing too small"
+            )
         m = max(1, math.ceil(slab / fine_mm - 1e-9))
         if m % 2 == 0:
             m += 1
