@@ -160,10 +160,6 @@ def _run(args, argv, debug) -> int:
         return 3
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _show_warning(command: str, other):
     """The one place the command line shows a :class:`~rtplan.errors.RtplanWarning`: one line
     ``rtplan COMMAND: warning: ...`` on stderr, each message once.  Other warnings go to
@@ -179,3 +175,7 @@ def _show_warning(command: str, other):
             print(f"rtplan {command}: warning: {terminal(text)}", file=sys.stderr)
 
     return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())
