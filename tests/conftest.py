@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
-import subprocess
-from pathlib import Path
 
-#: Shared wrapper that installs dicom3tools on first use.
-DICOM_VALIDATOR = Path("/work/shared/tools/dicom-validate")
+import pytest
+
+#: Set (by ``.ci/run``) to make a test marked ``requires_tool`` fail, not skip, when its tool
+#: is absent: CI must run every test.
+REQUIRE_TOOLS_ENV = "RTPLAN_REQUIRE_TOOLS"
 
 
-def dciodvfy() -> str | None:
-    """Path of dciodvfy (dicom3tools), installed through the shared wrapper when missing;
-    ``None`` when it cannot be had (CI installs it)."""
-    if not shutil.which("dciodvfy") and DICOM_VALIDATOR.exists():
-        subprocess.run([str(DICOM_VALIDATOR)], capture_output=True)  # installs on first use
-    return shutil.which("dciodvfy")
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "requires_tool(name): needs the command-line tool `name` on PATH; skipped when it is "
+        f"absent, except under {REQUIRE_TOOLS_ENV}=1 (CI), where it fails",
+    )
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("requires_tool"):
+        tool = mark.args[0]
+        if shutil.which(tool) is None:
+            message = f"optional tool {tool} is not on PATH"
+            if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+                pytest.fail(f"{message} ({REQUIRE_TOOLS_ENV}=1: CI must run this test)")
+            pytest.skip(message)
+
+
+def dciodvfy() -> str:
+    """Path of ``dciodvfy`` (dicom3tools) on PATH.  A test that calls it without the
+    ``requires_tool("dciodvfy")`` marker fails when the tool is absent."""
+    tool = shutil.which("dciodvfy")
+    if tool is None:
+        pytest.fail(
+            "dciodvfy (dicom3tools) is not on PATH; mark the test requires_tool('dciodvfy')"
+        )
+    return tool
 
 
 def box_sum_volume(a, b, c, m) -> float:

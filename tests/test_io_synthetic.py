@@ -106,11 +106,10 @@ def test_write_datasets_is_atomic_and_sanitises_names(tmp_path):
     assert pydicom.dcmread(paths[0]).SOPInstanceUID == datasets[0].SOPInstanceUID
 
 
+@pytest.mark.requires_tool("dciodvfy")
 @pytest.mark.parametrize("position", ["HFS", "FFP", "HFDR"])
 def test_datasets_pass_dciodvfy(tmp_path, position):
     tool = dciodvfy()
-    if tool is None:
-        pytest.skip("dicom3tools (dciodvfy) unavailable")
     _, datasets = _patient(position)
     for path in syn.write_datasets(datasets, tmp_path / "dicom"):
         result = subprocess.run([tool, str(path)], capture_output=True, text=True)

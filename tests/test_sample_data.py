@@ -208,10 +208,9 @@ def test_sample_data_is_small():
     assert not [f for f in files if f.name.startswith(".")]
 
 
+@pytest.mark.requires_tool("dciodvfy")
 def test_sample_files_pass_dciodvfy(patient):
     tool = dciodvfy()
-    if tool is None:
-        pytest.skip("dicom3tools (dciodvfy) cannot be installed here; CI installs it")
     folder = patient["folder"]
     cts = sorted(folder.glob("CT.*.dcm"))
     for path in [*sorted(folder.glob("R[SPD].*.dcm")), cts[0], cts[len(cts) // 2], cts[-1]]:

@@ -29,12 +29,9 @@ EXTREMITY = ROOT / "sample_dicom" / "extremity_01"
 RPS = ROOT / "sample_dicom" / "rps_01"
 
 
-def dciodvfy_errors(path: Path) -> list[str] | None:
-    """dciodvfy's error lines for a file (None when dicom3tools is unavailable)."""
-    tool = dciodvfy()
-    if tool is None:
-        return None
-    result = subprocess.run([tool, str(path)], capture_output=True, text=True)
+def dciodvfy_errors(path: Path) -> list[str]:
+    """dciodvfy's error lines for a file."""
+    result = subprocess.run([dciodvfy(), str(path)], capture_output=True, text=True)
     return [line for line in result.stderr.splitlines() if line.startswith("Error")]
 
 
@@ -57,6 +54,7 @@ def inside_cc(a, b, grid_mm=0.5) -> float:
 
 
 # ----------------------------------------------------------------------------- commands
+@pytest.mark.requires_tool("dciodvfy")
 def test_volumes_extremity_preop_round_trip(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
@@ -80,12 +78,11 @@ def test_volumes_extremity_preop_round_trip(tmp_path, capsys):
     gtv, ctv, ptv = ss["GTV"], ss["CTV_rtplan"], ss["PTV_rtplan"]
     assert inside_cc(gtv, ctv) < 0.1 and inside_cc(ctv, ptv) < 0.1
     assert inside_cc(ctv, ss["BODY"]) < 0.1
-    errors = dciodvfy_errors(rs)
-    if errors is not None:
-        assert errors == []
+    assert dciodvfy_errors(rs) == []
 
 
 @pytest.mark.slow
+@pytest.mark.requires_tool("dciodvfy")
 def test_volumes_rps_high_risk(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["volumes", str(RPS), "--protocol", "rps-preop-sib", "--out", str(out)]) == 0
@@ -101,9 +98,7 @@ def test_volumes_rps_high_risk(tmp_path, capsys):
     assert inside_cc(ss["CTV_High"], ss["CTV_rtplan"]) < 0.1
     assert inside_cc(ss["PTV_High"], ss["PTV_rtplan"]) < 0.1
     assert inside_cc(ss["GTV"], ss["CTV_rtplan"]) < 0.1
-    errors = dciodvfy_errors(rs)
-    if errors is not None:
-        assert errors == []
+    assert dciodvfy_errors(rs) == []
 
 
 def test_expand_command_and_api_agree(tmp_path, capsys):
