@@ -1,7 +1,7 @@
 """BED / EQD2 against the worked table of the project reference and closed-form identities.
 
 Truths:
-* the table "Radiobiology formulas (standard LQ)" of ``shared/reference/clinical_protocols.md``
+* the table "Radiobiology formulas (standard LQ)" of the project clinical reference (LQ: BED = nd(1 + d/(alpha/beta)))
   (values rounded to 0.1 Gy, so each computed value must lie within 0.05 Gy of the cell), and
   the exact values the reference lists at the rounding ties;
 * LQ identities: 30 Gy / 5 fx and 50 Gy / 25 fx have the same BED (75 Gy) at alpha/beta = 4 Gy;

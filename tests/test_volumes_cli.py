@@ -170,7 +170,7 @@ def test_shipped_recipes_cite_a_source_for_every_number(name):
 
 
 def test_extremity_numbers_follow_the_reference():
-    """clinical_protocols.md (seed 003): 1.5 cm radial, 3-4 cm longitudinal, PTV 5-10 mm."""
+    """The clinical reference (seed 003; rtplan/protocols/sources.toml): 1.5 cm radial, 3-4 cm longitudinal, PTV 5-10 mm."""
     r = load_recipe("extremity-preop")
     p = r.parameters
     assert (p["radial_mm"].value, p["longitudinal_mm"].value, p["ptv_mm"].value) == (15, 30, 5)

@@ -48,9 +48,11 @@ __all__ = [
 
 
 def available_protocols() -> list[str]:
-    """Names of the protocols shipped with rtplan, sorted."""
+    """Names of the protocols shipped with rtplan, sorted (``sources.toml``, the bibliography,
+    is not a protocol)."""
     files = resources.files(__name__).iterdir()
-    return sorted(f.name[: -len(".toml")] for f in files if f.name.endswith(".toml"))
+    names = (f.name[: -len(".toml")] for f in files if f.name.endswith(".toml"))
+    return sorted(n for n in names if n != "sources")
 
 
 def protocol_path(name_or_path: str | Path) -> Path:
