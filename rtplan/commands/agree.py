@@ -23,7 +23,6 @@ import sys
 
 from rtplan.defaults import DEFAULT_TIMEOUT_S, DEFAULT_TOLERANCE_MM
 from rtplan.errors import InputError
-from rtplan.io.output import check_output_file, check_output_folder
 
 
 def add_parser(subparsers) -> None:
@@ -102,6 +101,7 @@ def _format_summary(summary: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rtplan.agreement.summary import SUMMARY_COLUMNS, summarise
+    from rtplan.io.output import check_output_file, check_output_folder
     from rtplan.report.agreement import json_ready
     from rtplan.workflows.agree import (
         AgreementOptions,
