@@ -41,7 +41,8 @@ def shipped_protocols() -> list[str]:
     """Names of the shipped protocols, as :func:`rtplan.protocols.available_protocols`
     gives them, read without importing the protocol parser (so ``--help`` stays light)."""
     folder = resources.files("rtplan") / "protocols"
-    return sorted(f.name[: -len(".toml")] for f in folder.iterdir() if f.name.endswith(".toml"))
+    names = (f.name[: -len(".toml")] for f in folder.iterdir() if f.name.endswith(".toml"))
+    return sorted(n for n in names if n != "sources")  # sources.toml: the bibliography
 
 
 def add_parser(subparsers) -> None:

@@ -1,7 +1,7 @@
 """``rtplan dvh`` over a cohort: every patient's DVH metrics as one long table, and curves.
 
 :func:`dvh_cohort` runs :func:`rtplan.workflows.dvh.dvh_folder` on every patient folder
-(found as ``rtplan agree`` finds them: :func:`rtplan.workflows.agree.find_patients`) on
+(found as ``rtplan agree`` finds them: :func:`rtplan.workflows.patients.find_patients`) on
 this process, a local process pool or a Dask cluster (:mod:`rtplan.workflows.execution`:
 absolute paths, results in patient order whatever ran where, bounded memory).  Rows are
 written to the CSV files as patients complete (streamed to a temporary file beside the
@@ -168,7 +168,7 @@ def _cell(value):
 
 def patient_folders(path: str | os.PathLike) -> list[Path]:
     """Patient folders under ``path`` (the rule of ``rtplan agree``)."""
-    from rtplan.workflows.agree import find_patients
+    from rtplan.workflows.patients import find_patients
 
     return find_patients(path)
 
