@@ -155,3 +155,36 @@ def test_the_plan_in_the_export_is_a_real_mismatch():
     rs = pydicom.dcmread(lzma.open(next(DATA.glob("RS*.xz"))))
     rp = pydicom.dcmread(lzma.open(DATA / f"{PLAN}.xz"))
     assert (rs.PatientID, rp.PatientID) == ("WTR303030", "test_LET_ramp")
+
+
+def test_empty_roi_in_the_export_fatal_only_when_the_protocol_needs_it(export, tmp_path, capsys):
+    import shutil
+
+    from pydicom.dataset import Dataset
+
+    folder = tmp_path / "export"
+    shutil.copytree(export, folder)
+    rs = next(folder.glob("RS*.dcm"))
+    ds = pydicom.dcmread(rs)
+    roi = Dataset()
+    roi.ROINumber = 77
+    roi.ReferencedFrameOfReferenceUID = ds.StructureSetROISequence[0].ReferencedFrameOfReferenceUID
+    roi.ROIName, roi.ROIGenerationAlgorithm = "Areola", "MANUAL"
+    ds.StructureSetROISequence.append(roi)
+    contour = Dataset()
+    contour.ReferencedROINumber, contour.ROIDisplayColor = 77, [1, 2, 3]
+    ds.ROIContourSequence.append(contour)
+    obs = Dataset()
+    obs.ObservationNumber, obs.ReferencedROINumber = 77, 77
+    obs.RTROIInterpretedType, obs.ROIInterpreter = "ORGAN", ""
+    ds.RTROIObservationsSequence.append(obs)
+    ds.save_as(rs)
+    assert _run(capsys, ["info", str(folder)])[0] == 0
+    code, out = _run(capsys, ["dvh", str(folder), "--patient-id", "WTR303030"])
+    assert code == 0, out.err
+    base = ["check", str(folder), "--protocol", str(DATA / "protocol.toml"), "--patient-id",
+            "WTR303030"]  # fmt: skip
+    assert _run(capsys, [*base, "--map", str(DATA / "mapping.toml")])[0] in (0, 1)
+    (tmp_path / "map.toml").write_text('[structures]\nptv = "Areola"\n')
+    code, out = _run(capsys, [*base, "--map", str(tmp_path / "map.toml")])
+    assert code == 2 and out.err.count("\n") == 1 and "'Areola'" in out.err
