@@ -50,6 +50,8 @@ from rtplan.io.dicom_file import (
 )
 from rtplan.structure import Contour, Structure, StructureSet
 
+#: Words of the warning for an ROIContourSequence item whose ROI is not defined.
+UNUSED_CONTOURS = "its contours are not used"
 #: A contour lies on a CT slice when its plane is this close (mm) to the slice position.
 ON_SLICE_TOLERANCE_MM = 0.01
 _CONTOUR_DATA = 0x30060050
@@ -156,7 +158,7 @@ def _roi_contours(
         if number not in rois:
             warnings.append(
                 f"ROIContourSequence item {n} refers to ROI {number}, which "
-                "StructureSetROISequence does not define: its contours are not used"
+                f"StructureSetROISequence does not define: {UNUSED_CONTOURS}"
             )
     return contours
 

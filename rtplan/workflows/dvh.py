@@ -36,6 +36,7 @@ from rtplan.dvh.histogram import DVH
 from rtplan.dvh.metrics import evaluate, parse
 from rtplan.errors import InputError
 from rtplan.io.output import OutputSet, check_output_file
+from rtplan.io.rtstruct import UNUSED_CONTOURS
 from rtplan.io.selection import Selection
 from rtplan.report.dvh import to_csv
 from rtplan.workflows._select import one_patient
@@ -71,8 +72,10 @@ class DvhResult:
 
     @property
     def exit_code(self) -> int:
-        """0, or 1 when a structure of the set could not be used."""
-        return 1 if self.broken else 0
+        """0, or 1 when a structure of the set could not be used (or contours of the
+        structure set belong to no ROI it defines)."""
+        unused = any(UNUSED_CONTOURS in m for m in self.messages)
+        return 1 if self.broken or unused else 0
 
 
 def dvh_folder(

@@ -1,0 +1,93 @@
+"""The larger fuzz run: every case against every subcommand, totals by family.
+
+    python tests/fuzz/run_fuzz.py                 # every case x every command, in-process
+    python tests/fuzz/run_fuzz.py --subprocess    # every run in its own process (peak memory)
+    python tests/fuzz/run_fuzz.py --seeds 10      # plus 10 x 20 seeded random byte flips
+
+Prints one line per broken promise and the totals by family (cases, runs, tracebacks,
+hangs, wrong exit codes, multi-line exit-2 messages, modified inputs, temp files, partial
+outputs, largest peak memory of the subprocess runs).  Exit 1 when anything was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fuzzlib  # noqa: E402
+
+KINDS = ("traceback", "hang", "exit", "stderr lines", "modified input", "temp file", "partial")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subprocess", action="store_true", help="every run in a child process")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds of random byte-flip cases")
+    ap.add_argument("--family", action="append", help="only these families")
+    ap.add_argument("--command", action="append", help="only these subcommands")
+    ap.add_argument("-v", action="store_true", help="print every run")
+    args = ap.parse_args(argv)
+    cases = fuzzlib.all_cases()
+    for seed in range(args.seeds):
+        cases += fuzzlib.random_byte_cases(seed, 20)
+    if args.family:
+        cases = [c for c in cases if c.family in args.family]
+    totals = defaultdict(lambda: defaultdict(int))
+    peaks: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="rtplan-fuzz-") as tmp:
+        Path(tmp).chmod(0o777)
+        template = fuzzlib.Template(Path(tmp))
+        try:
+            _run_all(args, cases, template, totals, peaks)
+        except KeyboardInterrupt:  # e.g. `timeout -s INT`: report what ran
+            print("interrupted: totals of the cases run so far", flush=True)
+    peak = max(peaks, default=0)
+    return _report(totals, peak)
+
+
+def _run_all(args, cases, template, totals, peaks) -> None:
+    for case in cases:
+        commands = [c for c in case.commands if not args.command or c in args.command]
+        runs = fuzzlib.run_case(template, case, tuple(commands), subprocess_all=args.subprocess)
+        t = totals[case.family]
+        t["cases"] += 1
+        for run in runs:
+            t["runs"] += 1
+            peaks.append(run.peak_bytes or 0)
+            for problem in run.problems:
+                kind = next((k for k in KINDS if k in problem), problem)
+                t[kind] += 1
+                last = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else [""]
+                print(
+                    f"FAIL [{case.family}] {case.name} / {run.command}: {problem} "
+                    f"(exit {run.code}; {last[0][:200]})",
+                    flush=True,
+                )
+            if args.v:
+                line = (run.stderr.strip().splitlines() or [""])[0]
+                print(
+                    f"  [{case.family}] {case.name} / {run.command}: exit {run.code} "
+                    f"{run.seconds:.1f}s {line[:160]}",
+                    flush=True,
+                )
+
+
+def _report(totals, peak) -> int:
+    print(f"\n{'family':<13} {'cases':>5} {'runs':>5} " + " ".join(f"{k:>14}" for k in KINDS))
+    bad = 0
+    for family, t in totals.items():
+        print(
+            f"{family:<13} {t['cases']:>5} {t['runs']:>5} " + " ".join(f"{t[k]:>14}" for k in KINDS)
+        )
+        bad += sum(t[k] for k in t if k not in ("cases", "runs"))
+    print(f"largest peak memory (subprocess runs): {peak / 2**20:.0f} MiB")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
