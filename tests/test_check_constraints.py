@@ -252,7 +252,8 @@ def uniform_dose(value_gy: float) -> Dose:
 
 
 def femur_results(protocol_name: str, fractions: int, dose_gy: float) -> dict:
-    plan = Plan("X", (FractionGroup(1, fractions),), prescription_gy=25.0)
+    # the plan prescribes the uniform dose it delivers (a plausible plan: issue 16 guards)
+    plan = Plan("X", (FractionGroup(1, fractions),), prescription_gy=dose_gy)
     result = check_plan(
         load_protocol(protocol_name),
         [box("PTV", 1), box("Femur_L", 2)],

@@ -266,29 +266,30 @@ def test_absent_mandatory_structure_is_not_evaluated_and_exits_1():
     assert ET.fromstring(to_junit_xml([relaxed], PROTOCOL)).get("errors") == "0"
 
 
-def test_five_by_five_plan_against_rps_preop_is_a_mismatch():
-    # Truth: 25 Gy / 5 fx (5 Gy per fraction) is not rps-preop's 50.4 Gy / 28 fx (1.8 Gy),
+def test_hypofractionated_plan_against_rps_preop_is_a_mismatch():
+    # Truth: 35 Gy / 5 fx (7 Gy per fraction) is not rps-preop's 50.4 Gy / 28 fx (1.8 Gy),
     # and rps-preop does not allow EQD2 conversion: MISMATCH, exit 1, even though every
     # physical-dose constraint passes.
-    check = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(25.0, 5))
+    check = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(35.0, 5))
     assert not check.failed and check.status == "mismatch" and exit_code([check]) == 1
     (sr,) = check.schedule
-    assert sr.verdict == "mismatch" and sr.plan_per_fraction_gy == pytest.approx(5.0)
+    assert sr.verdict == "mismatch" and sr.plan_per_fraction_gy == pytest.approx(7.0)
     out = _formats(check)
     for name, text in out.items():
         assert "MISMATCH" in text or '"mismatch"' in text, name
-    assert "25 Gy / 5 fx (5 Gy/fx)" in out["text"] and "50.4 Gy / 28 fx (1.8 Gy/fx)" in out["text"]
+    assert "35 Gy / 5 fx (7 Gy/fx)" in out["text"] and "50.4 Gy / 28 fx (1.8 Gy/fx)" in out["text"]
     assert json.loads(out["json"])["patients"][0]["schedule"][0]["verdict"] == "mismatch"
     failure = ET.fromstring(out["junit"]).find(".//failure")
     assert failure.get("type") == "mismatch"
     # coverage is judged against both prescriptions: D95% = 48.2 Gy (the DVH is uniform on
-    # 48..52 Gy) is 96.4 %Rx of 50.4 Gy (protocol) and 192.8 %Rx of 25 Gy (plan)
+    # 48..52 Gy) is 96.4 %Rx of 50.4 Gy (protocol) and 137.7 %Rx of 35 Gy (plan; a 25 Gy plan would trip the
+    # plausibility guard of a dose maximum above 2 x the prescription)
     d95 = [r for r in check.results if r.constraint.id == "ptv_d95"]
-    assert sorted(r.prescription_gy for r in d95) == [25.0, 50.4]
+    assert sorted(r.prescription_gy for r in d95) == [35.0, 50.4]
     by_rx = {r.prescription_gy: r.value for r in d95}
     assert by_rx[50.4] == pytest.approx(48.2 / 50.4 * 100)
-    assert by_rx[25.0] == pytest.approx(48.2 / 25.0 * 100)
-    relaxed = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(25.0, 5), strict=False)
+    assert by_rx[35.0] == pytest.approx(48.2 / 35.0 * 100)
+    relaxed = _check(100.0, "hypo", "1.2.826.0.1.4", prescription=(35.0, 5), strict=False)
     assert relaxed.status == "pass" and exit_code([relaxed]) == 0
     assert "MISMATCH (note, relaxed)" in to_text([relaxed], PROTOCOL)
 
