@@ -22,6 +22,7 @@ that needs another user or a memory measurement, runs as a subprocess.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import io
@@ -33,6 +34,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -881,6 +883,18 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+_SCRATCH: list[Path] = []
+
+
+def _child_scratch() -> Path:
+    """One private folder per test run (in the system's temp location, removed at exit) for
+    the children's matplotlib config and kernel cache, shared by every child of the run."""
+    if not _SCRATCH:
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix="rtplan-fuzz-")))
+        atexit.register(shutil.rmtree, _SCRATCH[0], ignore_errors=True)
+    return _SCRATCH[0]
+
+
 def run_subprocess(argv: list[str], *, nobody: bool = False) -> tuple[int, str, str, int]:
     """``python -m rtplan.cli ARGV`` in a child; returns its peak resident memory too.
 
@@ -889,11 +903,11 @@ def run_subprocess(argv: list[str], *, nobody: bool = False) -> tuple[int, str, 
     env = dict(os.environ)
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
-    env["MPLCONFIGDIR"] = env.get("MPLCONFIGDIR", "/tmp/rtplan-fuzz-mpl")
-    env["NUMBA_CACHE_DIR"] = env.get("NUMBA_CACHE_DIR", "/tmp/rtplan-fuzz-numba")
+    scratch = _child_scratch()
+    env.setdefault("MPLCONFIGDIR", str(scratch / "mpl"))
+    env.setdefault("NUMBA_CACHE_DIR", str(scratch / "numba"))
     for d in (env["MPLCONFIGDIR"], env["NUMBA_CACHE_DIR"]):
         os.makedirs(d, exist_ok=True)
-        os.chmod(d, 0o777)
     prefix = []
     if nobody and os.geteuid() == 0:  # root ignores file modes: drop that privilege
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
