@@ -436,18 +436,7 @@ class PatientData:
         for f in self._of("RTDOSE"):
             if f.dose_units == "RELATIVE":
                 continue
-            plan = plans.get(f.referenced_plan_uid)
-            needs_plan = f.summation_type in SESSION_TYPES or (
-                f.summation_type == "FRACTION" and self.fraction_dose == "per_fraction"
-            )
-            if needs_plan and plan is None:
-                raise InputError(
-                    f"a {f.summation_type} dose needs its RTPLAN for the number of fractions; "
-                    f"plan {f.referenced_plan_uid or '(not referenced)'} is not in "
-                    f"frame of reference {self.frame_of_reference_uid}",
-                    path=f.path,
-                )
-            dose = read_rtdose(f.path, plan=plan, fraction_dose=self.fraction_dose)
+            dose = self._read_dose(f, plans)
             if f.summation_type in ("BEAM", "BEAM_SESSION"):
                 beams[f.referenced_plan_uid].append(dose)
             else:
