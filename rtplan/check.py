@@ -72,7 +72,7 @@ from rtplan.constraints import ConstraintResult, evaluate_constraint, format_num
 from rtplan.dose import Dose
 from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
-from rtplan.dvh.dosefield import axial_field
+from rtplan.dosefield import axial_field
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import ContourError, InputError
 from rtplan.matching import Match, match_structures, union_structure

@@ -37,6 +37,16 @@ import numpy as np
 
 from rtplan.errors import GeometryError
 
+#: The six patient directions a margin is given in (``rtplan.volumes.margins.Margins``) ...
+DIRECTIONS = ("right", "left", "anterior", "posterior", "superior", "inferior")
+#: ... and the shorthands for several of them (protocol recipes use both).
+SHORTHANDS = {
+    "radial": ("right", "left", "anterior", "posterior"),
+    "longitudinal": ("superior", "inferior"),
+    "all": DIRECTIONS,
+    "isotropic": DIRECTIONS,
+}
+
 #: Direction for an axial head-first-supine image: i -> +x (L), j -> +y (P), k -> +z (S).
 AXIAL_DIRECTION = ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0))
 

@@ -26,16 +26,14 @@ listing the closest names present (:func:`difflib.get_close_matches` on normalis
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from rtplan.errors import ContourError, InputError, StructureNotFoundError
 from rtplan.protocols.schema import StructureRole
-from rtplan.structure import Contour, Structure
+from rtplan.structure import Contour, Structure, closest_names, normalise_name
 
 #: TG-263 names of bilateral combined structures and the TG-263 names of their parts.
 COMBINED_PARTS: dict[str, tuple[str, ...]] = {
@@ -62,20 +60,6 @@ def _part_aliases(part: str) -> tuple[str, ...]:
     )
 
 
-_IGNORED = re.compile(r"[\s_\-]+")
-
-
-def normalise_name(name: str) -> str:
-    """A structure name with case, whitespace, underscores and hyphens removed.
-
-    Examples
-    --------
-    >>> {normalise_name(n) for n in ["Bowel bag", "BowelBag", "Bowel_Bag", "BOWEL-BAG"]}
-    {'bowelbag'}
-    """
-    return _IGNORED.sub("", str(name)).casefold()
-
-
 @dataclass(frozen=True)
 class Match:
     """The plan structure(s) found for one role and the rule that found them.
@@ -98,21 +82,6 @@ class Match:
     def is_union(self) -> bool:
         """True when the structure is built as the union of ``parts``."""
         return bool(self.parts)
-
-
-def closest_names(wanted: Iterable[str], present: Sequence[str], n: int = 5) -> list[str]:
-    """Plan names most similar to any of ``wanted`` (normalised comparison), best first."""
-    by_norm: dict[str, list[str]] = {}
-    for name in present:
-        by_norm.setdefault(normalise_name(name), []).append(name)
-    scored: dict[str, float] = {}
-    for w in wanted:
-        nw = normalise_name(w)
-        for cand in difflib.get_close_matches(nw, list(by_norm), n=n, cutoff=0.5):
-            ratio = difflib.SequenceMatcher(None, nw, cand).ratio()
-            scored[cand] = max(scored.get(cand, 0.0), ratio)
-    ranked = sorted(scored, key=lambda c: -scored[c])
-    return [name for c in ranked for name in by_norm[c]][:n]
 
 
 def _not_found(role: StructureRole, present: Sequence[str], source: str) -> StructureNotFoundError:

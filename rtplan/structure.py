@@ -32,6 +32,8 @@ kept in :attr:`Structure.contours` and reported, but never rasterised.
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -464,3 +466,32 @@ def structure_problems(structure: Structure) -> list[str]:
                 f"(edges {hit[0]} and {hit[1]} cross)"
             )
     return reasons
+
+
+_IGNORED = re.compile(r"[\s_\-]+")
+
+
+def normalise_name(name: str) -> str:
+    """A structure name with case, whitespace, underscores and hyphens removed.
+
+    Examples
+    --------
+    >>> {normalise_name(n) for n in ["Bowel bag", "BowelBag", "Bowel_Bag", "BOWEL-BAG"]}
+    {'bowelbag'}
+    """
+    return _IGNORED.sub("", str(name)).casefold()
+
+
+def closest_names(wanted: Iterable[str], present: Sequence[str], n: int = 5) -> list[str]:
+    """Plan names most similar to any of ``wanted`` (normalised comparison), best first."""
+    by_norm: dict[str, list[str]] = {}
+    for name in present:
+        by_norm.setdefault(normalise_name(name), []).append(name)
+    scored: dict[str, float] = {}
+    for w in wanted:
+        nw = normalise_name(w)
+        for cand in difflib.get_close_matches(nw, list(by_norm), n=n, cutoff=0.5):
+            ratio = difflib.SequenceMatcher(None, nw, cand).ratio()
+            scored[cand] = max(scored.get(cand, 0.0), ratio)
+    ranked = sorted(scored, key=lambda c: -scored[c])
+    return [name for c in ranked for name in by_norm[c]][:n]

@@ -1,11 +1,11 @@
-"""Plan sums (rtplan.dvh.plansum) and embedded-DVH metrics (rtplan.dvh.embedded)."""
+"""Plan sums (rtplan.plansum) and embedded-DVH metrics (rtplan.dvh.embedded)."""
 
 import numpy as np
 import pytest
 
 from rtplan.dose import Dose, EmbeddedDVH
 from rtplan.dvh.embedded import embedded_metrics
-from rtplan.dvh.plansum import sum_doses
+from rtplan.plansum import sum_doses
 from rtplan.errors import GeometryError
 from rtplan.grid import Grid
 from rtplan.testing.dvh_phantoms import LinearDose

@@ -250,7 +250,7 @@ def _recipe(unless_invaded: bool):
     import dataclasses
 
     from rtplan.protocols import load_protocol
-    from rtplan.volumes.recipes import recipe_from_protocol
+    from rtplan.protocols.recipe import recipe_from_protocol
 
     base = load_protocol("rps-preop")
     kidney_rule = {"structure": "kidney", "unless_invaded": True} if unless_invaded else "kidney"
@@ -307,16 +307,20 @@ def test_recipe_does_not_crop_inside_an_invaded_organ_and_says_so(invaded_kidney
     # with unless_invaded the CTV's 10 mm margin enters the kidney, without it the CTV stays
     # out of the kidney entirely (Baldini 2015: 0 mm into kidney unless invaded).
     from rtplan.volumes.recipes import run_recipe
+    from rtplan.workflows.volumes import recipe_roles
+
+    def run(recipe):
+        return run_recipe(recipe, invaded_kidney, recipe_roles(recipe, list(invaded_kidney), {}))
 
     lens_cc = lens_area_mm2(15.0, 12.0, 20.0) * 33.0 / 1000.0
-    kept = run_recipe(_recipe(True), invaded_kidney)
+    kept = run(_recipe(True))
     note = next(n for n in kept.notes if "not cropped inside Kidney_R" in n)
     assert float(note.split("overlaps it by ")[1].split(" cc")[0]) == pytest.approx(
         lens_cc, rel=0.02
     )
     ctv = next(s for s in kept.structures if s.name == "CTV")
     assert overlap_cc(ctv, invaded_kidney["Kidney_R"]) > lens_cc + 1.0
-    cropped = run_recipe(_recipe(False), invaded_kidney)
+    cropped = run(_recipe(False))
     assert not any("not cropped" in n for n in cropped.notes)
     ctv = next(s for s in cropped.structures if s.name == "CTV")
     assert overlap_cc(ctv, invaded_kidney["Kidney_R"]) < 0.1  # as test_avoid_leaves_no_overlap

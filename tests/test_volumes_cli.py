@@ -21,7 +21,7 @@ from rtplan.cli import main
 from rtplan.errors import InputError
 from rtplan.io.rtstruct import read_rtstruct
 from rtplan.protocols import load_protocol
-from rtplan.volumes.recipes import load_recipe, recipe_from_protocol
+from rtplan.protocols.recipe import load_recipe, recipe_from_protocol
 from rtplan.workflows.volumes import expand_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,12 +191,12 @@ def _broken(change):
     "change, words",
     [
         (lambda v: v["steps"][0].update(margn={}), "unknown key\\(s\\) 'margn'"),
-        (lambda v: v["steps"][0].update(source="nowhere"), "source 'nowhere' is not in"),
+        (lambda v: v["steps"][0].update(source="nowhere"), "'nowhere' is not a key of \\[sources\\]"),
         (lambda v: v["steps"][0].update(avoid=["skull"]), "'skull' is neither a role"),
         (lambda v: v["steps"][0]["margin"].update(radial="wide_mm"), "unknown parameter 'wide_mm'"),
         (lambda v: v["parameters"]["ptv_mm"].update(value=12.0), "outside its range 5..10"),
         (lambda v: v["parameters"]["ptv_mm"].update(source="coverage"),
-         "cites source 'coverage' \\(not verified\\)"),
+         "source 'coverage' is 'not verified': say so next to the number"),
         (lambda v: v["steps"][1].update({"from": "ITV"}), "neither a role nor an earlier step"),
     ],
 )  # fmt: skip

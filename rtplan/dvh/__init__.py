@@ -8,6 +8,6 @@ doses on one grid.  Conventions: docs/dvh.md and the module docstrings.
 from rtplan.dvh.compute import compute
 from rtplan.dvh.histogram import DVH
 from rtplan.dvh.metrics import evaluate, parse
-from rtplan.dvh.plansum import sum_doses
+from rtplan.plansum import sum_doses
 
 __all__ = ["DVH", "compute", "evaluate", "parse", "sum_doses"]

@@ -17,7 +17,7 @@ Sampling
     Along z, each slab is cut at the dose-grid slice positions into pieces in which the
     dose is linear in z.
 Dose
-    Trilinear interpolation between dose voxel centres (:mod:`rtplan.dvh.dosefield`).
+    Trilinear interpolation between dose voxel centres (:mod:`rtplan.dosefield`).
     Each (cell, slab) sample gets the exact mean of the trilinear dose over its covered
     volume, and a spread: the dose variance over the cell (exact for a dose linear within
     the cell) turned into a uniform interval of equal variance.  The DVH is thus exact in
@@ -31,7 +31,7 @@ Extremes
     within the slab.
 Coverage
     The dose grid covers the box of its voxel centres widened by half a voxel (see
-    :mod:`rtplan.dvh.dosefield`).  Structure volume beyond it, or where the dose is NaN,
+    :mod:`rtplan.dosefield`).  Structure volume beyond it, or where the dose is NaN,
     is ``outside_dose_cc``; no dose is assumed there.  Within the tolerance
     (:class:`OutsideTolerance`; default 0.1 % of the structure and at most 1 cc) the dose
     metrics are over the dosed part and the DVH carries one flag saying so; beyond it
@@ -50,7 +50,7 @@ from rtplan.defaults import (
     OUTSIDE_TOLERANCE_FRACTION,
 )
 from rtplan.dose import Dose
-from rtplan.dvh.dosefield import AxialField, axial_field
+from rtplan.dosefield import AxialField, axial_field
 from rtplan.dvh.histogram import DVH
 from rtplan.dvh.lattice import cell_moments, split_edges
 from rtplan.errors import ContourError, GeometryError, InputError
@@ -329,7 +329,7 @@ def _outside_flags(outside_cc: float, volume_cc: float, tolerance: OutsideTolera
 
 
 def dose_grid_structure(dose: Dose) -> Structure:
-    """The box covered by a dose grid (see :mod:`rtplan.dvh.dosefield`) as a structure.
+    """The box covered by a dose grid (see :mod:`rtplan.dosefield`) as a structure.
 
     One rectangle on every dose slice, slab = the dose slice spacing; used for isodose
     volumes over the whole dose grid (e.g. Paddick's PIV when there is no EXTERNAL).

@@ -535,7 +535,7 @@ class PatientData:
             self._check_beams(parts[0], choice, plans)
         if len(parts) == 1:
             return parts[0]
-        from rtplan.dvh.plansum import sum_doses  # several plans: added on the first grid
+        from rtplan.plansum import sum_doses  # several plans: added on the first grid
 
         return sum_doses(parts)
 

@@ -184,7 +184,7 @@ class Protocol:
 
 
 # ---------------------------------------------------------------------------- parsing
-class _Table:
+class Table:
     """Typed, strict access to one TOML table; every error names the file and the table."""
 
     def __init__(self, data: Any, where: str, path: str):
@@ -227,16 +227,35 @@ class _Table:
             raise self.error(f"'{key}' must be one of {', '.join(map(repr, choices))}")
         return value
 
-    def names(self, key: str) -> tuple[str, ...]:
-        """A string or a list of strings, as a non-empty tuple."""
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        """A string or a list of strings, as a tuple."""
         value = self.data.get(key)
         if isinstance(value, str) and value:
             self.used.add(key)
             return (value,)
-        out = self.get(key, list)
+        return self.get(key, list, default)
+
+    def names(self, key: str) -> tuple[str, ...]:
+        """A string or a list of strings, as a non-empty tuple."""
+        out = self.strings(key)
         if not out:
             raise self.error(f"'{key}' must not be empty")
         return out
+
+    def number_or_name(self, key: str, names, default: Any = ...) -> float | str:
+        """A finite number, or the name of one of ``names`` (a recipe's parameters)."""
+        value, present = self.lookup(key, default)
+        if not present:
+            return value
+        if isinstance(value, str):
+            if value not in names:
+                raise self.error(f"'{key}' names an unknown parameter '{value}'")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"'{key}' must be a number of mm or a parameter name")
+        if not math.isfinite(value):
+            raise self.error(f"'{key}' must be finite")
+        return float(value)
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
@@ -254,13 +273,13 @@ _KIND_NAMES = {
 }
 
 
-def _positive(table: _Table, key: str, value: float | None) -> None:
+def _positive(table: Table, key: str, value: float | None) -> None:
     if value is not None and not value > 0:
         raise table.error(f"'{key}' must be positive")
 
 
 def _parse_source(key: str, data: Any, path: str) -> Source:
-    t = _Table(data, f"[sources.{key}]", path)
+    t = Table(data, f"[sources.{key}]", path)
     src = Source(
         key=key,
         author=t.get("author", str),
@@ -275,7 +294,7 @@ def _parse_source(key: str, data: Any, path: str) -> Source:
     return src
 
 
-def _cite(t: _Table, sources: dict[str, Source], source_key: str, verification_key: str) -> str:
+def cite(t: Table, sources: dict[str, Source], source_key: str, verification_key: str) -> str:
     """Check that ``t[source_key]`` names a source and return the item's verification.
 
     An item citing a source that is not fully verified must state the verification next to
@@ -298,14 +317,27 @@ def _cite(t: _Table, sources: dict[str, Source], source_key: str, verification_k
     return stated
 
 
+def require_template(
+    protocol: Protocol, numbers: list[tuple[str, float, str, str]], table: Table
+) -> None:
+    """The rule for a whole protocol: one ``not verified`` number among ``numbers`` makes it a
+    template (``status = "template"``), or ``table`` reports the error."""
+    unverified = [n for n in numbers if n[3] == "not verified"]
+    if unverified and not protocol.is_template:
+        raise table.error(
+            f"holds numbers that are not verified ({unverified[0][0]}, ...): "
+            'set status = "template" and say why in template_note'
+        )
+
+
 def _parse_role(key: str, data: Any, sources: dict[str, Source], path: str) -> StructureRole:
-    t = _Table(data, f"[structures.{key}]", path)
+    t = Table(data, f"[structures.{key}]", path)
     alpha_beta = t.get("alpha_beta_gy", float, None)
     _positive(t, "alpha_beta_gy", alpha_beta)
     ab_source, ab_verification = None, "verified"
     if alpha_beta is not None:
         ab_source = t.get("alpha_beta_source", str)
-        ab_verification = _cite(t, sources, "alpha_beta_source", "alpha_beta_verification")
+        ab_verification = cite(t, sources, "alpha_beta_source", "alpha_beta_verification")
     elif "alpha_beta_source" in t.data:
         raise t.error("'alpha_beta_source' given without 'alpha_beta_gy'")
     role = StructureRole(
@@ -327,17 +359,17 @@ def _parse_role(key: str, data: Any, sources: dict[str, Source], path: str) -> S
 def _parse_prescription(
     data: Any, roles: dict[str, StructureRole], sources: dict[str, Source], path: str
 ) -> Prescription:
-    t = _Table(data, "[prescription]", path)
+    t = Table(data, "[prescription]", path)
     fractions = t.get("fractions", int)
     _positive(t, "fractions", fractions)
-    verification = _cite(t, sources, "source", "verification")
+    verification = cite(t, sources, "source", "verification")
     raw_targets = t.data.get("targets")
     t.used.add("targets")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise t.error("needs at least one [[prescription.targets]]")
     targets = []
     for i, item in enumerate(raw_targets):
-        tt = _Table(item, f"[[prescription.targets]] #{i + 1}", path)
+        tt = Table(item, f"[[prescription.targets]] #{i + 1}", path)
         role = tt.get("structure", str)
         if role not in roles or roles[role].kind != "target":
             raise tt.error(f"structure '{role}' is not a [structures] role of kind 'target'")
@@ -352,7 +384,7 @@ def _parse_prescription(
                 dose,
                 tt.get("source", str),
                 dose_max,
-                _cite(tt, sources, "source", "verification"),
+                cite(tt, sources, "source", "verification"),
             )
         )
         tt.finish()
@@ -370,7 +402,7 @@ def _parse_prescription(
 
 def _parse_constraint(i: int, data: Any, sources: dict[str, Source], path: str) -> Constraint:
     ident = data.get("id", f"#{i + 1}") if isinstance(data, dict) else f"#{i + 1}"
-    t = _Table(data, f"[[constraints]] '{ident}'", path)
+    t = Table(data, f"[[constraints]] '{ident}'", path)
     try:
         c = Constraint(
             id=t.get("id", str),
@@ -385,7 +417,7 @@ def _parse_constraint(i: int, data: Any, sources: dict[str, Source], path: str) 
             dose_basis=t.get("dose_basis", str, "physical"),
             reference_fractions=t.get("reference_fractions", int, None),
             note=t.get("note", str, ""),
-            verification=_cite(t, sources, "source", "verification"),
+            verification=cite(t, sources, "source", "verification"),
         )
     except InputError as exc:
         if exc.path:
@@ -416,7 +448,7 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
         unknown keys, undefined structure roles or sources, a number citing a source that is
         not verified without saying so, or such a number in a protocol not marked template.
     """
-    top = _Table(data, "protocol file", path)
+    top = Table(data, "protocol file", path)
     version = top.get("schema_version", int)
     if version != SCHEMA_VERSION:
         raise top.error(
@@ -460,7 +492,7 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
                 "has no alpha_beta_gy"
             )
 
-    meta = _Table(top.get("protocol", dict), "[protocol]", path)
+    meta = Table(top.get("protocol", dict), "[protocol]", path)
     protocol = Protocol(
         name=meta.get("name", str),
         title=meta.get("title", str),
@@ -475,12 +507,7 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
         path=path,
     )
     meta.finish()
-    unverified = [n for n in protocol.unverified() if n[3] == "not verified"]
-    if unverified and not protocol.is_template:
-        raise meta.error(
-            f"holds numbers that are not verified ({unverified[0][0]}, ...): "
-            'set status = "template" and say why in template_note'
-        )
+    require_template(protocol, protocol.numbers(), meta)
     if protocol.is_template and not protocol.template_note.strip():
         raise meta.error("a template protocol needs a 'template_note' saying what is not verified")
     return protocol

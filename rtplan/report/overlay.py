@@ -67,11 +67,10 @@ from rtplan.dose import Dose
 from rtplan.errors import ContourError, GeometryError, InputError, RtplanError
 from rtplan.grid import Grid
 from rtplan.image import Image
-from rtplan.matching import closest_names
 from rtplan.polygon import nesting_depths
 from rtplan.report.plots import DPI, check_colours, structure_colour
 from rtplan.sanitize import plot_text
-from rtplan.structure import Structure
+from rtplan.structure import Structure, closest_names
 
 #: CT display window width and level (HU).
 WINDOW_HU = 400.0

@@ -6,7 +6,8 @@
 * :mod:`rtplan.volumes.booleans` - union, intersection, subtraction, ``avoid``, ``within``.
 * :mod:`rtplan.volumes.workspace` - the fine grid tied to the CT slices; contours out.
 * :mod:`rtplan.volumes.builder` - structures in, logged operations, structures out.
-* :mod:`rtplan.volumes.recipes` - the ``[volumes]`` recipes of the protocol files.
+* :mod:`rtplan.volumes.recipes` - running the ``[volumes]`` recipes of the protocol files
+  (read by :mod:`rtplan.protocols.recipe`).
 
 ``rtplan expand`` and ``rtplan volumes`` on DICOM folders: :mod:`rtplan.workflows.volumes`.
 Conventions and accuracy: ``docs/volumes.md``.

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtplan.errors import ContourError, InputError, StructureNotFoundError
-from rtplan.matching import closest_names
-from rtplan.structure import Structure
+from rtplan.structure import Structure, closest_names
 from rtplan.volumes.booleans import intersection, subtract, union, with_margin
 from rtplan.volumes.margins import Margins, apply_margin
 from rtplan.volumes.subvoxel import SubvoxelMask

@@ -55,19 +55,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtplan.errors import GeometryError, InputError
-from rtplan.grid import Grid
+from rtplan.grid import DIRECTIONS, SHORTHANDS, Grid
 from rtplan.volumes.chunks import run_in_chunks
 from rtplan.volumes.nearest_seed import nearest_seed
 from rtplan.volumes.refine import settle
 from rtplan.volumes.subvoxel import SubvoxelMask
 
-DIRECTIONS = ("right", "left", "anterior", "posterior", "superior", "inferior")
-SHORTHANDS = {
-    "radial": ("right", "left", "anterior", "posterior"),
-    "longitudinal": ("superior", "inferior"),
-    "all": DIRECTIONS,
-    "isotropic": DIRECTIONS,
-}
 #: (patient axis, sign) of each direction in LPS.
 _PATIENT_AXIS = {
     "right": (0, -1),

@@ -4,7 +4,7 @@ folder of DICOM files.
 :func:`dvh_folder` chooses the patient's structure set and dose (:mod:`rtplan.io.selection`:
 ``selection`` holds ``--patient-id``, ``--plan``, ``--structure-set``, ``--dose``,
 ``--mixed-patients``; several doses are summed on the first one's grid: BEAM doses of one
-plan by :func:`rtplan.io.sum_beam_doses`, plans by :func:`rtplan.dvh.plansum.sum_doses`),
+plan by :func:`rtplan.io.sum_beam_doses`, plans by :func:`rtplan.plansum.sum_doses`),
 computes each structure's DVH (:func:`rtplan.dvh.compute`), evaluates the metric strings
 (grammar in :mod:`rtplan.dvh.metrics`), optionally compares with the planning system's DVHs
 in the RTDOSE (:mod:`rtplan.dvh.embedded`), and writes the CSV table and the plot when asked.
@@ -30,7 +30,7 @@ from rtplan.dvh.compute import (
     compute,
     dose_grid_structure,
 )
-from rtplan.dvh.dosefield import axial_field
+from rtplan.dosefield import axial_field
 from rtplan.dvh.embedded import choose_end_cap, compare_embedded
 from rtplan.dvh.histogram import DVH
 from rtplan.dvh.metrics import evaluate, parse

@@ -26,10 +26,11 @@ from rtplan.io.output import check_output_folder, safe_filename, write_new
 from rtplan.io.rtstruct_writer import write_rtstruct
 from rtplan.io.selection import Selection
 from rtplan.matching import match_role
+from rtplan.protocols.recipe import Recipe, load_recipe
 from rtplan.structure import Structure, StructureSet
 from rtplan.volumes.builder import Crop, Step, expand_structure, find_structure
 from rtplan.volumes.margins import Margins
-from rtplan.volumes.recipes import Recipe, load_recipe, run_recipe
+from rtplan.volumes.recipes import run_recipe
 from rtplan.volumes.workspace import FINE_MM
 from rtplan.workflows._select import one_patient
 
@@ -229,7 +230,11 @@ def volumes_folder(
         Shipped protocol name, protocol file, or a loaded recipe.
     out : path or None
         Folder for the new RTSTRUCT (created if missing); ``None`` writes nothing.
-    gtv, mapping, parameters, fine_mm
+    gtv : str, optional
+        Name of the structure the recipe grows from (the first step's role).
+    mapping : mapping, optional
+        Role key (or TG-263 name) -> structure name(s), overriding the name matching.
+    parameters, fine_mm
         See :func:`rtplan.volumes.recipes.run_recipe`.
     structure_set, patient_id, png
         As for :func:`expand_folder` (the views go through the GTV's centre).
@@ -242,16 +247,17 @@ def volumes_folder(
         user_map[recipe.gtv_role] = gtv
 
     def has_roles(ss: StructureSet) -> None:
-        for role in recipe.roles.values():
-            ss.check(match_role(role, ss.names, user_map, source=ss.source).structures)
+        for names in recipe_roles(recipe, ss.names, user_map, ss.source).values():
+            ss.check(names)
 
     chosen = _choose_set(patient, structure_set, has_roles, path)
     table = {s.name: s for s in chosen.volumes}
+    roles = recipe_roles(recipe, chosen.names, user_map, chosen.source)
     res = run_recipe(
         recipe,
         table,
+        roles,
         slice_z_mm=image.slice_z_mm,
-        mapping=user_map,
         parameters=parameters,
         fine_mm=fine_mm,
         source=chosen.source,
@@ -263,8 +269,20 @@ def volumes_folder(
     )
     picture = None
     if png:
-        origin = match_role(
-            recipe.roles[recipe.gtv_role], chosen.names, user_map, source=chosen.source
-        ).structures[0]
+        origin = roles[recipe.gtv_role][0]
         picture = _png(png, image, table[origin], res.structures, f"{recipe.protocol}: new volumes")
     return FolderResult(res.structures, res.steps, res.notes, written, picture, chosen.source)
+
+
+def recipe_roles(
+    recipe: Recipe,
+    names: Sequence[str],
+    mapping: Mapping[str, str | Sequence[str]],
+    source: str = "",
+) -> dict[str, tuple[str, ...]]:
+    """Each role of ``recipe`` -> its structures among ``names`` (:func:`match_role`; a
+    required role that is absent raises :class:`~rtplan.errors.StructureNotFoundError`)."""
+    return {
+        key: match_role(role, names, mapping, source=source).structures
+        for key, role in recipe.roles.items()
+    }

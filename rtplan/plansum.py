@@ -1,7 +1,7 @@
 """Plan sums: several doses (e.g. phase 1 + boost) added on one grid.
 
 Convention: every dose is resampled onto the common grid by trilinear interpolation
-between its voxel centres, with the coverage rule of :mod:`rtplan.dvh.dosefield` (a dose
+between its voxel centres, with the coverage rule of :mod:`rtplan.dosefield` (a dose
 covers the box of its voxel centres widened by half a voxel).  Where one of the doses
 does not reach, the sum is unknown: NaN by default, so that a DVH counts that part of a
 structure as outside the dose grid; ``missing_gy`` substitutes a value instead (e.g. 0 Gy
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rtplan.dose import Dose
-from rtplan.dvh.dosefield import axial_field
+from rtplan.dosefield import axial_field
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import Grid
 
