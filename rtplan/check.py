@@ -70,9 +70,9 @@ from datetime import datetime, timezone
 
 from rtplan.constraints import ConstraintResult, evaluate_constraint, format_number, not_evaluated
 from rtplan.dose import Dose
+from rtplan.dosefield import axial_field
 from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
-from rtplan.dosefield import axial_field
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import ContourError, InputError
 from rtplan.matching import Match, match_structures, union_structure

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 from rtplan.defaults import DEFAULT_TIMEOUT_S, DEFAULT_TOLERANCE_MM
-from rtplan.errors import InputError
 
 
 def add_parser(subparsers) -> None:
@@ -86,86 +84,30 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _format_summary(summary: list[dict]) -> str:
-    lines = [
-        f"{'structure':<18} {'metric':<22} {'n':>4} {'median':>9} {'q1':>9} {'q3':>9} "
-        f"{'not finite':>10} {'flagged':>7}"
-    ]
-    for s in summary:
-        lines.append(
-            f"{s['structure'][:18]:<18} {s['metric']:<22} {s['n']:>4} {s['median']:>9.3f} "
-            f"{s['q1']:>9.3f} {s['q3']:>9.3f} {s['n'] - s['n_finite']:>10} {s['n_flagged']:>7}"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def run(args: argparse.Namespace) -> int:
-    from rtplan.agreement.summary import SUMMARY_COLUMNS, summarise
-    from rtplan.io.output import check_output_file, check_output_folder
-    from rtplan.report.agreement import json_ready
-    from rtplan.workflows.agree import (
-        AgreementOptions,
-        columns,
-        result_metadata,
-        run_cohort,
-        save_box_plots,
-        write_csv,
-    )
+    from rtplan.report.agreement import summary_table
+    from rtplan.workflows.agree import agree_and_report
 
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    for option, value in (
-        ("--tolerance-mm", args.tolerance_mm),
-        ("--in-plane-mm", args.in_plane_mm),
-    ):
-        if not (math.isfinite(value) and 0 < value <= 100):
-            raise InputError(f"{option} must be a number of mm in (0, 100], got {value}")
-    for option in ("csv", "summary_csv"):  # output paths checked before any work (docs/io.md)
-        if getattr(args, option):
-            check_output_file(
-                getattr(args, option), inputs=args.paths, what=f"--{option.replace('_', '-')}"
-            )
-    if args.plots:
-        check_output_folder(args.plots, inputs=args.paths, what="--plots")
-    options = AgreementOptions(
-        structures=tuple(args.structure) if args.structure else None,
+    report = agree_and_report(
+        args.paths,
+        structures=args.structure,
         reference=args.reference,
         tolerance_mm=args.tolerance_mm,
-        in_plane_spacing_mm=args.in_plane_mm,
-    )
-    result = run_cohort(
-        args.paths,
-        options,
+        in_plane_mm=args.in_plane_mm,
         jobs=args.jobs,
         scheduler=args.scheduler,
-        progress=not args.no_progress,
         timeout_s=args.scheduler_timeout,
+        progress=not args.no_progress,
+        csv=args.csv,
+        summary_csv=args.summary_csv,
+        plots=args.plots,
     )
-    if not result.rows and result.failures:  # nothing could be compared: bad input, one line
-        more = (
-            f" (and {len(result.failures) - 1} more folder(s))" if len(result.failures) > 1 else ""
-        )
-        raise InputError(f"nothing compared: {result.failures[0][1]}{more}")
-    for patient, error in result.failures:
+    for patient, error in report.result.failures:
         print(f"rtplan agree: skipped {patient}: {error}", file=sys.stderr)
-    for note in result.notes:
+    for note in report.result.notes:
         print(f"rtplan agree: note: {note}", file=sys.stderr)
-    summary = summarise(result.rows)
-    if args.csv:
-        try:
-            write_csv(result.rows, args.csv, columns())
-        except OSError as exc:
-            raise InputError(f"cannot write CSV: {exc.strerror}", path=args.csv) from None
-    if args.summary_csv:
-        write_csv(summary, args.summary_csv, SUMMARY_COLUMNS)
-    if args.plots:
-        try:
-            save_box_plots(result.rows, args.plots)
-        except OSError as exc:
-            raise InputError(f"cannot write plots: {exc.strerror}", path=args.plots) from None
     if args.json:
-        document = {"metadata": result_metadata(result), "rows": result.rows, "summary": summary}
-        print(json.dumps(json_ready(document), indent=1))
+        print(json.dumps(report.document, indent=1))
     else:
-        sys.stdout.write(_format_summary(summary))
-    return 0 if result.ok else 1
+        sys.stdout.write(summary_table(report.summary))
+    return 0 if report.result.ok else 1

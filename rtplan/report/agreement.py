@@ -64,6 +64,20 @@ def _csv_value(value):
     return csv_cell(value)  # names from DICOM: never a formula, no control characters
 
 
+def summary_table(summary: list[dict]) -> str:
+    """The per-structure summary as the text table ``rtplan agree`` prints."""
+    lines = [
+        f"{'structure':<18} {'metric':<22} {'n':>4} {'median':>9} {'q1':>9} {'q3':>9} "
+        f"{'not finite':>10} {'flagged':>7}"
+    ]
+    for s in summary:
+        lines.append(
+            f"{s['structure'][:18]:<18} {s['metric']:<22} {s['n']:>4} {s['median']:>9.3f} "
+            f"{s['q1']:>9.3f} {s['q3']:>9.3f} {s['n'] - s['n_finite']:>10} {s['n_flagged']:>7}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def json_ready(value):
     """``value`` with non-finite floats replaced by ``None``, recursively."""
     if isinstance(value, float):

@@ -1,5 +1,6 @@
-"""``rtplan agree`` as a Python function: every patient's observers compared, on a local process
-pool or a Dask cluster, and the results written (:func:`write_csv`, :func:`save_box_plots`).
+"""``rtplan agree`` as a Python function (:func:`agree_and_report`): every patient's observers
+compared (:func:`run_cohort`), on a local process pool or a Dask cluster, and the results
+written (:func:`write_csv`, :func:`save_box_plots`).
 
 A *patient* is a folder holding one RTSTRUCT per observer (and usually the CT).  For each
 structure, every observer's contours are rasterised on one grid (the CT grid cropped to
@@ -58,11 +59,11 @@ from rtplan.agreement.pairwise import (
     common_grid,
     structure_masks,
 )
-from rtplan.agreement.summary import SUMMARY_METRICS
+from rtplan.agreement.summary import SUMMARY_COLUMNS, SUMMARY_METRICS, summarise
 from rtplan.errors import InputError, RtplanError
 from rtplan.grid import Grid
-from rtplan.io.output import safe_filename, write_atomic
-from rtplan.report.agreement import box_plot_pngs, to_csv
+from rtplan.io.output import check_output_file, check_output_folder, safe_filename, write_atomic
+from rtplan.report.agreement import box_plot_pngs, json_ready, to_csv
 from rtplan.workflows.execution import DEFAULT_TIMEOUT_S, absolute_paths, run_each
 from rtplan.workflows.patients import find_patients
 
@@ -391,6 +392,92 @@ def result_metadata(result: CohortResult) -> dict:
         "failures": [{"patient": p, "error": e} for p, e in result.failures],
         "notes": result.notes,
     }
+
+
+@dataclass(frozen=True)
+class AgreeReport:
+    """What :func:`agree_and_report` made: the cohort's result and its per-structure summary."""
+
+    result: CohortResult
+    summary: list[dict]
+
+    @property
+    def document(self) -> dict:
+        """The JSON document of ``rtplan agree --json`` (non-finite numbers as ``None``)."""
+        document = {
+            "metadata": result_metadata(self.result),
+            "rows": self.result.rows,
+            "summary": self.summary,
+        }
+        return json_ready(document)
+
+
+def agree_and_report(
+    paths: Sequence[str | os.PathLike],
+    *,
+    structures: Sequence[str] | None = None,
+    reference: str | None = None,
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+    in_plane_mm: float = 1.0,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress: bool = False,
+    csv: str | os.PathLike | None = None,
+    summary_csv: str | os.PathLike | None = None,
+    plots: str | os.PathLike | None = None,
+) -> AgreeReport:
+    """``rtplan agree``: the options checked, the output paths checked before any work
+    (docs/io.md), every patient compared (:func:`run_cohort`), the summary made and the
+    requested files written: the long table (``csv``), the summary (``summary_csv``), one box
+    plot per metric (``plots``, a folder).
+
+    Raises
+    ------
+    InputError
+        An option out of range, an output path that could destroy something or cannot be
+        written, or no patient could be compared (the first failure named).
+    """
+    _check_options(jobs, tolerance_mm, in_plane_mm)
+    for option, target in (("--csv", csv), ("--summary-csv", summary_csv)):
+        if target:
+            check_output_file(target, inputs=paths, what=option)
+    if plots:
+        check_output_folder(plots, inputs=paths, what="--plots")
+    options = AgreementOptions(
+        structures=tuple(structures) if structures else None,
+        reference=reference,
+        tolerance_mm=tolerance_mm,
+        in_plane_spacing_mm=in_plane_mm,
+    )
+    result = run_cohort(paths, options, jobs=jobs, scheduler=scheduler, progress=progress,
+                        timeout_s=timeout_s)  # fmt: skip
+    if not result.rows and result.failures:  # nothing could be compared: bad input, one line
+        more = len(result.failures) - 1
+        more_text = f" (and {more} more folder(s))" if more else ""
+        raise InputError(f"nothing compared: {result.failures[0][1]}{more_text}")
+    summary = summarise(result.rows)
+    if csv:
+        try:
+            write_csv(result.rows, csv, columns())
+        except OSError as exc:
+            raise InputError(f"cannot write CSV: {exc.strerror}", path=csv) from None
+    if summary_csv:
+        write_csv(summary, summary_csv, SUMMARY_COLUMNS)
+    if plots:
+        try:
+            save_box_plots(result.rows, plots)
+        except OSError as exc:
+            raise InputError(f"cannot write plots: {exc.strerror}", path=plots) from None
+    return AgreeReport(result, summary)
+
+
+def _check_options(jobs: int | None, tolerance_mm: float, in_plane_mm: float) -> None:
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    for option, value in (("--tolerance-mm", tolerance_mm), ("--in-plane-mm", in_plane_mm)):
+        if not (math.isfinite(value) and 0 < value <= 100):
+            raise InputError(f"{option} must be a number of mm in (0, 100], got {value}")
 
 
 # ------------------------------------------------------------------ result files

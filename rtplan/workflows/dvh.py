@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rtplan.dosefield import axial_field
 from rtplan.dvh.compute import (
     DEFAULT_METRICS,
     DEFAULT_OUTSIDE_TOLERANCE,
@@ -30,7 +31,6 @@ from rtplan.dvh.compute import (
     compute,
     dose_grid_structure,
 )
-from rtplan.dosefield import axial_field
 from rtplan.dvh.embedded import choose_end_cap, compare_embedded
 from rtplan.dvh.histogram import DVH
 from rtplan.dvh.metrics import evaluate, parse
