@@ -32,15 +32,25 @@ from rtplan import __version__, caches
 from rtplan.errors import RtplanError, RtplanWarning
 from rtplan.sanitize import TerminalStream, terminal
 
+#: Longest error line printed (characters); longer messages are cut.
+MAX_ERROR_CHARS = 2000
 #: Subcommand modules under ``rtplan.commands``, in the order ``rtplan --help`` lists them.
 COMMANDS = ["info", "dvh", "check", "agree", "expand", "volumes"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line on stderr (exit 2), like every other bad
+    input: ``rtplan expand: error: argument --margin: ... (see rtplan expand --help)``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {terminal(message)} (see {self.prog} --help)\n")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser.  When ``argv`` names a subcommand, only that subcommand's
     module is imported (so ``rtplan info`` does not pay for importing the DVH engine);
     otherwise every subcommand is registered (for ``--help`` and error messages)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rtplan",
         description="Radiotherapy contour-and-dose toolkit (DICOM-RT; LPS mm, Gy, cc).",
     )
@@ -129,10 +139,16 @@ def _run(args, argv, debug) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", RtplanWarning)  # shown_once() keeps one of each
+            # pydicom's remarks on values (lengths, VRs) are not the user's: the accessors of
+            # rtplan.io.dicom_file turn a value that matters into one error line
+            warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
             warnings.showwarning = _show_warning(args.command, warnings.showwarning)
             return int(args.func(args))
     except RtplanError as exc:
-        print(f"rtplan {args.command}: error: {terminal(exc)}", file=sys.stderr)
+        line = terminal(exc)
+        if len(line) > MAX_ERROR_CHARS:  # values are shortened where they are read; a net
+            line = line[: MAX_ERROR_CHARS - 3] + "..."
+        print(f"rtplan {args.command}: error: {line}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()

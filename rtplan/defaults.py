@@ -12,6 +12,9 @@ DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "
 #: (:class:`rtplan.dvh.compute.OutsideTolerance`).
 OUTSIDE_TOLERANCE_FRACTION = 0.001
 OUTSIDE_TOLERANCE_CC = 1.0
+#: Largest margin (mm) either way of ``expand``/``volumes`` margins and crops
+#: (:class:`rtplan.volumes.margins.Margins`): half a metre is beyond any patient.
+MAX_MARGIN_MM = 500.0
 #: Fine grid spacing (mm) of the margin workspace (:mod:`rtplan.volumes.workspace`).
 FINE_MM = 1.0
 #: Tolerance (mm) of surface Dice and added path length (:mod:`rtplan.agreement.pairwise`).

@@ -166,7 +166,9 @@ def test_cli_writes_csv_json_plots_and_exit_code_1_on_a_skipped_patient(cohort, 
     assert len(document["rows"]) == 6 and document["metadata"]["failures"]
     assert any(s["metric"] == "gci" for s in document["summary"])
     assert (plots / "dice.png").stat().st_size > 0 and (plots / "hd95_mm.png").exists()
-    assert main(["agree", str(cohort / "P01"), "--jobs", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # a usage error, found when parsing
+        main(["agree", str(cohort / "P01"), "--jobs", "0"])
+    assert exc.value.code == 2
     assert main(["agree", str(cohort / "P01"), "--jobs", "1", "--no-progress"]) == 0
 
 

@@ -74,6 +74,8 @@ def test_parse_shorthands_and_overrides():
         ("", "empty margin"),
         ("nan", "neither a number"),
         ("radial=inf", "must be finite"),
+        ("radial=1e308", "'right' must be within ±500 mm, got 1e\\+308"),
+        ("-500.5", "must be within ±500 mm"),
     ],
 )
 def test_parse_errors_are_one_line(text, words):

@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 
+from rtplan.commands import numbers
 from rtplan.defaults import DEFAULT_TIMEOUT_S, DEFAULT_TOLERANCE_MM
 
 
@@ -45,22 +46,29 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--tolerance-mm",
-        type=float,
+        type=numbers.DISTANCE_MM,
         default=DEFAULT_TOLERANCE_MM,
         metavar="T",
-        help=f"surface Dice and added path length tolerance (default {DEFAULT_TOLERANCE_MM} mm)",
+        help="surface Dice and added path length tolerance "
+        f"({numbers.DISTANCE_MM.range}; default {DEFAULT_TOLERANCE_MM} mm)",
     )
     p.add_argument(
         "--in-plane-mm",
-        type=float,
+        type=numbers.DISTANCE_MM,
         default=1.0,
         metavar="S",
-        help="pixel size of the comparison grid when a patient has no CT (default 1 mm)",
+        help="pixel size of the comparison grid when a patient has no CT "
+        f"({numbers.DISTANCE_MM.range}; default 1 mm)",
     )
     p.add_argument("--csv", metavar="FILE", help="write the long table as CSV")
     p.add_argument("--json", action="store_true", help="print JSON (rows, summary, metadata)")
     p.add_argument("--plots", metavar="DIR", help="write one box plot per metric (PNG)")
-    p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: CPUs)")
+    p.add_argument(
+        "--jobs",
+        type=numbers.JOBS,
+        metavar="N",
+        help=f"local worker processes ({numbers.JOBS.range}; default: CPUs)",
+    )
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -68,10 +76,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--scheduler-timeout",
-        type=float,
+        type=numbers.SCHEDULER_TIMEOUT_S,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
-        help=f"seconds the Dask scheduler has to answer (default {DEFAULT_TIMEOUT_S:g})",
+        help="seconds the Dask scheduler has to answer "
+        f"({numbers.SCHEDULER_TIMEOUT_S.range}; default {DEFAULT_TIMEOUT_S:g})",
     )
     p.add_argument(
         "--summary-csv",

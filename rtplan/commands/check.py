@@ -18,6 +18,7 @@ import argparse
 import sys
 from importlib import resources
 
+from rtplan.commands import numbers
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
 
 _DESCRIPTION = """\
@@ -84,7 +85,11 @@ def add_parser(subparsers) -> None:
         help="write the contour and isodose overlay (PATH must be one patient)",
     )
     p.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="local worker processes for a cohort"
+        "--jobs",
+        type=numbers.JOBS,
+        default=1,
+        metavar="N",
+        help=f"local worker processes for a cohort ({numbers.JOBS.range})",
     )
     p.add_argument(
         "--scheduler",
@@ -93,10 +98,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--scheduler-timeout",
-        type=float,
+        type=numbers.SCHEDULER_TIMEOUT_S,
         default=10.0,
         metavar="S",
-        help="seconds the Dask scheduler has to answer (default: %(default)g)",
+        help="seconds the Dask scheduler has to answer "
+        f"({numbers.SCHEDULER_TIMEOUT_S.range}; default: %(default)g)",
     )
     p.set_defaults(func=run)
 

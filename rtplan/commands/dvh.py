@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from rtplan.commands import numbers
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.defaults import (
     DEFAULT_METRICS,
@@ -51,21 +52,27 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--curve-step",
-        type=float,
+        type=numbers.CURVE_STEP_GY,
         default=0.1,
         metavar="GY",
-        help="dose step of --curves (default: %(default)g Gy)",
+        help=f"dose step of --curves ({numbers.CURVE_STEP_GY.range}; default: %(default)g Gy)",
     )
-    p.add_argument("--jobs", type=int, metavar="N", help="local worker processes for a cohort")
+    p.add_argument(
+        "--jobs",
+        type=numbers.JOBS,
+        metavar="N",
+        help=f"local worker processes for a cohort ({numbers.JOBS.range})",
+    )
     p.add_argument(
         "--scheduler", metavar="ADDRESS", help="run a cohort on a Dask scheduler (tcp://host:8786)"
     )
     p.add_argument(
         "--scheduler-timeout",
-        type=float,
+        type=numbers.SCHEDULER_TIMEOUT_S,
         default=10.0,
         metavar="S",
-        help="seconds the Dask scheduler has to answer (default: %(default)g)",
+        help="seconds the Dask scheduler has to answer "
+        f"({numbers.SCHEDULER_TIMEOUT_S.range}; default: %(default)g)",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)"
@@ -86,18 +93,19 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--outside-tolerance-pct",
-        type=float,
+        type=numbers.OUTSIDE_TOLERANCE_PCT,
         default=100 * OUTSIDE_TOLERANCE_FRACTION,
         metavar="PCT",
         help="structure volume (%% of it) allowed outside the dose grid with dose metrics "
-        "still computed, flagged (default: %(default)g)",
+        f"still computed, flagged ({numbers.OUTSIDE_TOLERANCE_PCT.range}%; default: %(default)g)",
     )
     p.add_argument(
         "--outside-tolerance-cc",
-        type=float,
+        type=numbers.OUTSIDE_TOLERANCE_CC,
         default=OUTSIDE_TOLERANCE_CC,
         metavar="CC",
-        help="... and at most this many cc (default: %(default)g)",
+        help=f"... and at most this many cc ({numbers.OUTSIDE_TOLERANCE_CC.range}; "
+        "default: %(default)g)",
     )
     p.add_argument(
         "--fraction-dose",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import warnings
 
-from rtplan.defaults import FINE_MM
+from rtplan.commands import numbers
+from rtplan.defaults import FINE_MM, MAX_MARGIN_MM
 from rtplan.sanitize import terminal
 
 
@@ -31,15 +32,16 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--margin",
         required=True,
+        type=numbers.margin,
         help="margins in mm: '15', 'radial=15,longitudinal=35', 'left=10,right=5,...'; "
-        "negative shrinks",
+        f"negative shrinks (each at most {MAX_MARGIN_MM:g} mm either way)",
     )
     p.add_argument(
-        "--avoid", action="append", default=[], metavar="STRUCTURE[:MM]",
+        "--avoid", action="append", default=[], metavar="STRUCTURE[:MM]", type=numbers.crop,
         help="subtract this structure grown by MM (repeatable)",
     )  # fmt: skip
     p.add_argument(
-        "--within", action="append", default=[], metavar="STRUCTURE[:MM]",
+        "--within", action="append", default=[], metavar="STRUCTURE[:MM]", type=numbers.crop,
         help="keep only what lies inside this structure grown by MM, e.g. BODY:-3 (repeatable)",
     )  # fmt: skip
     p.add_argument(
@@ -60,7 +62,10 @@ def add_folder_arguments(p) -> None:
     )
     p.add_argument("--patient-id", metavar="ID", help="the patient, when the folder holds several")
     p.add_argument(
-        "--fine-mm", type=float, default=FINE_MM, help="fine grid spacing in mm (default 1)"
+        "--fine-mm",
+        type=numbers.FINE_GRID_MM,
+        default=FINE_MM,
+        help=f"fine grid spacing ({numbers.FINE_GRID_MM.range}; default {FINE_MM:g} mm)",
     )
 
 

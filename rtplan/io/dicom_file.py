@@ -83,7 +83,8 @@ def read_dataset(
     eof = [w for w in caught if "end of file" in str(w.message).lower()]
     if eof:
         raise DicomReadError(f"truncated DICOM file ({_short(eof[0].message)})", path=path)
-    with reading(path):
+    with reading(path), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # values decoded here are checked by the accessors
         _check_complete(ds, size, path, stop_before_pixels)
     return ds
 
@@ -581,7 +582,9 @@ def text(ds: Dataset, keyword: str, default: str = "", path: object = None) -> s
     value = value_of(ds, keyword, path)
     if value is None:
         return default
-    s = str(value).strip()
+    with warnings.catch_warnings():  # pydicom checks lengths when it formats a value
+        warnings.simplefilter("ignore")
+        s = str(value).strip()
     return s or default
 
 

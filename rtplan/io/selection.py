@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtplan.errors import AmbiguousInputError, InputError, PatientIdentityError
-from rtplan.io.dicom_file import read_dataset
+from rtplan.io.dicom_file import read_dataset, shorten_text
 
 #: BEAM doses whose sum differs from the PLAN dose by more than this fraction of the PLAN
 #: dose maximum are noted.
@@ -258,13 +258,14 @@ def check_identity(choice: Choice, ct_files, mixed_patients: bool) -> list[str]:
     for f in files:
         identities.setdefault((f.patient_id, f.patient_name), f)
     listed = " vs ".join(
-        f"PatientID '{pid}' name '{name}' ({f.modality} {f.path})"
+        f"PatientID '{shorten_text(pid)}' name '{shorten_text(name)}' ({f.modality} {f.path})"
         for (pid, name), f in identities.items()
     )
     if not mixed_patients:
         ids = sorted(ids)
         hint = (
-            f"choose one patient with --patient-id ({' or '.join(repr(i) for i in ids)}) or "
+            f"choose one patient with --patient-id "
+            f"({' or '.join(repr(shorten_text(i)) for i in ids)}) or "
             if len(ids) > 1
             else ""
         )

@@ -16,12 +16,14 @@ holds its GTV, also where the GTV invades an organ the CTV avoids).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtplan.defaults import MAX_MARGIN_MM
 from rtplan.errors import ContourError, InputError, StructureNotFoundError
 from rtplan.structure import Structure, closest_names
 from rtplan.volumes.booleans import intersection, subtract, union, with_margin
@@ -35,10 +37,18 @@ _TYPE_BY_PREFIX = (("PTV", "PTV"), ("CTV", "CTV"), ("GTV", "GTV"), ("ITV", "CTV"
 
 @dataclass(frozen=True)
 class Crop:
-    """A structure to avoid or stay within, with a margin (mm) applied to it first."""
+    """A structure to avoid or stay within, with a margin (mm) applied to it first (finite,
+    at most :data:`~rtplan.defaults.MAX_MARGIN_MM` either way)."""
 
     structure: str
     margin_mm: float = 0.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.margin_mm) and abs(self.margin_mm) <= MAX_MARGIN_MM):
+            raise InputError(
+                f"crop margin of '{self.structure}' must be within ±{MAX_MARGIN_MM:g} mm, "
+                f"got {self.margin_mm:g}"
+            )
 
     @classmethod
     def parse(cls, text) -> Crop:

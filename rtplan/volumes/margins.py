@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtplan.defaults import MAX_MARGIN_MM
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import DIRECTIONS, SHORTHANDS, Grid
 from rtplan.volumes.chunks import run_in_chunks
@@ -74,7 +75,8 @@ _PATIENT_AXIS = {
 
 @dataclass(frozen=True)
 class Margins:
-    """Six margins (mm) in patient directions; all >= 0 (expand) or all <= 0 (shrink).
+    """Six margins (mm) in patient directions; all >= 0 (expand) or all <= 0 (shrink),
+    each finite and at most :data:`~rtplan.defaults.MAX_MARGIN_MM` (500 mm) either way.
 
     Examples
     --------
@@ -102,8 +104,8 @@ class Margins:
                 v = float(v)
             except (TypeError, ValueError):
                 raise InputError(f"margin '{name}' must be a number (mm), got {v!r}") from None
-            if not math.isfinite(v):
-                raise InputError(f"margin '{name}' must be finite, got {v}")
+            if not (math.isfinite(v) and abs(v) <= MAX_MARGIN_MM):
+                raise InputError(f"margin '{name}' must be within ±{MAX_MARGIN_MM:g} mm, got {v:g}")
             object.__setattr__(self, name, v)
             values.append(v)
         if min(values) < 0 < max(values):
@@ -135,12 +137,13 @@ class Margins:
                 raise InputError("empty margin: give e.g. '5' or 'radial=15,longitudinal=30'")
             if "=" not in s:
                 try:
-                    return cls.isotropic(_number(s, "margin"))
+                    mm = _number(s, "margin")
                 except InputError:
                     raise InputError(
                         f"margin '{s}' is neither a number of mm nor KEY=MM pairs "
                         "(e.g. 'radial=15,longitudinal=30')"
                     ) from None
+                return cls.isotropic(mm)
             items = []
             for part in re.split(r"[,;]", s):
                 if not part.strip():
