@@ -298,6 +298,51 @@ class Structure:
         return idx[:, [2, 1]]
 
 
+@dataclass(frozen=True)
+class UnassignedContours:
+    """Contours of an RTSTRUCT that belong to no structure: an ROIContourSequence item whose
+    ReferencedROINumber names no ROI of StructureSetROISequence, or a second item for an ROI
+    that already has one (the first is used).  They cannot be used, and the ROI that
+    probably owns them reads as empty or incomplete: a problem of the structure set
+    (:attr:`StructureSet.unassigned`), never dropped silently.
+
+    Parameters
+    ----------
+    item : int
+        Position of the item in ROIContourSequence (from 1).
+    roi_number : int
+        Its ReferencedROINumber.
+    contours : int
+        Number of contours in the item.
+    repeated : bool
+        True for a second item of a defined ROI, False for an undefined ROI.
+
+    Examples
+    --------
+    >>> u = UnassignedContours(item=2, roi_number=99, contours=3)
+    >>> u.name, u.problem.endswith("ROI 99, which StructureSetROISequence does not define")
+    ('ROI 99', True)
+    """
+
+    item: int
+    roi_number: int
+    contours: int
+    repeated: bool = False
+
+    @property
+    def name(self) -> str:
+        """How reports list it among the structures: ``ROI 99``."""
+        return f"ROI {self.roi_number}"
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, in one line."""
+        held = f"ROIContourSequence item {self.item} holds {self.contours} contour(s) of ROI "
+        if self.repeated:
+            return f"{held}{self.roi_number}, which an earlier item already holds (not used)"
+        return f"{held}{self.roi_number}, which StructureSetROISequence does not define"
+
+
 @dataclass(frozen=True, eq=False)
 class StructureSet:
     """The structures of one RTSTRUCT, with lookup by name.
@@ -318,6 +363,10 @@ class StructureSet:
         The file, for messages.
     warnings : tuple of str
         Problems that do not stop reading (off-slice contours, odd ROI numbering).
+    unassigned : tuple of UnassignedContours
+        Contours that belong to no structure (a problem of the set: :meth:`check` of the
+        whole set raises it, an empty structure's problem names it, and looking up its
+        :attr:`UnassignedContours.name` raises it).
 
     The structure checks (:func:`structure_problems`) run when first needed: on lookup of
     a structure, :meth:`check` or :attr:`problems`, and are cached.
@@ -335,6 +384,7 @@ class StructureSet:
     name: str = ""
     source: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    unassigned: tuple[UnassignedContours, ...] = ()
     _checked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -344,7 +394,10 @@ class StructureSet:
         """Reasons ``structure`` (one of this set's) cannot stand for a volume; cached."""
         key = id(structure)
         if key not in self._checked:
-            self._checked[key] = tuple(structure_problems(structure))
+            reasons = structure_problems(structure)
+            if not structure.contours and self.unassigned:  # its contours may be these
+                reasons = [f"{reasons[0]} ({'; '.join(u.problem for u in self.unassigned)})"]
+            self._checked[key] = tuple(reasons)
         return self._checked[key]
 
     def problems_of(self, name: str) -> tuple[str, ...]:
@@ -357,9 +410,10 @@ class StructureSet:
 
         An empty structure (no contours: a placeholder or a marker not yet drawn) is not a
         problem of the set; it is listed in :attr:`empty_names` and is an error only when
-        it is asked for (``self[name]``).
+        it is asked for (``self[name]``).  When the set has :attr:`unassigned` contours an
+        empty structure is a problem (its contours may be those), named in its reason.
         """
-        empty = set(self.empty_names)
+        empty = set() if self.unassigned else set(self.empty_names)
         found = {n: self.problems_of(n) for n in dict.fromkeys(self.names) if n not in empty}
         return MappingProxyType({n: r for n, r in found.items() if r})
 
@@ -400,6 +454,9 @@ class StructureSet:
             The structure has a problem (empty, self-intersecting, ...).
         """
         found = self._find(name)
+        unassigned = [u for u in self.unassigned if u.name.casefold() == name.casefold()]
+        if found is None and unassigned:
+            raise ContourError(unassigned[0].problem, path=self.source or None, structure=name)
         if found is None:
             close = difflib.get_close_matches(
                 name.casefold(), [n.casefold() for n in self.names], n=3, cutoff=0.5
@@ -425,7 +482,11 @@ class StructureSet:
 
     def check(self, names=None) -> None:
         """Raise :class:`~rtplan.errors.ContourError` for the first problem of the named
-        structures (all but the empty ones when ``names`` is None)."""
+        structures (when ``names`` is None: of all but the empty ones, and contours that
+        belong to no structure)."""
+        if names is None and self.unassigned:
+            u = self.unassigned[0]
+            raise ContourError(u.problem, path=self.source or None, structure=u.name)
         for n in [n for n in self.names if n not in self.empty_names] if names is None else names:
             reasons = self.problems_of(n)
             if reasons:

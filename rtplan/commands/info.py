@@ -94,6 +94,7 @@ def format_inventory(inv: dict) -> str:
                     f"{len(ss['structures'])} structures"
                 )
                 lines += [f"      warning: {w}" for w in ss["warnings"]]
+                lines += [f"      problem: {p}" for p in ss["unassigned_contours"]]
                 lines.append(_table(ss["structures"]))
             for pl in f["plans"]:
                 rx = pl["prescription_gy"]

@@ -158,6 +158,7 @@ def _structure_set(ss: StructureSet, study_of: dict) -> dict:
         "referenced_series_uid": ss.referenced_series_uid,
         "file": ss.source,
         "warnings": list(ss.warnings),
+        "unassigned_contours": [u.problem for u in ss.unassigned],
         "structures": [
             _structure(s, [] if not s.contours else list(ss.problems_for(s))) for s in ss
         ],

@@ -48,10 +48,8 @@ from rtplan.io.dicom_file import (
     text,
     value_of,
 )
-from rtplan.structure import Contour, Structure, StructureSet
+from rtplan.structure import Contour, Structure, StructureSet, UnassignedContours
 
-#: Words of the warning for an ROIContourSequence item whose ROI is not defined.
-UNUSED_CONTOURS = "its contours are not used"
 #: A contour lies on a CT slice when its plane is this close (mm) to the slice position.
 ON_SLICE_TOLERANCE_MM = 0.01
 _CONTOUR_DATA = 0x30060050
@@ -101,7 +99,7 @@ def read_rtstruct(
         warnings: list[str] = []
         frame_uid, referenced_series = _references(ds, path)
         rois = _roi_definitions(ds, path, warnings)
-        contours_by_roi = _roi_contours(ds, path, rois, warnings)
+        contours_by_roi, unassigned = _roi_contours(ds, path, rois)
         types = _interpreted_types(ds, path)
         frame_uid = frame_uid or _first_roi_frame(rois, path)
         spacing = _reference_spacing(reference, frame_uid, referenced_series, path, warnings)
@@ -126,6 +124,7 @@ def read_rtstruct(
             name=text(ds, "StructureSetName", "", path),
             source=str(path),
             warnings=tuple(warnings),
+            unassigned=tuple(unassigned),
         )
     if strict:
         result.check()
@@ -145,22 +144,23 @@ def _roi_definitions(ds: Dataset, path: Path, warnings: list[str]) -> dict[int, 
 
 
 def _roi_contours(
-    ds: Dataset, path: Path, rois: dict[int, Dataset], warnings: list[str]
-) -> dict[int, Dataset]:
-    """Phase 2: ROIContourSequence items by ReferencedROINumber.  An item for an ROI the
-    structure set does not define cannot be used: it is listed in the warnings, and the ROI
-    whose contours it probably holds reads as empty (a problem, see
-    :func:`rtplan.structure.structure_problems`)."""
+    ds: Dataset, path: Path, rois: dict[int, Dataset]
+) -> tuple[dict[int, Dataset], list[UnassignedContours]]:
+    """Phase 2: ROIContourSequence items by ReferencedROINumber, and the items no structure
+    can use: one for an ROI the structure set does not define, or a second one for an ROI
+    (the first is used).  Those are :class:`~rtplan.structure.UnassignedContours`, a
+    problem of the set; the ROI whose contours they probably hold reads as empty."""
     contours: dict[int, Dataset] = {}
+    unassigned: list[UnassignedContours] = []
     for n, item in enumerate(value_of(ds, "ROIContourSequence", path) or [], start=1):
-        number = int_value(item, "ReferencedROINumber", path, f"ROIContourSequence item {n}")
-        contours[number] = item
-        if number not in rois:
-            warnings.append(
-                f"ROIContourSequence item {n} refers to ROI {number}, which "
-                f"StructureSetROISequence does not define: {UNUSED_CONTOURS}"
-            )
-    return contours
+        where = f"ROIContourSequence item {n}"
+        number = int_value(item, "ReferencedROINumber", path, where)
+        if number in rois and number not in contours:
+            contours[number] = item
+            continue
+        held = len(value_of(item, "ContourSequence", path, where) or [])
+        unassigned.append(UnassignedContours(n, number, held, repeated=number in rois))
+    return contours, unassigned
 
 
 def _interpreted_types(ds: Dataset, path: Path) -> dict[int, str]:

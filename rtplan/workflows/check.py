@@ -116,8 +116,10 @@ def check_patient(
         strict=strict,
         provenance=patient_provenance(patient, structure_set, plan),
     )
-    # how the objects were chosen (PLAN dose over BEAM doses, identities combined, ...)
-    return dataclasses.replace(check, notes=tuple(patient.notes) + tuple(check.notes))
+    # how the objects were chosen (PLAN dose over BEAM doses, identities combined, ...), and
+    # contours that belong to no structure (an error only where a needed structure is empty)
+    unassigned = tuple(f"not used: {u.problem}" for u in structure_set.unassigned)
+    return dataclasses.replace(check, notes=tuple(patient.notes) + unassigned + tuple(check.notes))
 
 
 def check_folder(

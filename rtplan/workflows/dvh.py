@@ -11,8 +11,10 @@ in the RTDOSE (:mod:`rtplan.dvh.embedded`), and writes the CSV table and the plo
 Its result holds the ``rtplan-dvh/1`` report (docs/dvh.md) that ``rtplan dvh --json`` prints.
 
 Empty structures are listed (volume 0, flag ``empty``).  A structure of the set that cannot
-be used (broken contours) is listed with its problem and no numbers, and makes the exit code 1;
-a structure named in ``structures`` that is empty or broken raises.
+be used (broken contours), and contours that belong to no structure
+(:class:`rtplan.structure.UnassignedContours`, listed as ``ROI 99``), are listed with their
+problem and no numbers, and make the exit code 1; a structure named in ``structures`` that is
+empty or broken raises.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from rtplan.dvh.histogram import DVH
 from rtplan.dvh.metrics import evaluate, parse
 from rtplan.errors import InputError
 from rtplan.io.output import OutputSet, check_output_file
-from rtplan.io.rtstruct import UNUSED_CONTOURS
 from rtplan.io.selection import Selection
 from rtplan.report.dvh import to_csv
 from rtplan.workflows._select import one_patient
@@ -60,8 +61,8 @@ class DvhResult:
         Notes for the user (how objects were chosen, flags of structures, reader warnings),
         each once; the command prints them on stderr.
     broken : tuple of str
-        Structures of the set that could not be used (listed in the report with their
-        problem).
+        Structures of the set that could not be used, and contours that belong to no
+        structure (``ROI 99``): listed in the report with their problem.
     """
 
     report: dict
@@ -72,10 +73,8 @@ class DvhResult:
 
     @property
     def exit_code(self) -> int:
-        """0, or 1 when a structure of the set could not be used (or contours of the
-        structure set belong to no ROI it defines)."""
-        unused = any(UNUSED_CONTOURS in m for m in self.messages)
-        return 1 if self.broken or unused else 0
+        """0, or 1 when a structure of the set (or some of its contours) could not be used."""
+        return 1 if self.broken else 0
 
 
 def dvh_folder(
@@ -158,7 +157,8 @@ def dvh_folder(
         else None
     )
     rows = [_row(s, dvhs[s.name], parsed, rx, piv) for s in chosen]
-    rows += _unused_rows(ss, broken, empty, metrics)
+    unassigned = () if structures else ss.unassigned
+    rows += _unused_rows(ss, broken, empty, metrics) + _unassigned_rows(unassigned, metrics)
     comparison = (
         _compare(dose, chosen, dvhs, rx, ss.empty_names if not structures else [])
         if compare_embedded
@@ -203,7 +203,8 @@ def dvh_folder(
         if "outside the dose grid" not in flag and flag != "empty"
     ]
     messages += [f"{ss.source}: {w}" for w in ss.warnings]
-    return DvhResult(report, dvhs, tuple(metrics), tuple(messages), tuple(s.name for s in broken))
+    broken_names = tuple(s.name for s in broken) + tuple(u.name for u in unassigned)
+    return DvhResult(report, dvhs, tuple(metrics), tuple(messages), broken_names)
 
 
 def _check_outputs(path, selection, **outputs) -> None:
@@ -222,7 +223,7 @@ def _structures(ss, names):
     problems = ss.problems
     chosen = [s for s in ss if s.is_volume and s.name not in problems]
     broken = [s for s in ss if s.name in problems]
-    empty = [s for s in ss if s.name in ss.empty_names]
+    empty = [s for s in ss if s.name in ss.empty_names and s.name not in problems]
     return chosen, broken, empty
 
 
@@ -251,20 +252,34 @@ def _unused_rows(ss, broken, empty, metrics) -> list[dict]:
     listed = [(s, None, [f"not computed: {r}" for r in problems[s.name]]) for s in broken]
     listed += [(s, 0.0, ["empty"]) for s in empty]
     return [
-        {
-            "name": s.name,
-            "number": s.number,
-            "type": s.interpreted_type,
-            "volume_cc": volume,
-            "outside_dose_cc": None,
-            "min_gy": None,
-            "max_gy": None,
-            "metrics": {m: None for m in metrics},
-            "units": {},
-            "flags": flags,
-        }
+        _row_without_numbers(s.name, s.number, s.interpreted_type, volume, flags, metrics)
         for s, volume, flags in listed
     ]
+
+
+def _unassigned_rows(unassigned, metrics) -> list[dict]:
+    """Rows of contours that belong to no structure (``ROI 99``), with their problem."""
+    return [
+        _row_without_numbers(
+            u.name, u.roi_number, "", None, [f"not computed: {u.problem}"], metrics
+        )
+        for u in unassigned
+    ]
+
+
+def _row_without_numbers(name, number, kind, volume, flags, metrics) -> dict:
+    return {
+        "name": name,
+        "number": number,
+        "type": kind,
+        "volume_cc": volume,
+        "outside_dose_cc": None,
+        "min_gy": None,
+        "max_gy": None,
+        "metrics": {m: None for m in metrics},
+        "units": {},
+        "flags": flags,
+    }
 
 
 def _inputs(patient) -> dict:

@@ -238,6 +238,17 @@ def bow_tie(ds):
     c.NumberOfContourPoints = 4
 
 
+def repeat_item(n: int):
+    """A change appending a copy of ROIContourSequence item ``n`` (a second item for one ROI)."""
+
+    def change(ds):
+        import copy
+
+        ds.ROIContourSequence.append(copy.deepcopy(ds.ROIContourSequence[n]))
+
+    return change
+
+
 def scale_dose(factor: float, negative: bool = False):
     def change(ds):
         pixels = ds.pixel_array.astype(np.int64)
@@ -503,9 +514,12 @@ def structure_cases() -> list[Case]:
         Case("structures", "PTV contour of 2 points", _on(rs, set_value(
             "ContourData", ["0", "0", "0", "1", "1", "0"], contour(1, 1))),
             expect=_bad_for(need_ptv) | {"dvh": {1, 2}}),
+        # contours of no structure: dvh over all structures lists them (exit 1), info refuses
         Case("structures", "PTV contours point at a missing ROI", _on(rs, set_value(
             "ReferencedROINumber", "99", roi_contour(1))),
-            expect=_bad_for(need_ptv) | {"dvh": {1, 2}}),
+            expect=_bad_for(need_ptv + ("info",)) | {"dvh": {1}}),
+        Case("structures", "Bowel ROIContour repeated", _on(rs, repeat_item(2)),
+             expect={"info": BAD, "dvh": {1}}),
         # an ROI without contours is an empty ROI (common in exports): dvh lists it as empty
         Case("structures", "PTV ROIContour removed", _on(rs, lambda ds: ds.ROIContourSequence.pop(1)),
              expect=_bad_for(need_ptv) | {"dvh": {0, 1}}),
