@@ -25,7 +25,7 @@ from rtplan.io.ct import CTSeries
 from rtplan.io.dicom_file import read_dataset
 from rtplan.io.discover import DicomFile, PatientData, scan
 from rtplan.io.rtdose import dose_grid
-from rtplan.io.selection import Selection, select_patient
+from rtplan.io.selection import Selection, identity_conflict, select_patient
 from rtplan.plan import Plan
 from rtplan.structure import Structure, StructureSet
 
@@ -77,6 +77,13 @@ def folder_inventory(
     for g in groups:
         g.fraction_dose = fraction_dose
         notes += [n for n in g.notes if n not in notes]
+        conflict = identity_conflict(g.files)
+        if conflict and not any("different patients combined" in n for n in g.notes):
+            notes.append(
+                f"objects tied by UID references carry different patient identities: {conflict}"
+                "; dvh and check use them only with --patient-id (one identity's objects) or "
+                "--mixed-patients"
+            )
     patients: dict[str, dict] = {}
     for g in groups:
         entry = patients.setdefault(

@@ -241,8 +241,29 @@ def choose(files, selection: Selection = Selection()) -> Choice:
     return Choice(plan, ss, tuple(chosen), tuple(beam_check), tuple(notes))
 
 
+def identity_conflict(files) -> str | None:
+    """The identities of ``files`` listed (``PatientID 'A' name 'X' (MODALITY file) vs ...``)
+    when they carry more than one PatientID or PatientName, else ``None``."""
+    files = list(files)
+    ids = {f.patient_id for f in files if f.patient_id}
+    names = {_name_key(f.patient_name) for f in files if _name_key(f.patient_name)}
+    if len(ids) < 2 and len(names) < 2:
+        return None
+    identities: dict[tuple[str, str], object] = {}
+    for f in files:
+        identities.setdefault((f.patient_id, f.patient_name), f)
+    return " vs ".join(
+        f"PatientID '{shorten_text(pid)}' name '{shorten_text(name)}' ({f.modality} {f.path})"
+        for (pid, name), f in identities.items()
+    )
+
+
 def check_identity(choice: Choice, ct_files, mixed_patients: bool) -> list[str]:
     """Notes when the chosen objects (and CT) carry one identity, or the combination note.
+
+    The plan counts even when a job reads only its prescription and fractions: they set
+    %Rx metrics, EQD2 conversions and FRACTION doses, and a plan tied by UID to the dose or
+    structure set used but carrying another identity casts doubt on what it is tied to.
 
     Raises
     ------
@@ -250,19 +271,11 @@ def check_identity(choice: Choice, ct_files, mixed_patients: bool) -> list[str]:
         Different PatientID or PatientName and not ``mixed_patients``.
     """
     files = choice.files + list(ct_files[:1]) + list(choice.beam_check)
-    ids = {f.patient_id for f in files if f.patient_id}
-    names = {_name_key(f.patient_name) for f in files if _name_key(f.patient_name)}
-    if len(ids) < 2 and len(names) < 2:
+    listed = identity_conflict(files)
+    if listed is None:
         return []
-    identities: dict[tuple[str, str], object] = {}
-    for f in files:
-        identities.setdefault((f.patient_id, f.patient_name), f)
-    listed = " vs ".join(
-        f"PatientID '{shorten_text(pid)}' name '{shorten_text(name)}' ({f.modality} {f.path})"
-        for (pid, name), f in identities.items()
-    )
     if not mixed_patients:
-        ids = sorted(ids)
+        ids = sorted({f.patient_id for f in files if f.patient_id})
         hint = (
             f"choose one patient with --patient-id "
             f"({' or '.join(repr(shorten_text(i)) for i in ids)}) or "
