@@ -138,12 +138,15 @@ def _terminate_as_exception():
 def _run(args, argv, debug) -> int:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", RtplanWarning)  # shown_once() keeps one of each
+            warnings.simplefilter("always", RtplanWarning)  # _kept_warnings keeps one of each
             # pydicom's remarks on values (lengths, VRs) are not the user's: the accessors of
             # rtplan.io.dicom_file turn a value that matters into one error line
             warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
-            warnings.showwarning = _show_warning(args.command, warnings.showwarning)
-            return int(args.func(args))
+            warnings.showwarning, kept = _kept_warnings(warnings.showwarning)
+            code = int(args.func(args))
+        for text in kept:
+            print(f"rtplan {args.command}: warning: {terminal(text)}", file=sys.stderr)
+        return code
     except RtplanError as exc:
         line = terminal(exc)
         if len(line) > MAX_ERROR_CHARS:  # values are shortened where they are read; a net
@@ -176,21 +179,21 @@ def _run(args, argv, debug) -> int:
         return 3
 
 
-def _show_warning(command: str, other):
-    """The one place the command line shows a :class:`~rtplan.errors.RtplanWarning`: one line
-    ``rtplan COMMAND: warning: ...`` on stderr, each message once.  Other warnings go to
-    ``other`` (Python's default display)."""
-    shown: set[str] = set()
+def _kept_warnings(other):
+    """The one place the command line takes a :class:`~rtplan.errors.RtplanWarning`: each
+    message is kept once, in order, and :func:`_run` prints them as ``rtplan COMMAND: warning:
+    ...`` on stderr after the command's own output; a command that fails prints only its one
+    error line.  Other warnings go to ``other`` (Python's default display).  Returns the
+    ``showwarning`` function and the list it fills."""
+    kept: list[str] = []
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not issubclass(category, RtplanWarning):
             return other(message, category, filename, lineno, file, line)
-        text = str(message)
-        if text not in shown:
-            shown.add(text)
-            print(f"rtplan {command}: warning: {terminal(text)}", file=sys.stderr)
+        if str(message) not in kept:
+            kept.append(str(message))
 
-    return show
+    return show, kept
 
 
 if __name__ == "__main__":

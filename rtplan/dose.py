@@ -68,7 +68,8 @@ class Dose:
     fraction_scaling: int = 1
     #: BEAM doses: the ReferencedBeamNumber(s) the values cover.
     referenced_beam_numbers: tuple[int, ...] = field(default_factory=tuple)
-    #: Problems found while reading that did not stop it.
+    #: Problems found while reading that did not stop it (each also emitted as an
+    #: :class:`~rtplan.errors.RtplanWarning` when found: :func:`rtplan.errors.warn`).
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):

@@ -4,12 +4,15 @@ Every user-facing failure is an :class:`RtplanError`.  Its message is one line t
 names the file, the structure (where there is one) and the problem; the command line
 prints it on stderr and exits with code 2.
 
-Every error class rtplan raises is defined here.  The subclasses describe bad input (a file,
+Every error class rtplan raises is defined here, with :class:`RtplanWarning` and :func:`warn`,
+the one way a problem that does not stop the work reaches the caller.  The subclasses describe bad input (a file,
 a structure, an option) and so also derive from :class:`ValueError`: code that catches
 ``ValueError`` around a call keeps working (as ``nibabel.affines.AffineError`` does).
 """
 
 from __future__ import annotations
+
+import warnings
 
 
 class RtplanError(Exception):
@@ -82,3 +85,24 @@ class RtplanWarning(Warning):
     It derives from :class:`Warning`, not :class:`UserWarning`, so that silencing the
     UserWarnings of other libraries (pydicom's value checks) does not silence it.
     """
+
+
+def warn(problem: str, *, path: object = None, stacklevel: int = 2) -> str:
+    """Emit ``problem`` (found in the file ``path``) as a :class:`RtplanWarning`; return it.
+
+    Readers call it where they notice a problem and keep the returned text on the object they
+    build (``StructureSet.warnings``, ``Dose.warnings``, ``Image.warnings``, which ``rtplan
+    info`` lists per object): the warning a Python caller sees and that record come from this
+    one call.  The message is ``"path: problem"``, as for an :class:`RtplanError`.
+
+    Examples
+    --------
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     kept = warn("two ROIs named 'GTV'", path="RS.dcm")
+    >>> kept, str(caught[0].message), caught[0].category.__name__
+    ("two ROIs named 'GTV'", "RS.dcm: two ROIs named 'GTV'", 'RtplanWarning')
+    """
+    where = f"{path}: " if path else ""
+    warnings.warn(f"{where}{problem}", RtplanWarning, stacklevel=stacklevel + 1)
+    return problem

@@ -29,7 +29,8 @@ class Image:
     patient_name: str = ""
     patient_position: str = ""
     source: str = ""
-    #: Problems found while reading that did not stop it (e.g. a missing slice).
+    #: Problems found while reading that did not stop it (e.g. a missing slice; each also
+    #: emitted as an :class:`~rtplan.errors.RtplanWarning` when found).
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property

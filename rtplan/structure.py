@@ -362,7 +362,8 @@ class StructureSet:
     source : str
         The file, for messages.
     warnings : tuple of str
-        Problems that do not stop reading (off-slice contours, odd ROI numbering).
+        Problems that do not stop reading (off-slice contours, odd ROI numbering); the
+        reader also emitted each as an :class:`~rtplan.errors.RtplanWarning`.
     unassigned : tuple of UnassignedContours
         Contours that belong to no structure (a problem of the set: :meth:`check` of the
         whole set raises it, an empty structure's problem names it, and looking up its

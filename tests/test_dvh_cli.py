@@ -170,3 +170,34 @@ def test_every_subcommand_help_prints(capsys):
             main([name, "--help"])
         assert exc.value.code == 0
         assert "usage: rtplan" in capsys.readouterr().out
+
+
+def _two_rois_named_ptv(folder, patient_id):
+    """The phantom's RTSTRUCT with its second ROI renamed like the first (a reader warning)."""
+    import pydicom
+
+    path = write_phantom_patient(folder, patient_id=patient_id).rtstruct_path
+    ds = pydicom.dcmread(path)
+    rois = ds.StructureSetROISequence
+    rois[1].ROIName = rois[0].ROIName
+    ds.save_as(path)
+    return path, rois[0].ROIName
+
+
+def test_a_reader_warning_is_shown_once_on_stderr(tmp_path, capsys):
+    # Truth: the file holds two ROIs of one name; the reader warns (RtplanWarning) and the
+    # command line prints it once as "rtplan dvh: warning: FILE: ...", whether the patient
+    # ran in this process or (a cohort on 2 workers) in worker processes.
+    expected = []
+    for patient in ("p1", "p2"):
+        path, name = _two_rois_named_ptv(tmp_path / "cohort" / patient, patient)
+        expected.append(
+            f"rtplan dvh: warning: {path}: two ROIs named '{name}'; lookup by name returns the first"
+        )
+    assert main(["dvh", str(tmp_path / "cohort" / "p1"), "--json"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln for ln in lines if ": warning: " in ln] == expected[:1]
+    csv = tmp_path / "dvh.csv"
+    assert main(["dvh", str(tmp_path / "cohort"), "--csv", str(csv), "--jobs", "2"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln for ln in lines if ": warning: " in ln] == expected

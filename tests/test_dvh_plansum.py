@@ -5,9 +5,9 @@ import pytest
 
 from rtplan.dose import Dose, EmbeddedDVH
 from rtplan.dvh.embedded import embedded_metrics
-from rtplan.plansum import sum_doses
 from rtplan.errors import GeometryError
 from rtplan.grid import Grid
+from rtplan.plansum import sum_doses
 from rtplan.testing.dvh_phantoms import LinearDose
 
 

@@ -182,3 +182,21 @@ def test_relative_dose_is_listed_not_converted(tmp_path, capsys):
 
     with pytest.raises(InputError, match="RELATIVE units"):
         load_plan_folder(tmp_path).dose()
+
+
+def test_reader_warnings_listed_with_their_object_not_repeated(tmp_path, capsys):
+    # Truth: an RTSTRUCT with two ROIs of one name; info lists the reader's warning under the
+    # structure set (JSON and table) and prints nothing on stderr: one place, once.
+    path = syn.write_phantom_patient(tmp_path / "p").rtstruct_path
+    ds = pydicom.dcmread(path)
+    ds.StructureSetROISequence[1].ROIName = ds.StructureSetROISequence[0].ROIName
+    ds.save_as(path)
+    problem = f"two ROIs named '{ds.StructureSetROISequence[0].ROIName}'; lookup by name returns the first"
+    assert main(["info", str(tmp_path / "p"), "--json"]) == 0
+    out = capsys.readouterr()
+    (group,) = json.loads(out.out)["patients"][0]["frames_of_reference"]
+    assert [ss["warnings"] for ss in group["structure_sets"]] == [[problem]]
+    assert out.err == ""
+    assert main(["info", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr()
+    assert f"warning: {problem}" in out.out and out.err == ""

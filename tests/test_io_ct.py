@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from rtplan.errors import GeometryError
+from rtplan.errors import GeometryError, RtplanWarning
 from rtplan.io.ct import read_ct_series
 from rtplan.testing import synthetic as syn
 
@@ -109,8 +109,10 @@ def test_read_from_folder_ignores_other_objects(tmp_path):
 def test_missing_slice_is_reported_and_positions_kept(tmp_path):
     _, hu, datasets = _series("HFS")
     del datasets[2]  # slices at 0, 2.5, (5.0 missing), 7.5 mm
-    image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
+    with pytest.warns(RtplanWarning) as emitted:  # a Python caller sees it, with the folder
+        image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
     assert len(image.warnings) == 1 and "missing slice" in image.warnings[0]
+    assert [str(w.message) for w in emitted] == [f"{tmp_path / 'ct'}: {image.warnings[0]}"]
     assert image.grid.slice_offsets_mm == (0.0, 2.5, 7.5)
     np.testing.assert_allclose(image.slice_z_mm, [-40.0 + 0, -37.5, -32.5])
     np.testing.assert_array_equal(image.values_hu, hu[[0, 1, 3]])
@@ -118,7 +120,8 @@ def test_missing_slice_is_reported_and_positions_kept(tmp_path):
 
 def test_non_uniform_spacing_is_reported(tmp_path):
     _, _, datasets = _series("FFDL", slice_offsets_mm=(0.0, 2.0, 5.0, 6.5))
-    image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
+    with pytest.warns(RtplanWarning, match="non-uniform slice spacing"):
+        image = read_ct_series(syn.write_datasets(datasets, tmp_path / "ct"))
     assert "non-uniform slice spacing" in image.warnings[0]
     np.testing.assert_allclose(image.grid.slice_offsets_mm, (0.0, 2.0, 5.0, 6.5))
     assert image.grid.spacing_mm[0] == pytest.approx(1.5)

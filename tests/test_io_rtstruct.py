@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtplan.errors import ContourError, DicomReadError, GeometryError, StructureNotFoundError
+from rtplan.errors import (
+    ContourError,
+    DicomReadError,
+    GeometryError,
+    RtplanWarning,
+    StructureNotFoundError,
+)
 from rtplan.io.ct import read_ct_series
 from rtplan.io.rtstruct import read_rtstruct
 from rtplan.testing import synthetic as syn
@@ -99,7 +105,9 @@ def test_point_and_open_planar_are_read_not_volumes(tmp_path, ct):
 
 def test_contours_off_ct_slices_are_reported(tmp_path, ct):
     rois = [syn.SyntheticROI("GTV", [rect(0, 0, 5, 5, 30), rect(0, 0, 5, 5, 31.2)])]
-    ss = read_rtstruct(write_rtstruct(tmp_path, rois, ct[0]), reference=ct[1])
+    with pytest.warns(RtplanWarning) as emitted:  # a Python caller sees it, with the file
+        ss = read_rtstruct(write_rtstruct(tmp_path, rois, ct[0]), reference=ct[1])
+    assert [str(w.message) for w in emitted] == [f"{ss.source}: {w}" for w in ss.warnings]
     assert len(ss.warnings) == 1
     assert "'GTV'" in ss.warnings[0] and "1 contour(s) not on a CT slice" in ss.warnings[0]
     assert "31.20" in ss.warnings[0]
@@ -170,7 +178,8 @@ def test_roi_in_another_frame_of_reference(tmp_path, ct):
     path = write_rtstruct(tmp_path, rois, ct[0])
     with pytest.raises(GeometryError, match=r"structure 'Liver': mismatched frames of reference"):
         read_rtstruct(path, reference=ct[1])
-    ss = read_rtstruct(path, strict=False)  # no CT to compare with: reported, kept
+    with pytest.warns(RtplanWarning, match="'Liver' is in frame of reference 1.2.777"):
+        ss = read_rtstruct(path, strict=False)  # no CT to compare with: reported, kept
     assert ss["Liver"].frame_of_reference_uid == "1.2.777"
     assert any("'Liver' is in frame of reference 1.2.777" in w for w in ss.warnings)
 

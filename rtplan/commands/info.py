@@ -15,6 +15,7 @@ import warnings
 
 from rtplan.commands.selection import add_selection_arguments, selection_from_args
 from rtplan.defaults import FRACTION_DOSE_MODES
+from rtplan.errors import RtplanWarning
 
 
 def add_parser(subparsers) -> None:
@@ -46,8 +47,10 @@ def run(args) -> int:
 
     with warnings.catch_warnings():
         # pydicom warns about odd but readable values (e.g. over-long UIDs); the inventory
-        # reports what matters, and stderr stays for the one-line error.
+        # reports what matters, and stderr stays for the one-line error.  rtplan's own
+        # warnings are listed by the inventory with the object they are about.
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RtplanWarning)
         inventory = folder_inventory(
             args.path,
             lenient=args.lenient,

@@ -14,7 +14,8 @@ Conventions (DICOM PS3.3 C.7.6.2)
   that of the first slice after sorting.
 * HU = stored value x RescaleSlope + RescaleIntercept (per slice).
 * Slice gaps that differ from the smallest gap by more than 0.01 mm make the grid
-  non-uniform (``Grid.slice_offsets_mm``) and add a warning to ``warnings`` naming the gap
+  non-uniform (``Grid.slice_offsets_mm``) and add a warning naming the gap (emitted as an
+  :class:`~rtplan.errors.RtplanWarning` and kept in ``warnings``)
   (a gap that is a whole multiple of the smallest is reported as missing slices).
 * Errors (:class:`~rtplan.errors.GeometryError`, naming the files): mixed orientations,
   two slices at one position, slices not stacked along the normal (gantry tilt), differing
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from rtplan.errors import DicomReadError, GeometryError
+from rtplan.errors import DicomReadError, GeometryError, warn
 from rtplan.grid import Grid
 from rtplan.image import Image
 from rtplan.io.dicom_file import (
@@ -81,6 +82,7 @@ class CTSeries:
     patient_name: str = ""
     patient_position: str = ""
     series_description: str = ""
+    #: Problems found while reading (each emitted as an RtplanWarning when found).
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -256,7 +258,7 @@ def ct_series_from_headers(headers: Sequence[tuple[Path, Dataset]]) -> CTSeries:
         patient_name=text(first, "PatientName", "", first_path),
         patient_position=text(first, "PatientPosition", "", first_path),
         series_description=text(first, "SeriesDescription", "", first_path),
-        warnings=tuple(warnings),
+        warnings=tuple(warn(w, path=_common_parent(paths)) for w in warnings),
     )
 
 

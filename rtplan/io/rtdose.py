@@ -43,7 +43,7 @@ from pydicom.dataset import Dataset
 
 from rtplan.defaults import FRACTION_DOSE_MODES
 from rtplan.dose import Dose, EmbeddedDVH
-from rtplan.errors import DicomReadError, DoseCoverageError, GeometryError, InputError
+from rtplan.errors import DicomReadError, DoseCoverageError, GeometryError, InputError, warn
 from rtplan.grid import Grid
 from rtplan.io.dicom_file import (
     float_value,
@@ -258,7 +258,7 @@ def _dose_from_dataset(ds: Dataset, path: Path, plan: Plan | None, fraction_dose
         embedded_dvhs=dvhs,
         fraction_scaling=multiplier,
         referenced_beam_numbers=beam_numbers,
-        warnings=tuple(warnings),
+        warnings=tuple(warn(w, path=path) for w in warnings),
     )
 
 

@@ -23,8 +23,8 @@ With the referenced CT (``reference=``, a :class:`~rtplan.io.ct.CTSeries` or
 (:class:`~rtplan.errors.GeometryError` otherwise); each structure's
 ``slice_spacing_mm`` is the CT slice spacing (uniform series; ``None`` otherwise, when the
 structure infers it from its contour planes); contours whose plane is not on a CT slice
-(within :data:`ON_SLICE_TOLERANCE_MM` along the slice normal) are listed in
-:attr:`~rtplan.structure.StructureSet.warnings`.
+(within :data:`ON_SLICE_TOLERANCE_MM` along the slice normal) are emitted as an
+:class:`~rtplan.errors.RtplanWarning` and kept in :attr:`~rtplan.structure.StructureSet.warnings`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from rtplan.errors import DicomReadError, GeometryError
+from rtplan.errors import DicomReadError, GeometryError, warn
 from rtplan.io.dicom_file import (
     MAX_COORDINATE_MM,
     int_value,
@@ -123,7 +123,7 @@ def read_rtstruct(
             patient_name=text(ds, "PatientName", "", path),
             name=text(ds, "StructureSetName", "", path),
             source=str(path),
-            warnings=tuple(warnings),
+            warnings=tuple(warn(w, path=path) for w in warnings),
             unassigned=tuple(unassigned),
         )
     if strict:

@@ -58,8 +58,9 @@ class DvhResult:
     metrics : tuple of str
         The metric strings, in the order asked.
     messages : tuple of str
-        Notes for the user (how objects were chosen, flags of structures, reader warnings),
-        each once; the command prints them on stderr.
+        Notes for the user (how objects were chosen, flags of structures), each once; the
+        command prints them on stderr.  Problems the readers found are emitted as
+        :class:`~rtplan.errors.RtplanWarning` (the command line shows each once).
     broken : tuple of str
         Structures of the set that could not be used, and contours that belong to no
         structure (``ROI 99``): listed in the report with their problem.
@@ -202,7 +203,6 @@ def dvh_folder(
         for flag in r["flags"]
         if "outside the dose grid" not in flag and flag != "empty"
     ]
-    messages += [f"{ss.source}: {w}" for w in ss.warnings]
     broken_names = tuple(s.name for s in broken) + tuple(u.name for u in unassigned)
     return DvhResult(report, dvhs, tuple(metrics), tuple(messages), broken_names)
 

@@ -24,6 +24,11 @@ Dask
     listening, connection refused, a host that does not answer, a server that accepts and
     never replies, not a Dask scheduler -- a one-line :class:`~rtplan.errors.InputError`
     names the address (the command line exits 2).
+Warnings
+    An :class:`~rtplan.errors.RtplanWarning` a job emits in a worker process or on a Dask
+    worker is recorded there and emitted again here, in input order,
+    so that the caller (and the command line's one place that shows them) sees it as if the
+    job had run in this process.
 Progress
     :func:`progress_bar` draws a tqdm bar on stderr only when stderr is a terminal: logs
     and pipes get no bar.
@@ -33,12 +38,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
 from rtplan.defaults import DEFAULT_TIMEOUT_S
-from rtplan.errors import InputError
+from rtplan.errors import InputError, RtplanWarning
 
 #: Seconds a Dask scheduler has to answer before the run gives up.
 
@@ -145,13 +151,40 @@ def run_each(
     """
     job = partial(func, **kwargs) if kwargs else func
     with progress_bar(len(items), unit=unit, show=progress) as bar:
-        if scheduler:
-            results = _dask(job, items, scheduler, timeout_s)
+        workers = 0 if scheduler else worker_count(jobs, len(items))
+        if workers == 1:
+            results = map(job, items)
         else:
-            results = _local(job, items, worker_count(jobs, len(items)))
+            remote = partial(_recording_warnings, job)
+            if scheduler:
+                recorded = _dask(remote, items, scheduler, timeout_s)
+            else:
+                recorded = _local(remote, items, workers)
+            results = _warned_again(recorded)
         for result in results:
             bar.update(1)
             yield result
+
+
+def _recording_warnings(job, item) -> tuple:
+    """``job(item)`` in a worker, with the :class:`RtplanWarning` texts it emitted (other
+    warnings take their usual course in the worker)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RtplanWarning)
+        result = job(item)
+    ours = [str(w.message) for w in caught if issubclass(w.category, RtplanWarning)]
+    for w in caught:
+        if not issubclass(w.category, RtplanWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result, ours
+
+
+def _warned_again(recorded) -> Iterator:
+    """The results of :func:`_recording_warnings`, their warnings emitted in this process."""
+    for result, ours in recorded:
+        for text in ours:
+            warnings.warn(text, RtplanWarning, stacklevel=2)
+        yield result
 
 
 def _windowed(submit, items, window) -> Iterator:
@@ -171,10 +204,6 @@ def _windowed(submit, items, window) -> Iterator:
 
 
 def _local(job, items, workers) -> Iterator:
-    if workers <= 1:
-        for item in items:
-            yield job(item)
-        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
