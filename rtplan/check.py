@@ -458,13 +458,59 @@ def check_plan(
     matches = match_structures(protocol.structures, list(by_name), mapping, source=source)
     roi_numbers = {s.number: s.name for s in structures if s.number is not None}
     prescriptions, notes = _prescriptions(protocol, plan, matches, roi_numbers)
-    unbuilt: dict[str, str] = {}  # union name -> why it could not be built
+    unbuilt = _unite_parts(protocol, matches, by_name, problems, notes)
+    frac = _fractionation(protocol.prescription, plan, notes)
+    dvh_of = _DVHs(dose, frac.fractions, by_name, problems, dvh_function)
+    results: list[ConstraintResult] = []
+    for c in protocol.constraints:
+        results += _judge(c, protocol, matches, unbuilt, prescriptions, frac, dvh_of)
+    plotted = [n for m in matches.values() for n in m.structures if n not in unbuilt]
+    for name in plotted:  # physical DVHs of every matched structure, for plots
+        dvh_of(name, None)
+    schedule = _schedule(protocol, prescriptions, matches, frac)
+    if not strict:
+        notes += _relaxed_notes(protocol, results, schedule)
+    _check_plausible(dose, prescriptions, matches, dvh_of)
+    return PlanCheck(
+        protocol=protocol,
+        patient=patient,
+        results=tuple(results),
+        matches=matches,
+        prescriptions=prescriptions,
+        fractionation=frac,
+        notes=tuple(notes),
+        dvhs=dvh_of.physical(),
+        plan=plan,
+        inputs=dict(inputs or {}),
+        schedule=schedule,
+        strict=strict,
+        checked_at=checked_at,
+        provenance=_provenance(provenance, plan, structures, dose),
+        colours=_colours(matches, by_name),
+    )
+
+
+def _colours(matches, by_name) -> dict[str, tuple]:
+    """The display colour of every matched structure that has one."""
+    return {
+        n: tuple(by_name[n].color)
+        for m in matches.values()
+        for n in m.structures
+        if n in by_name and by_name[n].color is not None
+    }
+
+
+def _unite_parts(protocol, matches, by_name: dict, problems, notes: list[str]) -> dict[str, str]:
+    """Phase 1: build the union of a combined structure's parts (``Kidneys`` from
+    ``Kidney_L`` and ``Kidney_R``) into ``by_name``, noted; returns union name -> why it
+    could not be built.  A broken part is bad input, as a broken structure is."""
+    unbuilt: dict[str, str] = {}
     for m in matches.values():
         if not m.is_union:
             continue
         (union_name,) = m.structures
         label = protocol.structures[m.role].label
-        for part in m.parts:  # a broken part is bad input, as a broken structure is
+        for part in m.parts:
             if problems and problems.get(part):
                 raise ContourError(
                     problems[part][0], path=by_name[part].source or None, structure=part
@@ -477,8 +523,12 @@ def check_plan(
             )
         except ContourError as exc:
             unbuilt[union_name] = f"{label} not in the plan and its parts cannot be united: {exc}"
+    return unbuilt
 
-    pres = protocol.prescription
+
+def _fractionation(pres, plan: Plan | None, notes: list[str]) -> Fractionation:
+    """Phase 2: the protocol's and the plan's fractions, and whether doses are converted to
+    EQD2 (noted when the plan's fractions are unknown or differ)."""
     plan_fractions = plan.fractions if plan is not None and plan.fractions > 0 else None
     frac = Fractionation(
         pres.fractions,
@@ -500,127 +550,118 @@ def check_plan(
                 else "judged on physical dose without conversion (the protocol does not allow it)"
             )
         )
+    return frac
 
-    field_cache: dict[float | None, object] = {}
-    dose_cache: dict[float, Dose] = {}
-    dvh_cache: dict[tuple[str, float | None], DVH] = {}
 
-    def dose_on(alpha_beta: float | None) -> Dose:
-        if alpha_beta is None:
-            return dose
-        if alpha_beta not in dose_cache:
-            dose_cache[alpha_beta] = eqd2_dose(dose, frac.fractions, alpha_beta_gy=alpha_beta)
-        return dose_cache[alpha_beta]
+class _DVHs:
+    """The DVHs a check needs, each computed once: ``dvhs(name, alpha_beta)`` on the physical
+    dose (``alpha_beta`` None) or on its EQD2 at that alpha/beta (the EQD2 dose and each
+    dose's sampling field are also made once)."""
 
-    def dvh_of(name: str, alpha_beta: float | None) -> DVH:
+    def __init__(self, dose: Dose, fractions: int, by_name, problems, dvh_function):
+        self.by_name, self.problems, self.dvh_function = by_name, problems, dvh_function
+        self.fractions = fractions
+        self.doses: dict[float | None, Dose] = {None: dose}
+        self.fields: dict[float | None, object] = {}
+        self.dvhs: dict[tuple[str, float | None], DVH] = {}
+
+    def dose_on(self, alpha_beta: float | None) -> Dose:
+        if alpha_beta not in self.doses:
+            physical = self.doses[None]
+            self.doses[alpha_beta] = eqd2_dose(physical, self.fractions, alpha_beta_gy=alpha_beta)
+        return self.doses[alpha_beta]
+
+    def __call__(self, name: str, alpha_beta: float | None) -> DVH:
+        if self.problems and self.problems.get(name):
+            source = self.by_name[name].source or None
+            raise ContourError(self.problems[name][0], path=source, structure=name)
         key = (name, alpha_beta)
-        if problems and problems.get(name):
-            raise ContourError(problems[name][0], path=by_name[name].source or None, structure=name)
-        if key not in dvh_cache:
-            d = dose_on(alpha_beta)
-            if dvh_function is not None:
-                dvh_cache[key] = dvh_function(by_name[name], d)
+        if key not in self.dvhs:
+            d = self.dose_on(alpha_beta)
+            if self.dvh_function is not None:
+                self.dvhs[key] = self.dvh_function(self.by_name[name], d)
             else:
-                if alpha_beta not in field_cache:
-                    field_cache[alpha_beta] = axial_field(d)
-                dvh_cache[key] = compute(by_name[name], d, field=field_cache[alpha_beta])
-        return dvh_cache[key]
+                if alpha_beta not in self.fields:
+                    self.fields[alpha_beta] = axial_field(d)
+                self.dvhs[key] = compute(self.by_name[name], d, field=self.fields[alpha_beta])
+        return self.dvhs[key]
 
-    results: list[ConstraintResult] = []
-    for c in protocol.constraints:
-        started, first = time.perf_counter(), len(results)
-        role = protocol.structures[c.structure]
-        match = matches[c.structure]
-        if not match.found:
-            results.append(not_evaluated(c, f"{role.label} not in the plan (optional structure)"))
-            continue
-        if match.structures[0] in unbuilt:
-            results.append(not_evaluated(c, unbuilt[match.structures[0]], match.structures[0]))
-            continue
-        target = prescriptions.get(c.structure, prescriptions[pres.primary.structure])
-        rx = target.used_gy
-        # a %Rx constraint is also judged against the protocol's prescription when they differ
-        rx_protocol = (
-            target.protocol_gy
-            if not c.is_absolute
-            and c.parsed_metric.needs_prescription
-            and target.plan_gy is not None
-            and not _within(target.plan_gy, target.protocol_gy, None)
-            else None
-        )
-        alpha_beta, to_basis, basis = _dose_basis(c, role.alpha_beta_gy, frac, pres)
-        for name in match.structures:
-            results.append(
-                evaluate_constraint(
-                    c,
-                    dvh_of(name, alpha_beta),
-                    structure_name=name,
-                    prescription_gy=rx,
-                    dose_to_basis=to_basis,
-                    basis=basis
-                    if rx_protocol is None
-                    else f"{basis}, plan Rx {format_number(rx)} Gy",
-                )
-            )
-            if rx_protocol is not None:
-                second = evaluate_constraint(
-                    c,
-                    dvh_of(name, None),
-                    structure_name=name,
-                    prescription_gy=rx_protocol,
-                    basis=f"physical, protocol Rx {format_number(rx_protocol)} Gy",
-                )
-                results.append(dataclasses.replace(second, protocol_rx=True))
-        seconds = (time.perf_counter() - started) / max(1, len(results) - first)
-        results[first:] = [dataclasses.replace(r, seconds=seconds) for r in results[first:]]
-    for match in matches.values():  # physical DVHs of every matched structure, for plots
-        for name in match.structures:
-            if name not in unbuilt:
-                dvh_of(name, None)
-    schedule = _schedule(protocol, prescriptions, matches, frac)
-    if not strict:
-        for r in results:
-            if r.failed and r.protocol_rx:
-                notes.append(
-                    f"relaxed: {r.constraint.id} on {r.structure_name} fails against the "
-                    f"protocol's prescription ({format_number(r.prescription_gy)} Gy), which "
-                    "the plan does not prescribe"
-                )
-            if r.verdict == "not evaluated" and r.constraint.priority == "mandatory":
-                notes.append(
-                    f"relaxed: mandatory {r.constraint.id} on "
-                    f"{r.structure_name or protocol.structures[r.constraint.structure].label} "
-                    f"not evaluated ({r.reason})"
-                )
-        for sr in schedule:
-            if sr.blocking:
-                notes.append(
-                    f"relaxed: prescription of {protocol.structures[sr.role].label} "
-                    f"{sr.verdict}: {sr.reason}"
-                )
-    _check_plausible(dose, prescriptions, matches, dvh_of)
-    return PlanCheck(
-        protocol=protocol,
-        patient=patient,
-        results=tuple(results),
-        matches=matches,
-        prescriptions=prescriptions,
-        fractionation=frac,
-        notes=tuple(notes),
-        dvhs={name: dvh for (name, ab), dvh in dvh_cache.items() if ab is None},
-        plan=plan,
-        inputs=dict(inputs or {}),
-        schedule=schedule,
-        strict=strict,
-        checked_at=checked_at,
-        provenance=_provenance(provenance, plan, structures, dose),
-        colours={
-            n: tuple(by_name[n].color)
-            for m in matches.values()
-            for n in m.structures
-            if n in by_name and by_name[n].color is not None
-        },
+    def physical(self) -> dict[str, DVH]:
+        """The physical-dose DVHs computed, by structure name."""
+        return {name: dvh for (name, ab), dvh in self.dvhs.items() if ab is None}
+
+
+def _judge(c, protocol, matches, unbuilt, prescriptions, frac, dvh_of) -> list[ConstraintResult]:
+    """Phase 3: one constraint's results, one per structure its role matched (and a second
+    against the protocol's prescription for a %Rx constraint whose plan prescription
+    differs), each with the seconds it took."""
+    started = time.perf_counter()
+    pres = protocol.prescription
+    role = protocol.structures[c.structure]
+    match = matches[c.structure]
+    if not match.found:
+        return [not_evaluated(c, f"{role.label} not in the plan (optional structure)")]
+    if match.structures[0] in unbuilt:
+        return [not_evaluated(c, unbuilt[match.structures[0]], match.structures[0])]
+    target = prescriptions.get(c.structure, prescriptions[pres.primary.structure])
+    rx = target.used_gy
+    rx_protocol = (
+        target.protocol_gy
+        if not c.is_absolute
+        and c.parsed_metric.needs_prescription
+        and target.plan_gy is not None
+        and not _within(target.plan_gy, target.protocol_gy, None)
+        else None
     )
+    alpha_beta, to_basis, basis = _dose_basis(c, role.alpha_beta_gy, frac, pres)
+    results = []
+    for name in match.structures:
+        results.append(
+            evaluate_constraint(
+                c,
+                dvh_of(name, alpha_beta),
+                structure_name=name,
+                prescription_gy=rx,
+                dose_to_basis=to_basis,
+                basis=basis if rx_protocol is None else f"{basis}, plan Rx {format_number(rx)} Gy",
+            )
+        )
+        if rx_protocol is not None:
+            second = evaluate_constraint(
+                c,
+                dvh_of(name, None),
+                structure_name=name,
+                prescription_gy=rx_protocol,
+                basis=f"physical, protocol Rx {format_number(rx_protocol)} Gy",
+            )
+            results.append(dataclasses.replace(second, protocol_rx=True))
+    seconds = (time.perf_counter() - started) / max(1, len(results))
+    return [dataclasses.replace(r, seconds=seconds) for r in results]
+
+
+def _relaxed_notes(protocol, results, schedule) -> list[str]:
+    """Phase 4 (``strict=False``): what would have failed the check, as notes."""
+    notes = []
+    for r in results:
+        if r.failed and r.protocol_rx:
+            notes.append(
+                f"relaxed: {r.constraint.id} on {r.structure_name} fails against the "
+                f"protocol's prescription ({format_number(r.prescription_gy)} Gy), which "
+                "the plan does not prescribe"
+            )
+        if r.verdict == "not evaluated" and r.constraint.priority == "mandatory":
+            notes.append(
+                f"relaxed: mandatory {r.constraint.id} on "
+                f"{r.structure_name or protocol.structures[r.constraint.structure].label} "
+                f"not evaluated ({r.reason})"
+            )
+    for sr in schedule:
+        if sr.blocking:
+            notes.append(
+                f"relaxed: prescription of {protocol.structures[sr.role].label} "
+                f"{sr.verdict}: {sr.reason}"
+            )
+    return notes
 
 
 #: A dose maximum above this multiple of the prescription is not a plan but a reading error

@@ -464,33 +464,7 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
     roles = {k: _parse_role(k, v, sources, path) for k, v in raw_roles.items()}
     prescription = _parse_prescription(top.get("prescription", dict), roles, sources, path)
 
-    raw_constraints = top.data.get("constraints", [])
-    top.used.add("constraints")
-    if not isinstance(raw_constraints, list):
-        raise top.error("'constraints' must be an array of tables ([[constraints]])")
-    constraints = tuple(
-        _parse_constraint(i, c, sources, path) for i, c in enumerate(raw_constraints)
-    )
-    ids = [c.id for c in constraints]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise top.error(f"duplicate constraint id(s) {', '.join(dupes)}")
-    for c in constraints:
-        if c.structure not in roles:
-            raise top.error(
-                f"constraint '{c.id}': structure '{c.structure}' is not a [structures] role"
-            )
-        role = roles[c.structure]
-        needs_ab = c.is_absolute and (
-            c.dose_basis == "eqd2"
-            or prescription.allow_eqd2_conversion
-            or c.reference_fractions is not None
-        )
-        if needs_ab and role.alpha_beta_gy is None:
-            raise top.error(
-                f"constraint '{c.id}' may be EQD2-converted, but structure '{c.structure}' "
-                "has no alpha_beta_gy"
-            )
+    constraints = _parse_constraints(top, sources, roles, prescription, path)
 
     meta = Table(top.get("protocol", dict), "[protocol]", path)
     protocol = Protocol(
@@ -511,3 +485,41 @@ def parse_protocol(data: dict[str, Any], *, path: str = "") -> Protocol:
     if protocol.is_template and not protocol.template_note.strip():
         raise meta.error("a template protocol needs a 'template_note' saying what is not verified")
     return protocol
+
+
+def _parse_constraints(
+    top: Table,
+    sources: dict[str, Source],
+    roles: dict[str, StructureRole],
+    prescription: Prescription,
+    path: str,
+) -> tuple[Constraint, ...]:
+    """``[[constraints]]``: each parsed, ids unique, each on a role, and an alpha/beta for
+    every structure whose constraints may be converted to EQD2."""
+    raw_constraints = top.data.get("constraints", [])
+    top.used.add("constraints")
+    if not isinstance(raw_constraints, list):
+        raise top.error("'constraints' must be an array of tables ([[constraints]])")
+    constraints = tuple(
+        _parse_constraint(i, c, sources, path) for i, c in enumerate(raw_constraints)
+    )
+    ids = [c.id for c in constraints]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise top.error(f"duplicate constraint id(s) {', '.join(dupes)}")
+    for c in constraints:
+        if c.structure not in roles:
+            raise top.error(
+                f"constraint '{c.id}': structure '{c.structure}' is not a [structures] role"
+            )
+        needs_ab = c.is_absolute and (
+            c.dose_basis == "eqd2"
+            or prescription.allow_eqd2_conversion
+            or c.reference_fractions is not None
+        )
+        if needs_ab and roles[c.structure].alpha_beta_gy is None:
+            raise top.error(
+                f"constraint '{c.id}' may be EQD2-converted, but structure '{c.structure}' "
+                "has no alpha_beta_gy"
+            )
+    return constraints

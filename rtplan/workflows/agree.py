@@ -185,57 +185,70 @@ def agree_patient(patient: PatientObservers, options: AgreementOptions) -> list[
         Observers' structures lie in different frames of reference.
     """
     observers = sorted(patient.observers)
-    reference = options.reference
+    reference = _reference(patient, observers, options.reference)
+    if reference == STAPLE_NAME:
+        pairs = [(STAPLE_NAME, o) for o in observers]
+    elif reference is not None:
+        pairs = [(reference, o) for o in observers if o != reference]
+    else:
+        pairs = [(a, b) for i, a in enumerate(observers) for b in observers[i + 1 :]]
+    rows = []
+    for name in _structure_names(patient, options.structures):
+        rows += _structure_rows(patient, name, observers, pairs, reference, options)
+    return rows
+
+
+def _reference(patient: PatientObservers, observers: list[str], reference: str | None):
+    """``None`` (every pair), :data:`STAPLE_NAME`, or an observer of this patient."""
     if reference is not None and reference.casefold() == "staple":
-        reference = STAPLE_NAME
-    elif reference is not None and reference not in observers:
+        return STAPLE_NAME
+    if reference is not None and reference not in observers:
         raise InputError(
             f"patient {patient.patient}: no observer '{reference}' "
             f"(observers: {', '.join(observers)})"
         )
+    return reference
+
+
+def _structure_rows(patient, name, observers, pairs, reference, options) -> list[dict]:
+    """The rows of one structure: its observers' masks on one grid, the STAPLE consensus
+    when it is the reference, and every pair compared."""
+    present = {o: _lookup(patient.observers[o], name) for o in observers}
+    drawn = {o: s for o, s in present.items() if s is not None}
+    display = next(iter(drawn.values())).name if drawn else name
+    masks, spacing, gci = {}, None, math.nan
+    if drawn:
+        grid = common_grid(list(drawn.values()), patient.ct_grid, options.in_plane_spacing_mm)
+        masks = structure_masks(drawn, grid)
+        spacing = grid.spacing_mm
+        if len(masks) >= 2:
+            gci = generalised_conformity_index(masks)
+    p = q = {}
+    if reference == STAPLE_NAME and len(masks) >= 2 and any(m.any() for m in masks.values()):
+        result = staple(masks)
+        p, q = result.sensitivity, result.specificity
+        masks[STAPLE_NAME] = result.consensus
+    mask_set = MaskSet(masks, spacing) if masks else None
     rows = []
-    for name in _structure_names(patient, options.structures):
-        present = {o: _lookup(patient.observers[o], name) for o in observers}
-        drawn = {o: s for o, s in present.items() if s is not None}
-        display = next(iter(drawn.values())).name if drawn else name
-        masks, spacing, gci = {}, None, math.nan
-        if drawn:
-            grid = common_grid(list(drawn.values()), patient.ct_grid, options.in_plane_spacing_mm)
-            masks = structure_masks(drawn, grid)
-            spacing = grid.spacing_mm
-            if len(masks) >= 2:
-                gci = generalised_conformity_index(masks)
-        p = q = {}
-        if reference == STAPLE_NAME:
-            if len(masks) >= 2 and any(m.any() for m in masks.values()):
-                result = staple(masks)
-                p, q = result.sensitivity, result.specificity
-                masks[STAPLE_NAME] = result.consensus
-            pairs = [(STAPLE_NAME, o) for o in observers]
-        elif reference is not None:
-            pairs = [(reference, o) for o in observers if o != reference]
+    for a, b in pairs:
+        if a not in masks:
+            metrics = PairMetrics.missing("a_missing", options.tolerance_mm)
+        elif b not in masks:
+            metrics = PairMetrics.missing("b_missing", options.tolerance_mm)
         else:
-            pairs = [(a, b) for i, a in enumerate(observers) for b in observers[i + 1 :]]
-        mask_set = MaskSet(masks, spacing) if masks else None
-        for a, b in pairs:
-            if a not in masks:
-                metrics = PairMetrics.missing("a_missing", options.tolerance_mm)
-            elif b not in masks:
-                metrics = PairMetrics.missing("b_missing", options.tolerance_mm)
-            else:
-                metrics = mask_set.compare(a, b, options.tolerance_mm, options.percent)
-            row = {
-                "patient": patient.patient,
-                "structure": display,
-                "observer_a": a,
-                "observer_b": b,
-                "n_observers": len(drawn),
-                "gci": gci,
-                "staple_sensitivity_b": p.get(b, math.nan),
-                "staple_specificity_b": q.get(b, math.nan),
-            }
-            row.update(metrics.as_dict())
-            rows.append({c: row[c] for c in columns()})
+            metrics = mask_set.compare(a, b, options.tolerance_mm, options.percent)
+        row = {
+            "patient": patient.patient,
+            "structure": display,
+            "observer_a": a,
+            "observer_b": b,
+            "n_observers": len(drawn),
+            "gci": gci,
+            "staple_sensitivity_b": p.get(b, math.nan),
+            "staple_specificity_b": q.get(b, math.nan),
+        }
+        row.update(metrics.as_dict())
+        rows.append({c: row[c] for c in columns()})
     return rows
 
 
