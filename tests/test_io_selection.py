@@ -256,3 +256,48 @@ def test_info_lists_the_objects_chosen(tmp_path, capsys):
     assert [p["label"] for p in frame["plans"]] == ["PLAN2"] and len(frame["doses"]) == 1
     assert main(["info", str(tmp_path), "--patient-id", "nobody"]) == 2
     assert "no patient 'nobody'" in capsys.readouterr().err
+
+
+def test_agree_takes_patient_id_and_structure_sets(tmp_path, capsys):
+    # one folder with two patients' observers; the boxes' faces lie on CT voxel boundaries, so
+    # Dice is a hand count: obs2 is obs1 shifted by 2 of its 20 voxels in x (0.9), obs3 by 1
+    # of its 5 slices (0.8)
+    import csv
+
+    from rtplan.cli import main
+    from rtplan.grid import Grid
+    from rtplan.testing.agreement_phantoms import Ellipsoid, write_observer_patient
+
+    ct = Grid(shape=(12, 40, 40), origin_mm=(-20.0, -20.0, 0.0), spacing_mm=(2.5, 1.0, 1.0))
+
+    def box(dx=0.0, dz=0.0):
+        return [Ellipsoid("GTV", (0.5 + dx, 0.5, 12.5 + dz), (10.0, 5.0, 6.0), "GTV", box=True)]
+
+    observers = {"obs1": box(), "obs2": box(dx=2.0), "obs3": box(dz=2.5)}
+    write_observer_patient(tmp_path / "p", "P01", observers, ct_grid=ct)
+    write_observer_patient(tmp_path / "p" / "other", "P02", observers, ct_grid=ct)
+    folder, table = str(tmp_path / "p"), tmp_path / "agree.csv"
+
+    assert main(["agree", folder, "--jobs", "1"]) == 2  # two patients: nothing compared
+    assert "several patients" in capsys.readouterr().err
+    argv = ["agree", folder, "--jobs", "1", "--patient-id", "P02", "--csv", str(table)]
+    assert main([*argv, "--structure-set", "obs1", "--structure-set", "obs3"]) == 0
+    capsys.readouterr()
+    with open(table, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["patient"], row["observer_a"], row["observer_b"]) == ("P02", "obs1", "obs3")
+    assert float(row["dice"]) == pytest.approx(0.8)
+    assert main(argv) == 0  # every observer of P02: three pairs
+    capsys.readouterr()
+    with open(table, newline="") as f:
+        assert sorted(float(r["dice"]) for r in csv.DictReader(f)) == pytest.approx([0.72, 0.8, 0.9])
+    for extra, message in (
+        (["--structure-set", "obs1"], "only 1 observer"),
+        (["--structure-set", "obs1", "--structure-set", "nobody"], "no RTSTRUCT 'nobody'"),
+        (["--structure-set", "obs1", "--structure-set", "obs1"], "named twice"),
+    ):
+        assert main([*argv, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["agree", folder, "--jobs", "1", "--patient-id", "P09"]) == 2
+    assert "no patient 'P09'" in capsys.readouterr().err

@@ -21,6 +21,7 @@ import json
 import sys
 
 from rtplan.commands import numbers
+from rtplan.commands.selection import add_patient_arguments
 from rtplan.defaults import DEFAULT_TIMEOUT_S, DEFAULT_TOLERANCE_MM
 
 
@@ -59,6 +60,11 @@ def add_parser(subparsers) -> None:
         metavar="S",
         help="pixel size of the comparison grid when a patient has no CT "
         f"({numbers.DISTANCE_MM.range}; default 1 mm)",
+    )
+    add_patient_arguments(
+        p,
+        structure_set_help="an RTSTRUCT observer (repeat for each; default: every RTSTRUCT)",
+        several_structure_sets=True,
     )
     p.add_argument("--csv", metavar="FILE", help="write the long table as CSV")
     p.add_argument("--json", action="store_true", help="print JSON (rows, summary, metadata)")
@@ -110,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         csv=args.csv,
         summary_csv=args.summary_csv,
         plots=args.plots,
+        patient_id=args.patient_id,
+        structure_sets=args.structure_set,
     )
     for patient, error in report.result.failures:
         print(f"rtplan agree: skipped {patient}: {error}", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 
 from rtplan.commands import numbers
+from rtplan.commands.selection import add_patient_arguments
 from rtplan.defaults import FINE_MM, MAX_MARGIN_MM
 from rtplan.sanitize import terminal
 
@@ -55,12 +56,9 @@ def add_folder_arguments(p) -> None:
     """The output and folder options ``rtplan expand`` and ``rtplan volumes`` share."""
     p.add_argument("--out", required=True, help="folder for the new RTSTRUCT (created if missing)")
     p.add_argument("--png", metavar="DIR", help="also write axial/coronal/sagittal views (PNG)")
-    p.add_argument(
-        "--structure-set",
-        metavar="LABEL|UID|FILE",
-        help="the RTSTRUCT (default: the only one holding the structure)",
+    add_patient_arguments(
+        p, structure_set_help="the RTSTRUCT (default: the only one holding the structure)"
     )
-    p.add_argument("--patient-id", metavar="ID", help="the patient, when the folder holds several")
     p.add_argument(
         "--fine-mm",
         type=numbers.FINE_GRID_MM,

@@ -9,19 +9,28 @@ if TYPE_CHECKING:
     from rtplan.io.selection import Selection
 
 
+def add_patient_arguments(p, *, structure_set_help: str, several_structure_sets: bool = False):
+    """``--patient-id`` and ``--structure-set`` (given once per set when
+    ``several_structure_sets``, as for the observers of ``rtplan agree``) on the parser ``p``."""
+    p.add_argument("--patient-id", metavar="ID", help="the patient, when the folder holds several")
+    p.add_argument(
+        "--structure-set",
+        metavar="LABEL|UID|FILE",
+        action="append" if several_structure_sets else "store",
+        help=structure_set_help,
+    )
+
+
 def add_selection_arguments(p, *, dose: bool = True) -> None:
     """``--patient-id``, ``--plan``, ``--structure-set``, ``--dose`` (when ``dose``) and
     ``--mixed-patients`` on the parser ``p``."""
-    p.add_argument("--patient-id", metavar="ID", help="the patient, when the folder holds several")
+    add_patient_arguments(
+        p, structure_set_help="the RTSTRUCT (default: the one the plan references, or the only one)"
+    )
     p.add_argument(
         "--plan",
         metavar="LABEL|UID|FILE",
         help="the RTPLAN (default: the only one, or the only one with a dose)",
-    )
-    p.add_argument(
-        "--structure-set",
-        metavar="LABEL|UID|FILE",
-        help="the RTSTRUCT (default: the one the plan references, or the only one)",
     )
     if dose:
         p.add_argument(

@@ -111,6 +111,27 @@ def _pick(spec: str, files: list, what: str, option: str):
     return found[0]
 
 
+def pick_structure_sets(specs, files) -> list:
+    """The RTSTRUCT files among ``files`` that ``specs`` name (label, SOPInstanceUID, file
+    name or path; ``--structure-set`` given once per set), in the order named.
+
+    Raises
+    ------
+    InputError
+        A spec names no structure set, or the same one is named twice.
+    AmbiguousInputError
+        A spec names several.
+    """
+    sets = [f for f in files if f.modality == "RTSTRUCT"]
+    chosen = [_pick(spec, sets, "RTSTRUCT", "--structure-set") for spec in specs]
+    uids = [f.sop_instance_uid for f in chosen]
+    for i, uid in enumerate(uids):
+        if uid in uids[:i]:
+            raise InputError(f"the same RTSTRUCT ({_describe(chosen[i])}) is named twice "
+                             f"('{specs[uids.index(uid)]}' and '{specs[i]}')")  # fmt: skip
+    return chosen
+
+
 def _ambiguous(files: list, what: str, option: str, why: str = "") -> AmbiguousInputError:
     return AmbiguousInputError(
         f"{len(files)} {what} objects{why}: "

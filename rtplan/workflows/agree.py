@@ -93,6 +93,11 @@ class AgreementOptions:
         Percentile of the robust Hausdorff distance.
     in_plane_spacing_mm : float
         Pixel size of the comparison grid when there is no CT.
+    patient_id : str, optional
+        Only this PatientID's objects of each folder (``--patient-id``).
+    structure_sets : tuple of str, optional
+        The RTSTRUCT observers, by label, UID, file name or path (``--structure-set``, once
+        per observer; :func:`rtplan.io.selection.pick_structure_sets`); default: every one.
     """
 
     structures: tuple[str, ...] | None = None
@@ -100,6 +105,8 @@ class AgreementOptions:
     tolerance_mm: float = DEFAULT_TOLERANCE_MM
     percent: float = 95.0
     in_plane_spacing_mm: float = 1.0
+    patient_id: str | None = None
+    structure_sets: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if not self.tolerance_mm >= 0:
@@ -262,11 +269,17 @@ def _observer_names(structure_sets) -> list[str]:
 
 
 def load_patient(
-    folder: str | os.PathLike, structures: Sequence[str] | None = None
+    folder: str | os.PathLike,
+    structures: Sequence[str] | None = None,
+    *,
+    patient_id: str | None = None,
+    structure_sets: Sequence[str] | None = None,
 ) -> PatientObservers:
     """Read one patient folder: every RTSTRUCT (an observer each) and the CT grid.
 
-    Only the named ``structures`` (case-insensitive) are kept and checked, when given.
+    Only the named ``structures`` (case-insensitive) are kept and checked, when given; only
+    the objects of ``patient_id`` and the RTSTRUCTs ``structure_sets`` names
+    (:class:`AgreementOptions`) are used, when given.
 
     Raises
     ------
@@ -276,10 +289,21 @@ def load_patient(
     """
     from rtplan.io import scan
     from rtplan.io.masks import mask_folders, read_mask_observer
+    from rtplan.io.selection import pick_structure_sets
 
     folder = Path(folder)
     masks = mask_folders(folder)
-    groups = scan(folder).groups()
+    catalog = scan(folder)
+    groups = catalog.groups()
+    if patient_id is not None:
+        groups = [g for g in groups if g.patient_id == patient_id]
+        if not groups:
+            have = ", ".join(sorted({repr(f.patient_id) for f in catalog.files}))
+            raise InputError(f"no patient '{patient_id}' (have: {have})", path=folder)
+    if structure_sets:
+        files = [f for g in groups for f in g.files]
+        named = {f.sop_instance_uid for f in pick_structure_sets(structure_sets, files)}
+        groups = [g for g in groups if any(f.sop_instance_uid in named for f in g.files)]
     with_sets = [g for g in groups if any(f.modality == "RTSTRUCT" for f in g.files)]
     if with_sets or not masks:
         groups = with_sets
@@ -292,6 +316,8 @@ def load_patient(
         )
     group = groups[0]
     sets = group.structure_sets if with_sets else []
+    if structure_sets:
+        sets = [ss for ss in sets if ss.sop_instance_uid in named]
     if len(sets) + len(masks) < 2:
         raise InputError(
             f"only {len(sets) + len(masks)} observer (RTSTRUCT or mask folder): "
@@ -333,7 +359,8 @@ def load_patient(
 def _run_folder(folder: str, options: AgreementOptions) -> PatientOutcome:
     """Load and compare one patient; errors become the outcome's ``error``."""
     try:
-        patient = load_patient(folder, options.structures)
+        patient = load_patient(folder, options.structures, patient_id=options.patient_id,
+                               structure_sets=options.structure_sets)  # fmt: skip
         return PatientOutcome(patient.patient, agree_patient(patient, options), None, patient.notes)
     except RtplanError as exc:
         return PatientOutcome(str(folder), error=str(exc))
@@ -402,6 +429,8 @@ def result_metadata(result: CohortResult) -> dict:
         "percentile": o.percent,
         "in_plane_spacing_mm": o.in_plane_spacing_mm,
         "structures": list(o.structures) if o.structures else None,
+        "patient_id": o.patient_id,
+        "structure_sets": list(o.structure_sets) if o.structure_sets else None,
         "failures": [{"patient": p, "error": e} for p, e in result.failures],
         "notes": result.notes,
     }
@@ -439,6 +468,8 @@ def agree_and_report(
     csv: str | os.PathLike | None = None,
     summary_csv: str | os.PathLike | None = None,
     plots: str | os.PathLike | None = None,
+    patient_id: str | None = None,
+    structure_sets: Sequence[str] | None = None,
 ) -> AgreeReport:
     """``rtplan agree``: the options checked, the output paths checked before any work
     (docs/io.md), every patient compared (:func:`run_cohort`), the summary made and the
@@ -462,6 +493,8 @@ def agree_and_report(
         reference=reference,
         tolerance_mm=tolerance_mm,
         in_plane_spacing_mm=in_plane_mm,
+        patient_id=patient_id,
+        structure_sets=tuple(structure_sets) if structure_sets else None,
     )
     result = run_cohort(paths, options, jobs=jobs, scheduler=scheduler, progress=progress,
                         timeout_s=timeout_s)  # fmt: skip
