@@ -201,3 +201,19 @@ def test_a_reader_warning_is_shown_once_on_stderr(tmp_path, capsys):
     assert main(["dvh", str(tmp_path / "cohort"), "--csv", str(csv), "--jobs", "2"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert [ln for ln in lines if ": warning: " in ln] == expected
+
+
+def test_curves_of_one_patient_equal_the_cohort_file(phantom, tmp_path):
+    # Truth: the cohort writer (rtplan.workflows.dvh_cohort.dvh_cohort) on the same folder
+    # writes the same curve rows; the dose column steps by --curve-step from 0 Gy.
+    from rtplan.workflows.dvh_cohort import dvh_cohort
+
+    one = tmp_path / "one.csv"
+    assert main(["dvh", str(phantom.folder), "--curves", str(one), "--curve-step", "0.5"]) == 0
+    cohort = tmp_path / "cohort.csv"
+    dvh_cohort([phantom.folder], curves_path=cohort, curve_step_gy=0.5, jobs=1)
+    assert one.read_bytes() == cohort.read_bytes()
+    import csv
+
+    doses = sorted({float(r["dose_gy"]) for r in csv.DictReader(one.open(encoding="utf-8"))})
+    assert doses[:3] == [0.0, 0.5, 1.0]

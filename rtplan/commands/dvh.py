@@ -120,7 +120,7 @@ def run(args) -> int:
     from rtplan.dvh.compute import OutsideTolerance
     from rtplan.report.dvh import to_json, to_text
     from rtplan.workflows.dvh import dvh_folder
-    from rtplan.workflows.dvh_cohort import curve_rows, patient_folders
+    from rtplan.workflows.dvh_cohort import patient_folders
 
     options = dict(
         structures=args.structure,
@@ -135,13 +135,14 @@ def run(args) -> int:
     )
     if len(patient_folders(args.path)) > 1 or args.jobs or args.scheduler:
         return _cohort(args, options)
-    result = dvh_folder(args.path, csv=args.csv, plot=args.plot, **options)
-    if args.curves:
-        from rtplan.workflows.dvh_cohort import CURVE_COLUMNS, _labels, _StreamedCsv
-
-        out = _StreamedCsv(args.curves, CURVE_COLUMNS)
-        out.write(curve_rows(result.dvhs, _labels(result.report), args.curve_step))
-        out.commit()
+    result = dvh_folder(
+        args.path,
+        csv=args.csv,
+        plot=args.plot,
+        curves=args.curves,
+        curve_step_gy=args.curve_step,
+        **options,
+    )
     print(to_json(result.report) if args.json else to_text(result.report, result.metrics))
     for message in result.messages:
         print(f"rtplan dvh: note: {message}", file=sys.stderr)

@@ -1,5 +1,8 @@
 """Every job that reads files and writes results: the Python API equal to the command line.
 
+* :mod:`rtplan.workflows.inventory` - ``rtplan info``: what is in a folder of DICOM-RT files.
+* :mod:`rtplan.workflows.dvh` and :mod:`~rtplan.workflows.dvh_cohort` - ``rtplan dvh``: one
+  patient's DVH metrics, or a cohort's long CSV.
 * :mod:`rtplan.workflows.check` - ``rtplan check``: plans in DICOM folders against a protocol.
 * :mod:`rtplan.workflows.volumes` - ``rtplan expand`` and ``rtplan volumes``: new target volumes
   written into a new RTSTRUCT.

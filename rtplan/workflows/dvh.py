@@ -41,6 +41,7 @@ from rtplan.io.output import OutputSet, check_output_file
 from rtplan.io.selection import Selection
 from rtplan.report.dvh import to_csv
 from rtplan.workflows._select import one_patient
+from rtplan.workflows.dvh_cohort import DEFAULT_CURVE_STEP_GY, write_curves
 
 SCHEMA = "rtplan-dvh/1"
 
@@ -90,6 +91,8 @@ def dvh_folder(
     fraction_dose: str = "per_fraction",
     csv: str | os.PathLike | None = None,
     plot: str | os.PathLike | None = None,
+    curves: str | os.PathLike | None = None,
+    curve_step_gy: float = DEFAULT_CURVE_STEP_GY,
 ) -> DvhResult:
     """DVH metrics of the structures of the plan under ``path`` (``rtplan dvh``).
 
@@ -113,6 +116,9 @@ def dvh_folder(
         How to read DoseSummationType FRACTION.
     csv, plot : path, optional
         Write the CSV table / the cumulative DVH plot (PNG), completely or not at all.
+    curves : path, optional
+        Write the cumulative DVH curves as a long CSV every ``curve_step_gy`` Gy
+        (:func:`rtplan.workflows.dvh_cohort.write_curves`).
 
     Returns
     -------
@@ -130,33 +136,13 @@ def dvh_folder(
     if not metrics:
         raise InputError("--metrics is empty")
     parsed = [parse(m) for m in metrics]  # malformed strings fail before any reading
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        patient = one_patient(path, selection, fraction_dose=fraction_dose)
-        ss = patient.structure_set()
-        dose = patient.dose()
+    patient, ss, dose = _read(path, selection, fraction_dose)
     rx = _prescription(patient)
     if any(m.needs_prescription for m in parsed) and rx is None:
         raise InputError("a %Rx metric needs a prescription and the plan states none", path=path)
     chosen, broken, empty = _structures(ss, structures)
     cap = choose_end_cap(end_cap, chosen, dose.embedded_dvhs)
-    field = axial_field(dose)
-    dvhs = {
-        s.name: compute(
-            s,
-            dose,
-            end_cap=cap.used,
-            prescription_gy=rx,
-            field=field,
-            outside_tolerance=outside_tolerance,
-        )  # fmt: skip
-        for s in chosen
-    }
-    piv = (
-        _isodose_volume(ss, dose, field, cap.used, dvhs)
-        if any(m.kind == "ci" for m in parsed)
-        else None
-    )
+    dvhs, piv = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed)
     rows = [_row(s, dvhs[s.name], parsed, rx, piv) for s in chosen]
     unassigned = () if structures else ss.unassigned
     rows += _unused_rows(ss, broken, empty, metrics) + _unassigned_rows(unassigned, metrics)
@@ -178,33 +164,78 @@ def dvh_folder(
             "max_gy": float(dose.max_gy),
         },
         "prescription_gy": rx,
-        "conventions": (
-            next(iter(dvhs.values())).conventions | {"resolution_mm": "per structure"}
-            if dvhs
-            else {"end_cap": cap.used}
-        )
-        | {"end_cap_choice": cap.as_dict(), "outside_dose_tolerance": outside_tolerance.describe()},
+        "conventions": _conventions(dvhs, cap, outside_tolerance),
         "notes": notes,
         "structures": rows,
     }
     if comparison is not None:
         report["embedded_comparison"] = comparison
-    with OutputSet() as outputs:  # written completely or not at all
+    _write(report, dvhs, metrics, csv=csv, plot=plot, curves=curves, curve_step_gy=curve_step_gy)
+    broken_names = tuple(s.name for s in broken) + tuple(u.name for u in unassigned)
+    return DvhResult(report, dvhs, tuple(metrics), _messages(notes, cap, rows), broken_names)
+
+
+def _write(report: dict, dvhs: dict, metrics, *, csv, plot, curves, curve_step_gy) -> None:
+    """Phase 3: the CSV table and the plot, completely or not at all; then the curves."""
+    with OutputSet() as outputs:
         if csv:
-            outputs.add(csv, to_csv(rows, metrics, comparison))
+            comparison = report.get("embedded_comparison")
+            outputs.add(csv, to_csv(report["structures"], metrics, comparison))
         if plot:
             from rtplan.report.plots import dvh_png
 
-            outputs.add(plot, dvh_png(dvhs, title=f"DVH: {patient.patient_id}"))
-    messages = [n for n in notes if n != cap.describe()]  # the table and JSON state the end cap
+            outputs.add(plot, dvh_png(dvhs, title=f"DVH: {report['patient_id']}"))
+    if curves:
+        write_curves(curves, dvhs, report, curve_step_gy)
+
+
+def _read(path, selection: Selection, fraction_dose: str):
+    """Phase 1: the patient chosen under ``path``, its structure set and its dose (Gy)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        patient = one_patient(path, selection, fraction_dose=fraction_dose)
+        return patient, patient.structure_set(), patient.dose()
+
+
+def _compute(ss, chosen, dose, end_cap: str, rx, outside_tolerance, parsed):
+    """Phase 2: the DVH of every chosen structure (one sampling field of the dose), and the
+    prescription isodose volume (cc) when a conformity metric needs it."""
+    field = axial_field(dose)
+    dvhs = {
+        s.name: compute(s, dose, end_cap=end_cap, prescription_gy=rx, field=field,
+                        outside_tolerance=outside_tolerance)
+        for s in chosen
+    }  # fmt: skip
+    needs_piv = any(m.kind == "ci" for m in parsed)
+    piv = _isodose_volume(ss, dose, field, end_cap, dvhs) if needs_piv else None
+    return dvhs, piv
+
+
+def _conventions(dvhs: dict, cap, outside_tolerance) -> dict:
+    """The report's conventions: the DVHs' (resolution per structure) and the end-cap choice."""
+    first = next(iter(dvhs.values()), None)
+    base = (
+        first.conventions | {"resolution_mm": "per structure"}
+        if first is not None
+        else {"end_cap": cap.used}
+    )
+    return base | {
+        "end_cap_choice": cap.as_dict(),
+        "outside_dose_tolerance": outside_tolerance.describe(),
+    }
+
+
+def _messages(notes: list[str], cap, rows: list[dict]) -> tuple[str, ...]:
+    """Notes for stderr: the report's notes but the end cap (the table and JSON state it),
+    and each structure's flags but outside-the-grid and empty (the table shows those)."""
+    messages = [n for n in notes if n != cap.describe()]
     messages += [
         f"{r['name']}: {flag}"
         for r in rows
         for flag in r["flags"]
         if "outside the dose grid" not in flag and flag != "empty"
     ]
-    broken_names = tuple(s.name for s in broken) + tuple(u.name for u in unassigned)
-    return DvhResult(report, dvhs, tuple(metrics), tuple(messages), broken_names)
+    return tuple(messages)
 
 
 def _check_outputs(path, selection, **outputs) -> None:

@@ -114,6 +114,13 @@ def curve_rows(dvhs: dict, labels: dict, step_gy: float) -> list[tuple]:
     return out
 
 
+def write_curves(path: str | os.PathLike, dvhs: dict, report: dict, step_gy: float) -> None:
+    """One patient's curve rows (:func:`curve_rows`) as a CSV file, through a temporary file."""
+    out = _StreamedCsv(path, CURVE_COLUMNS)
+    out.write(curve_rows(dvhs, _labels(report), step_gy))
+    out.commit()
+
+
 def dvh_patient(folder: str, options: dict, curve_step_gy: float | None) -> PatientDvh:
     """One patient's rows; errors become the outcome's ``error`` (never raised)."""
     from rtplan.workflows.dvh import dvh_folder
