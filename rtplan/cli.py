@@ -108,15 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    caches.configure_matplotlib()  # a writable directory for plots when there is no home
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    previous = _terminate_as_exception()  # from the start: an early Ctrl-C is one line too
     streams = sys.stdout, sys.stderr
-    # text from DICOM never reaches the terminal raw (rtplan.sanitize)
-    sys.stdout, sys.stderr = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
-    previous = _terminate_as_exception()
     try:
+        caches.configure_matplotlib()  # a writable directory for plots when there is no home
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        # text from DICOM never reaches the terminal raw (rtplan.sanitize)
+        sys.stdout, sys.stderr = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
         return _run(args, argv, debug)
+    except KeyboardInterrupt:  # before the command ran (_run handles it from there)
+        print("rtplan: interrupted", file=streams[1])
+        return 130
     finally:
         sys.stdout, sys.stderr = streams
         if previous is not None:

@@ -123,6 +123,19 @@ def _write(out, new, image, patient, chosen, name) -> Path:
     )
 
 
+def _write_both(rtstruct, picture) -> tuple[Path | None, Path | None]:
+    """The RTSTRUCT and the picture of one run (each a writer, or a false value for none),
+    both or neither: the RTSTRUCT is removed again when the picture cannot be written (its
+    name taken by a concurrent run, Ctrl-C), so a failed run leaves no output."""
+    written = rtstruct() if rtstruct else None
+    try:
+        return written, (picture() if picture else None)
+    except BaseException:
+        if written is not None:
+            written.unlink(missing_ok=True)
+        raise
+
+
 def _png(png, image, centre_of: Structure, new, title) -> Path:
     from rtplan.report.overlay import centroid_mm, figure_png, plane_views
 
@@ -201,9 +214,11 @@ def expand_folder(
         keep_source=keep_source,
     )
     new = (res.structure,)
-    written = _write(out, new, image, patient, chosen, name) if out is not None else None
     source = find_structure(table, structure)
-    picture = _png(png, image, source, new, f"{name} from {source.name}") if png else None
+    written, picture = _write_both(
+        out and (lambda: _write(out, new, image, patient, chosen, name)),
+        png and (lambda: _png(png, image, source, new, f"{name} from {source.name}")),
+    )
     return FolderResult(new, res.steps, (), written, picture, chosen.source)
 
 
@@ -262,15 +277,11 @@ def volumes_folder(
         fine_mm=fine_mm,
         source=chosen.source,
     )
-    written = (
-        _write(out, res.structures, image, patient, chosen, recipe.protocol)
-        if out is not None
-        else None
+    title = f"{recipe.protocol}: new volumes"
+    written, picture = _write_both(
+        out and (lambda: _write(out, res.structures, image, patient, chosen, recipe.protocol)),
+        png and (lambda: _png(png, image, table[roles[recipe.gtv_role][0]], res.structures, title)),
     )
-    picture = None
-    if png:
-        origin = roles[recipe.gtv_role][0]
-        picture = _png(png, image, table[origin], res.structures, f"{recipe.protocol}: new volumes")
     return FolderResult(res.structures, res.steps, res.notes, written, picture, chosen.source)
 
 

@@ -14,7 +14,13 @@ checked for every run are the command line's documented promises (README, docs/i
 * no temporary file (``.tmp-*``) is left, and the outputs of a run are all there or none
   (none after an error);
 * a run ends within :data:`RUN_SECONDS`; runs in a subprocess also stay under
-  :data:`MEMORY_LIMIT_BYTES` peak resident memory.
+  :data:`MEMORY_LIMIT_BYTES` peak resident memory;
+* what a case's ``inspect`` checks in the outputs (text from DICOM: CSV cells a spreadsheet
+  would run, XML that does not parse, control characters on the terminal, names written
+  into an RTSTRUCT);
+* an interrupted run (SIGINT, SIGTERM at a chosen moment) leaves no temporary file and its
+  reports complete or absent; runs racing for one output folder never both claim one file
+  and every file a run says it wrote is there.
 
 Runs go through :func:`rtplan.cli.main` in this process (fast); a sample, and every case
 that needs another user or a memory measurement, runs as a subprocess.
@@ -28,6 +34,7 @@ import hashlib
 import io
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -249,6 +256,15 @@ def repeat_item(n: int):
     return change
 
 
+def one_frame(ds):
+    """The RTDOSE cut to its middle frame (one plane: the slab thickness is SliceThickness)."""
+    frames = int(ds.NumberOfFrames)
+    pixels = ds.pixel_array.reshape(frames, ds.Rows, ds.Columns)
+    ds.PixelData = pixels[frames // 2].tobytes()
+    ds.NumberOfFrames = "1"
+    ds.GridFrameOffsetVector = ["0"]
+
+
 def scale_dose(factor: float, negative: bool = False):
     def change(ds):
         pixels = ds.pixel_array.astype(np.int64)
@@ -316,6 +332,12 @@ class Case:
     nobody: bool = False
     subprocess: bool = False
     lock: Callable[[Patient], None] | None = None  # permissions, set after the snapshot
+    #: (signal, seconds): the run (a subprocess) gets this signal that long after its start
+    interrupt: tuple[int, float] | None = None
+    #: this many subprocesses run the same command line at once (races for one output)
+    concurrent: int = 1
+    #: more promises about the outputs: (patient, runs) -> problems ("content: ...")
+    inspect: Callable[[Patient, list[Run]], list[str]] | None = None
 
 
 def _on(path_of: Callable[[Patient], Path], *changes, **save):
@@ -438,6 +460,7 @@ def value_cases() -> list[Case]:
         ("RescaleSlope text", ct_all(raw_set("RescaleSlope", "DS", b"abc "))),
         ("RescaleSlope nan", ct_all(raw_set("RescaleSlope", "DS", b"nan "))),
         ("RescaleIntercept inf", ct_all(raw_set("RescaleIntercept", "DS", b"inf "))),
+        ("RescaleIntercept text", ct_all(raw_set("RescaleIntercept", "DS", b"x1 "))),
         ("Rows two values", _on(ct0, raw_set("Rows", "US", b"\x20\x00\x20\x00"))),
         ("ImagePositionPatient missing", _on(ct0, set_value("ImagePositionPatient", None))),
         ("PixelSpacing zero", ct_all(set_value("PixelSpacing", ["0", "0"]))),
@@ -446,6 +469,15 @@ def value_cases() -> list[Case]:
     for name, change in ct_values:
         # info reads CT headers only; expand and volumes read the pixels
         out.append(Case("values", f"CT {name}", change, expect=_bad_for(("expand", "volumes"))))
+    # SliceThickness is read only where positions cannot give the spacing: a single slice or
+    # frame (elsewhere a garbage value is never used, and the run is as the original)
+    for name, raw in (("text", b"thick "), ("nan", b"nan ")):
+        out.append(Case("values", f"RTDOSE single frame, SliceThickness {name}",
+                        _on(dose, one_frame, raw_set("SliceThickness", "DS", raw)),
+                        expect=_bad_for(DOSE_READERS)))  # fmt: skip
+        out.append(Case("values", f"CT SliceThickness {name} (unused: 10 slices)",
+                        ct_all(raw_set("SliceThickness", "DS", raw)),
+                        expect=_same_as_baseline()))  # fmt: skip
     return out
 
 
@@ -664,6 +696,17 @@ def output_cases() -> list[Case]:
     ):
         out.append(Case("outputs", f"expand {name}", commands=("expand",), argv=expand_out(target),
                         expect={"expand": code}))  # fmt: skip
+    out.append(Case("outputs", "check --csv read-only folder", commands=("check",),
+                    argv=check_out("--csv", read_only), nobody=True, expect={"check": BAD}))  # fmt: skip
+    out.append(Case("outputs", "expand --out read-only folder", commands=("expand",),
+                    argv=expand_out(lambda p: read_only(p).parent), nobody=True,
+                    expect={"expand": BAD}))  # fmt: skip
+    out.append(Case("outputs", "expand --png under a file", commands=("expand",),
+                    argv=lambda p, c: p.argv("expand") + ["--png", str(p.rtstruct / "png")],
+                    expect={"expand": BAD}))  # fmt: skip
+    out.append(Case("outputs", "volumes --out under a file", commands=("volumes",),
+                    argv=lambda p, c: p.argv("volumes")[:-1] + [str(p.rtstruct / "v")],
+                    expect={"volumes": BAD}))  # fmt: skip
     out.append(Case("outputs", "agree --csv onto an input RTSTRUCT", commands=("agree",),
                     argv=lambda p, c: p.argv("agree") + ["--csv", str(p.agree_folder() / "RS_B.dcm")],
                     expect={"agree": BAD}))  # fmt: skip
@@ -681,6 +724,70 @@ HOSTILE_NAMES = [
     "PT\rV", "PTV\x1b[31mred", "PTV\x00", "胃癌_PTV", "P" * 300, "<script>alert(1)</script>",
     "PTV\\x", "../../etc/passwd",
 ]  # fmt: skip
+
+
+def text_promises(p: Patient, runs: list[Run]) -> list[str]:
+    """Text from DICOM stayed data in every file under the output folder: CSV rows as long
+    as the header, no cell a spreadsheet would run (``=``, ``+``, ``@``, tab, CR, or ``-``
+    before something that is not a number), no raw control character; XML that parses;
+    HTML without raw control characters; DICOM files pydicom reads."""
+    import csv
+    import xml.etree.ElementTree as ET
+
+    problems = []
+    for f in sorted(x for x in p.out.rglob("*") if x.is_file()):
+        data = f.read_bytes()
+        if f.suffix == ".csv":
+            rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+            if any(len(r) != len(rows[0]) for r in rows):
+                problems.append(f"content: {f.name}: rows of different lengths")
+            for cell in (c for r in rows[1:] for c in r):
+                if _spreadsheet_runs(cell) or _RAW_CONTROL.search(cell):
+                    problems.append(f"content: {f.name}: cell {cell[:40]!r}")
+                    break
+        elif f.suffix == ".xml":
+            try:
+                ET.fromstring(data)
+            except ET.ParseError as exc:
+                problems.append(f"content: {f.name} is not well-formed XML ({exc})")
+        elif f.suffix == ".html" and _RAW_CONTROL.search(data.decode("utf-8")):
+            problems.append(f"content: {f.name}: raw control character")
+        elif f.suffix == ".dcm":
+            try:
+                pydicom.dcmread(f)
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                problems.append(f"content: {f.name} unreadable ({exc})")
+    return problems
+
+
+def _spreadsheet_runs(cell: str) -> bool:
+    if cell[:1] in ("=", "+", "@", "\t", "\r"):
+        return True
+    if cell[:1] == "-":
+        try:
+            float(cell)
+        except ValueError:
+            return True
+    return False
+
+
+def written_name(new: str, charset: str | None):
+    """The new RTSTRUCT (if a run wrote one) holds the ROI ``new`` exactly, in ``charset``."""
+
+    def inspect(p: Patient, runs: list[Run]) -> list[str]:
+        files = sorted((p.out / "expand").glob("*.dcm")) if (p.out / "expand").exists() else []
+        if runs[0].code != 0:
+            return []
+        if len(files) != 1:
+            return [f"content: {len(files)} RTSTRUCT(s) written"]
+        ds = pydicom.dcmread(files[0])
+        names = [r.ROIName for r in ds.StructureSetROISequence]
+        problems = [] if new in names else [f"content: ROI {new!r} not in {names}"]
+        if charset and ds.get("SpecificCharacterSet") != charset:
+            problems.append(f"content: SpecificCharacterSet {ds.get('SpecificCharacterSet')!r}")
+        return problems
+
+    return inspect
 
 
 def text_cases() -> list[Case]:
@@ -708,13 +815,16 @@ def text_cases() -> list[Case]:
         # a name that reads as 'PTV' once stripped duplicates the PTV: the check may then
         # not judge it (exit 1); every other command works as on the original
         expect = _same_as_baseline() | {"check": {0, 1}}
-        out.append(Case("text", f"names {name[:20]!r}", rename, argv=argv, expect=expect))
+        out.append(Case("text", f"names {name[:20]!r}", rename, argv=argv, expect=expect,
+                        inspect=text_promises))  # fmt: skip
 
-    for new in ("胃癌_CTV", "$CTV$", "=CTV", "CTV\x1b[2J"):
+    for new, charset in (("胃癌_CTV", "ISO_IR 192"), ("$CTV$", None), ("=CTV", None),
+                         ("CTV\x1b[2J", None)):  # fmt: skip
         out.append(Case("text", f"expand --name {new!r}", commands=("expand",),
                         argv=lambda p, c, new=new: p.argv("expand")[:4] + ["--name", new] +
                         p.argv("expand")[6:] + ["--png", str(p.out / "png")],
-                        expect={"expand": {0, 2}}))  # fmt: skip
+                        expect={"expand": {0, 2}},
+                        inspect=written_name(new, charset) if charset or new[0] in "$=" else None))  # fmt: skip
     return out
 
 
@@ -748,6 +858,20 @@ def usage_cases() -> list[Case]:
         ("check --protocol missing", "check", lambda p: ["check", str(p.folder), "--protocol", "nope"]),
         ("volumes --set inf", "volumes", lambda p: p.argv("volumes") + ["--set", "ptv_mm=inf"]),
         ("volumes --set text", "volumes", lambda p: p.argv("volumes") + ["--set", "ptv_mm=abc"]),
+        ("volumes --fine-mm 1e308", "volumes", lambda p: p.argv("volumes") + ["--fine-mm", "1e308"]),
+        ("expand --margin=-1e308", "expand", lambda p: p.argv("expand")[:6] + ["--margin=-1e308"] + p.argv("expand")[8:]),
+        ("expand --within BODY:1e308", "expand", lambda p: p.argv("expand") + ["--within", "BODY:1e308"]),
+        ("expand --avoid Bowel:99999999999", "expand", lambda p: p.argv("expand") + ["--avoid", "Bowel:99999999999"]),
+        ("dvh --curve-step inf", "dvh", lambda p: ["dvh", str(p.folder), "--curves", str(p.out / "c.csv"), "--curve-step", "inf"]),
+        ("dvh --outside-tolerance-pct nan", "dvh", lambda p: ["dvh", str(p.folder), "--outside-tolerance-pct", "nan"]),
+        ("dvh --outside-tolerance-cc 1e308", "dvh", lambda p: ["dvh", str(p.folder), "--outside-tolerance-cc", "1e308"]),
+        ("dvh --jobs 0", "dvh", lambda p: ["dvh", str(p.folder), "--jobs", "0"]),
+        ("check --jobs -1", "check", lambda p: p.argv("check") + ["--jobs=-1"]),
+        ("check --scheduler-timeout inf", "check", lambda p: p.argv("check") + ["--scheduler-timeout", "inf"]),
+        ("agree --scheduler-timeout 0", "agree", lambda p: p.argv("agree") + ["--scheduler-timeout", "0"]),
+        ("agree --tolerance-mm 1e308", "agree", lambda p: p.argv("agree") + ["--tolerance-mm", "1e308"]),
+        ("info without a path", "info", lambda p: ["info"]),
+        ("dvh unknown option", "dvh", lambda p: ["dvh", str(p.folder), "--bogus"]),
     ]  # fmt: skip
     return [
         Case("usage", name, commands=(cmd,), argv=lambda p, c, f=f: f(p), expect={cmd: BAD})
@@ -763,11 +887,30 @@ def network_cases() -> list[Case]:
             "agree --scheduler silent",
             commands=("agree",),
             argv=lambda p, c: (
-                p.argv("agree") + ["--scheduler", f"tcp://127.0.0.1:{silent_server()}"]
+                p.argv("agree") + ["--scheduler", f"tcp://127.0.0.1:{silent_server()}",
+                                   "--scheduler-timeout", "3"]
             ),
             expect={"agree": BAD},
-        )  # fmt: skip
-    ]
+        ),
+        Case("network", "dvh cohort --scheduler silent", commands=("dvh",),
+             argv=lambda p, c: ["dvh", str(cohort(p)), "--scheduler",
+                                f"tcp://127.0.0.1:{silent_server()}", "--scheduler-timeout", "3"],
+             expect={"dvh": BAD}),
+        Case("network", "check cohort --scheduler silent", commands=("check",),
+             argv=lambda p, c: ["check", str(cohort(p)), "--protocol", PROTOCOL, "--scheduler",
+                                f"tcp://127.0.0.1:{silent_server()}", "--scheduler-timeout", "3"],
+             expect={"check": BAD}),
+    ]  # fmt: skip
+
+
+def cohort(p: Patient) -> Path:
+    """A folder of two patients (this one and a second phantom) for the cohort commands."""
+    folder = p.root / "cohort"
+    if not folder.exists():
+        shutil.copytree(p.folder, folder / "P1")
+        write_phantom_patient(folder / "P2", patient_id="FUZZ02", fractions=5,
+                              prescription_gy=25.0)  # fmt: skip
+    return folder
 
 
 _SILENT: list[int] = []
@@ -791,6 +934,128 @@ def silent_server() -> int:
     return _SILENT[0]
 
 
+def interrupt_cases() -> list[Case]:
+    """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) at chosen moments of a run that writes several
+    files: exit 130/143 (or the run's own code if it ended first; or killed by the signal,
+    -2/-15 here, which a shell shows as 130/143, in the instants before rtplan's handlers are
+    set or after the command has finished), no traceback, no temporary file, the reports of
+    one run complete or absent."""
+
+    def check_argv(p, c):
+        return ["check", str(p.folder), "--protocol", PROTOCOL, "--relaxed",
+                "--csv", str(p.out / "r.csv"), "--junit", str(p.out / "r.xml"),
+                "--html", str(p.out / "r.html")]  # fmt: skip
+
+    def dvh_argv(p, c):
+        return ["dvh", str(p.folder), "--csv", str(p.out / "d.csv"), "--plot", str(p.out / "d.png")]
+
+    def expand_argv(p, c):
+        return p.argv("expand") + ["--png", str(p.out / "png")]
+
+    out = []
+    for sig, codes in ((signal.SIGINT, {130, -2}), (signal.SIGTERM, {143, -15})):
+        name = signal.Signals(sig).name
+        for t in (0.3, 0.8, 1.3, 1.8, 2.5):
+            out.append(Case("interrupt", f"check 3 reports, {name} at {t} s", commands=("check",),
+                            argv=check_argv, interrupt=(sig, t), expect={"check": {0, 1, *codes}},
+                            outputs=lambda p, c: [p.out / n for n in ("r.csv", "r.xml", "r.html")]))  # fmt: skip
+        for t in (0.5, 1.0):
+            out.append(Case("interrupt", f"dvh --csv --plot, {name} at {t} s", commands=("dvh",),
+                            argv=dvh_argv, interrupt=(sig, t), expect={"dvh": {0, *codes}},
+                            outputs=lambda p, c: [p.out / "d.csv", p.out / "d.png"]))  # fmt: skip
+        for t in (1.0, 2.0):
+            out.append(Case("interrupt", f"expand --png, {name} at {t} s", commands=("expand",),
+                            argv=expand_argv, interrupt=(sig, t), expect={"expand": {0, *codes}},
+                            inspect=rtstruct_and_png))  # fmt: skip
+    return out
+
+
+def rtstruct_and_png(p: Patient, runs: list[Run]) -> list[str]:
+    """``expand --out --png``: the new RTSTRUCT and its picture both written, or neither."""
+    found = [len(list((p.out / d).glob(g))) if (p.out / d).exists() else 0
+             for d, g in (("expand", "*.dcm"), ("png", "*.png"))]  # fmt: skip
+    want = [1, 1] if runs[0].code == 0 else None
+    if found != want and (want is not None or found != [0, 0]):
+        return [f"partial outputs after exit {runs[0].code}: {found[0]} RTSTRUCT, {found[1]} PNG"]
+    return []
+
+
+def race_cases() -> list[Case]:
+    """Runs writing into one folder (or one file) at the same time: no file claimed twice,
+    none lost, no partial output of a run that lost the race."""
+
+    def expand_argv(p, c):
+        return p.argv("expand")[:-1] + [str(p.out)] + ["--png", str(p.out)]
+
+    def volumes_argv(p, c):
+        return p.argv("volumes")[:-1] + [str(p.out)] + ["--png", str(p.out)]
+
+    def all_claimed(p: Patient, runs: list[Run]) -> list[str]:
+        claimed = {ln[6:].strip() for r in runs for ln in r.stdout.splitlines()
+                   if ln.startswith("wrote ")}  # fmt: skip
+        extra = [f.name for f in p.out.iterdir() if str(f) not in claimed]
+        lost = [] if any(r.code == 0 for r in runs) else ["no run succeeded"]
+        return lost + ([f"partial outputs: {extra} written by a run that failed"] if extra else [])
+
+    return [
+        Case("race", "two expand --png into one folder", commands=("expand",), concurrent=2,
+             argv=expand_argv, expect={"expand": {0, 2}}, inspect=all_claimed),
+        Case("race", "three expand --png into one folder", commands=("expand",), concurrent=3,
+             argv=expand_argv, expect={"expand": {0, 2}}, inspect=all_claimed),
+        Case("race", "two volumes --png into one folder", commands=("volumes",), concurrent=2,
+             argv=volumes_argv, expect={"volumes": {0, 2}}, inspect=all_claimed),
+        Case("race", "two dvh --csv onto one file", commands=("dvh",), concurrent=2,
+             argv=lambda p, c: ["dvh", str(p.folder), "--csv", str(p.out / "d.csv")],
+             expect={"dvh": {0}}, inspect=text_promises),
+    ]  # fmt: skip
+
+
+def rename_inputs(folder: bytes, files: bytes):
+    """A change renaming the patient folder to ``folder`` and the input files (CT slices,
+    RTSTRUCT, RTPLAN, RTDOSE) to names starting with ``files`` (bytes: any encoding)."""
+
+    def mutate(p: Patient):
+        def renamed(path: Path, new: bytes) -> Path:
+            target = Path(os.fsdecode(os.fsencode(path.parent) + b"/" + new))
+            path.rename(target)
+            return target
+
+        p.ct = [renamed(f, files + b"ct%03d.dcm" % i) for i, f in enumerate(p.ct)]
+        p.rtstruct = renamed(p.rtstruct, files + b"rs.dcm")
+        p.plan = renamed(p.plan, files + b"plan.dcm")
+        p.dose = renamed(p.dose, files + b"dose.dcm")
+        new = renamed(p.folder, folder)
+        p.ct = [new / f.relative_to(p.folder) for f in p.ct]
+        p.rtstruct, p.plan, p.dose = (new / f.relative_to(p.folder)
+                                      for f in (p.rtstruct, p.plan, p.dose))  # fmt: skip
+        p.folder = new
+
+    return mutate
+
+
+def name_cases() -> list[Case]:
+    """File and folder names from elsewhere: not UTF-8, with control characters, with ``$``
+    and spreadsheet characters.  Read as any other name; printed escaped."""
+
+    def every_output(p, c):
+        return p.argv(c) + {
+            "dvh": ["--csv", str(p.out / "d.csv"), "--plot", str(p.out / "d.png")],
+            "check": ["--csv", str(p.out / "c.csv"), "--junit", str(p.out / "c.xml"),
+                      "--html", str(p.out / "c.html")],
+            "expand": ["--png", str(p.out / "png")],
+        }.get(c, [])  # fmt: skip
+
+    return [
+        Case("names", f"input names {label}", rename_inputs(folder, files), argv=every_output,
+             expect=_same_as_baseline(), inspect=text_promises)
+        for label, folder, files in (
+            ("not UTF-8", b"pat\xff\xfeient", b"\xe9\xff"),
+            ("with newline and ESC", b"pat\nient\x1b[31m", b"a\rb\x1b"),
+            ("with $ and =", b"$x^2$ =1+1", b"=cmd|' -C calc'!A0 $"),
+        )
+    ]  # fmt: skip
+
+
 FAMILIES = {
     "values": value_cases,
     "encoding": encoding_cases,
@@ -801,11 +1066,86 @@ FAMILIES = {
     "text": text_cases,
     "usage": usage_cases,
     "network": network_cases,
+    "interrupt": interrupt_cases,
+    "race": race_cases,
+    "names": name_cases,
 }
 
 
 def all_cases() -> list[Case]:
     return [c for make in FAMILIES.values() for c in make()]
+
+
+#: Every example of the issue that asked for this suite: (what it reported, the case that
+#: reproduces it, the command).  ``run_fuzz.py --examples`` runs them and prints the table.
+EXAMPLES = [
+    ("RTDOSE without DoseGridScaling", "RTDOSE DoseGridScaling missing", "check"),
+    ("RTDOSE without DoseGridScaling", "RTDOSE DoseGridScaling missing", "dvh"),
+    ("negative DoseGridScaling", "RTDOSE DoseGridScaling negative", "check"),
+    ("NaN DoseGridScaling", "RTDOSE DoseGridScaling nan", "dvh"),
+    ("infinite DoseGridScaling", "RTDOSE DoseGridScaling inf", "check"),
+    ("bow-tie target", "PTV bow-tie contour", "check"),
+    ("bow-tie target", "PTV bow-tie contour", "expand"),
+    ("bow-tie target (all structures)", "PTV bow-tie contour", "dvh"),
+    ("ROIContour to a missing ROI", "PTV contours point at a missing ROI", "dvh"),
+    ("ROIContour to a missing ROI", "PTV contours point at a missing ROI", "check"),
+    ("CT folder mode 000", "CT folder unreadable (mode 000)", "check"),
+    ("dvh --csv onto the input RTDOSE", "dvh --csv onto the input RTDOSE", "dvh"),
+    ("--junit onto a device node", "check --junit /dev/null", "check"),
+    ("interrupt during check", "check 3 reports, SIGINT at 0.8 s", "check"),
+    ("kill during check", "check 3 reports, SIGTERM at 0.8 s", "check"),
+    ("two expand --png into one folder", "two expand --png into one folder", "expand"),
+    ("non-numeric ROINumber", "RTSTRUCT ROINumber text", "dvh"),
+    ("non-numeric ReferencedROINumber", "RTSTRUCT ReferencedROINumber text", "check"),
+    ("non-numeric NumberOfContourPoints", "RTSTRUCT NumberOfContourPoints text", "expand"),
+    ("non-numeric NumberOfFrames", "RTDOSE NumberOfFrames text", "dvh"),
+    ("non-numeric SliceThickness", "RTDOSE single frame, SliceThickness text", "dvh"),
+    ("non-numeric RescaleSlope", "CT RescaleSlope text", "expand"),
+    ("non-numeric RescaleIntercept", "CT RescaleIntercept text", "volumes"),
+    ("Rows with two values (RTDOSE)", "RTDOSE Rows two values", "dvh"),
+    ("Rows with two values (CT)", "CT Rows two values", "expand"),
+    ("invalid transfer syntax UID", "RTDOSE transfer syntax 1.2.3.4", "check"),
+    ("corrupt VR", "RTSTRUCT corrupt VR", "dvh"),
+    ("RTDOSE pixel data too long", "RTDOSE pixel data longer", "check"),
+    ("RTPLAN without FractionGroupSequence", "RTPLAN FractionGroupSequence missing", "check"),
+    ("RTPLAN with 0 fractions", "RTPLAN 0 fractions", "check"),
+    ("contour coordinates 1e308", "RTSTRUCT ContourData 1e308", "dvh"),
+    ("expand --margin 1e308", "expand --margin 1e308", "expand"),
+    ("output folder under a file", "expand --out under a file", "expand"),
+    ("report under a file (others staged)", "check three reports, html under a file", "check"),
+    ("output folder read-only", "dvh --csv read-only folder", "dvh"),
+    ("non-UTF-8 input file names", "input names not UTF-8", "expand"),
+    ("non-UTF-8 output folder", "expand --out non-UTF-8 folder", "expand"),
+    ("folder readable, not searchable", "CT folder not searchable (mode 644)", "check"),
+    ("$ in names: dvh --plot", "names '$x^2$ PTV'", "dvh"),
+    ("$ in names: check --html/--png", "names '$x^2$ PTV'", "check"),
+    ("$ in names: expand --png", "names '$x^2$ PTV'", "expand"),
+    ("$ in names: agree --plots", "names '$x^2$ PTV'", "agree"),
+    ("RLE CT claiming 65535 x 65535", "RLE CT claims 65535 x 65535", "expand"),
+    ("RLE CT claiming 65535 x 65535", "RLE CT claims 65535 x 65535", "info"),
+    ("no preamble, implicit VR (CT)", "CT no preamble, implicit VR", "expand"),
+    ("no preamble, implicit VR (RTDOSE)", "RTDOSE no preamble, implicit VR", "dvh"),
+    ("deflated explicit VR (CT)", "CT deflated explicit VR", "expand"),
+    ("deflated explicit VR (RTDOSE)", "RTDOSE deflated explicit VR", "check"),
+    ("'=' name in CSV", "names '=HYPERLINK(\"http://x'", "dvh"),
+    ("'+' name in CSV", "names '+1'", "check"),
+    ("'-' name in CSV", "names '-1+2'", "dvh"),
+    ("'@' name in CSV", "names '@SUM(A1)'", "agree"),
+    ("ESC in names: JUnit, terminal", "names 'PTV\\x1b[31mred'", "check"),
+    ("NUL in names: JUnit", "names 'PTV\\x00'", "check"),
+    ("CR in names: CSV", "names 'PT\\rV'", "dvh"),
+    ("--name 胃癌_CTV", "expand --name '胃癌_CTV'", "expand"),
+    ("infinite prescription", "RTPLAN prescription inf", "check"),
+    ("agree on an empty folder", "agree on an empty folder", "agree"),
+    ("Dask scheduler that never answers", "agree --scheduler silent", "agree"),
+    ("Dask scheduler that never answers", "dvh cohort --scheduler silent", "dvh"),
+]
+
+
+def examples() -> list[tuple[str, Case, str]]:
+    """:data:`EXAMPLES` with their cases."""
+    by_name = {c.name: c for c in all_cases()}
+    return [(label, by_name[name], command) for label, name, command in EXAMPLES]
 
 
 def random_byte_cases(seed: int, n: int) -> list[Case]:
@@ -909,11 +1249,14 @@ def _child_scratch() -> Path:
     return _SCRATCH[0]
 
 
-def run_subprocess(argv: list[str], *, nobody: bool = False) -> tuple[int, str, str, int]:
+def run_subprocess(
+    argv: list[str], *, nobody: bool = False, interrupt: tuple[int, float] | None = None
+) -> tuple[int, str, str, int]:
     """``python -m rtplan.cli ARGV`` in a child; returns its peak resident memory too.
 
     ``nobody``: file modes must apply to the child; when running as root (CI) it runs
-    without the capabilities that let root ignore them (``setpriv``)."""
+    without the capabilities that let root ignore them (``setpriv``).  ``interrupt``:
+    (signal, seconds) sent to the child that long after its start (Ctrl-C, ``kill``)."""
     env = dict(os.environ)
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
@@ -944,9 +1287,15 @@ def run_subprocess(argv: list[str], *, nobody: bool = False) -> tuple[int, str, 
         t.start()
     timer = threading.Timer(RUN_SECONDS, proc.kill)
     timer.start()
+    signaller = None
+    if interrupt is not None:
+        signaller = threading.Timer(interrupt[1], _send, (proc, interrupt[0]))
+        signaller.start()
     _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak memory (KiB on Linux)
     hung = not timer.is_alive()
     timer.cancel()
+    if signaller is not None:
+        signaller.cancel()
     for t in readers:
         t.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -955,6 +1304,16 @@ def run_subprocess(argv: list[str], *, nobody: bool = False) -> tuple[int, str, 
     if hung:
         return -1, out, "HANG\n" + err, usage.ru_maxrss * 1024
     return proc.returncode, out, err, usage.ru_maxrss * 1024
+
+
+def _send(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if proc.returncode is None:
+            os.kill(proc.pid, signum)
+
+
+#: Characters that must never reach the terminal raw (newline, tab and CR are text).
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def judge(run: Run, before: dict, after: dict, everything: dict, outputs: list[Path]) -> None:
@@ -969,6 +1328,9 @@ def judge(run: Run, before: dict, after: dict, everything: dict, outputs: list[P
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
     if run.code == 2 and len(lines) != 1:
         run.problems.append(f"exit 2 with {len(lines)} stderr lines")
+    raw = _RAW_CONTROL.search(run.stdout + run.stderr)
+    if raw:
+        run.problems.append(f"content: raw control character {raw.group(0)!r} on the terminal")
     changed = [k for k in before if before[k] != after.get(k)]
     if changed:
         run.problems.append(f"modified input: {os.fsdecode(changed[0])}")
@@ -1002,20 +1364,58 @@ def run_case(
         before = _snapshot_inputs(inputs)
         if case.lock:
             case.lock(patient)
-        t0 = time.perf_counter()
-        if case.nobody or case.subprocess or subprocess_all:
-            code, out, err, peak = run_subprocess(argv, nobody=case.nobody)
+        if case.concurrent > 1:
+            together = _run_together(case, command, argv, case.concurrent)
         else:
-            code, out, err = run_in_process(argv)
-            peak = None
-        seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if case.nobody or case.subprocess or subprocess_all or case.interrupt:
+                code, out, err, peak = run_subprocess(
+                    argv, nobody=case.nobody, interrupt=case.interrupt
+                )
+            else:
+                code, out, err = run_in_process(argv)
+                peak = None
+            together = [Run(case, command, argv, code, out, err, time.perf_counter() - t0, peak)]
         _restore_modes(patient.root)
         after = _snapshot_inputs(inputs)
-        run = Run(case, command, argv, code, out, err, seconds, peak)
-        judge(run, before, after, snapshot(patient.root), outputs)
-        runs.append(run)
+        everything = snapshot(patient.root)
+        for run in together:
+            judge(run, before, after, everything, outputs)
+        if case.inspect:
+            together[0].problems += case.inspect(patient, together)
+        if len(together) > 1:
+            together[0].problems += _claims(together)
+        runs += together
         shutil.rmtree(patient.root, ignore_errors=True)
     return runs
+
+
+def _run_together(case: Case, command: str, argv: list[str], n: int) -> list[Run]:
+    """``n`` subprocesses running ``argv`` at once (each judged on its own)."""
+    results: list = [None] * n
+
+    def one(i):
+        t0 = time.perf_counter()
+        code, out, err, peak = run_subprocess(argv)
+        results[i] = Run(case, command, argv, code, out, err, time.perf_counter() - t0, peak)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _claims(runs: list[Run]) -> list[str]:
+    """Runs racing for one folder: every file a run says it wrote ('wrote PATH') is there,
+    and no two runs claim one file (one of them would have been lost)."""
+    claimed = [line[6:].strip() for r in runs for line in r.stdout.splitlines()
+               if line.startswith("wrote ")]  # fmt: skip
+    problems = [f"lost output: {c} claimed twice" for c in sorted(set(claimed))
+                if claimed.count(c) > 1]  # fmt: skip
+    problems += [f"lost output: {c} claimed, absent" for c in claimed if not Path(c).exists()]
+    return problems
 
 
 def _snapshot_inputs(paths: list[Path]) -> dict:

@@ -3,15 +3,21 @@
     python tests/fuzz/run_fuzz.py                 # every case x every command, in-process
     python tests/fuzz/run_fuzz.py --subprocess    # every run in its own process (peak memory)
     python tests/fuzz/run_fuzz.py --seeds 10      # plus 10 x 20 seeded random byte flips
+    python tests/fuzz/run_fuzz.py --examples      # the issue's examples: exit code, stderr line
 
 Prints one line per broken promise and the totals by family (cases, runs, tracebacks,
 hangs, wrong exit codes, multi-line exit-2 messages, modified inputs, temp files, partial
-outputs, largest peak memory of the subprocess runs).  Exit 1 when anything was found.
+outputs, broken output contents, lost outputs of racing runs; the largest peak memory of
+the subprocess runs, and of this process, which bounds every in-process run's).  Exit 1 when
+anything was found.  ``--examples`` prints a Markdown table instead: each example of the
+issue that asked for this suite, with the exit code, the findings (none) and the one stderr
+line (sandbox paths shown as ``$SANDBOX``).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 from collections import defaultdict
@@ -21,7 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fuzzlib  # noqa: E402
 
-KINDS = ("traceback", "hang", "exit", "stderr lines", "modified input", "temp file", "partial")
+KINDS = (
+    "traceback",
+    "hang",
+    "exit",
+    "stderr lines",
+    "modified input",
+    "temp file",
+    "partial",
+    "content",
+    "lost output",
+)
 
 
 def main(argv=None) -> int:
@@ -31,7 +47,10 @@ def main(argv=None) -> int:
     ap.add_argument("--family", action="append", help="only these families")
     ap.add_argument("--command", action="append", help="only these subcommands")
     ap.add_argument("-v", action="store_true", help="print every run")
+    ap.add_argument("--examples", action="store_true", help="the issue's examples as a table")
     args = ap.parse_args(argv)
+    if args.examples:
+        return _examples()
     cases = fuzzlib.all_cases()
     for seed in range(args.seeds):
         cases += fuzzlib.random_byte_cases(seed, 20)
@@ -85,7 +104,29 @@ def _report(totals, peak) -> int:
             f"{family:<13} {t['cases']:>5} {t['runs']:>5} " + " ".join(f"{t[k]:>14}" for k in KINDS)
         )
         bad += sum(t[k] for k in t if k not in ("cases", "runs"))
-    print(f"largest peak memory (subprocess runs): {peak / 2**20:.0f} MiB")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(f"largest peak memory: subprocess runs {peak / 2**20:.0f} MiB; this process (bounds "
+          f"every in-process run) {own / 2**20:.0f} MiB")  # fmt: skip
+    return 1 if bad else 0
+
+
+def _examples() -> int:
+    """Run :data:`fuzzlib.EXAMPLES`; print one Markdown row per run."""
+    print("| example | case | command | exit | findings | stderr (last line) |")
+    print("|---|---|---|---|---|---|")
+    bad = 0
+    with tempfile.TemporaryDirectory(prefix="rtplan-fuzz-") as tmp:
+        Path(tmp).chmod(0o777)
+        template = fuzzlib.Template(Path(tmp))
+        for label, case, command in fuzzlib.examples():
+            for run in fuzzlib.run_case(template, case, (command,)):
+                bad += len(run.problems)
+                lines = run.stderr.strip().splitlines() or ["(nothing)"]
+                line = lines[-1].replace(tmp, "$SANDBOX").replace("|", "\\|")
+                line = line if len(line) <= 220 else line[:217] + "..."
+                findings = "; ".join(run.problems) or "none"
+                print(f"| {label} | {case.name.replace('|', '/')} | {command} | {run.code} | "
+                      f"{findings} | {line} |", flush=True)  # fmt: skip
     return 1 if bad else 0
 
 
