@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from rtplan import __version__
+from rtplan.check import PlanCheck
 from rtplan.constraints import ConstraintResult, format_number
 from rtplan.protocols.schema import Protocol
 from rtplan.report.records import (
@@ -157,34 +158,10 @@ def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
                     counts[kind] += 1
             for r in o.results:
                 suite_time += r.seconds
-                case = ET.SubElement(
-                    suite,
-                    "testcase",
-                    classname=classname,
-                    name=xml_text(_case_name(r, protocol)),
-                    time=f"{r.seconds:.3f}",
-                )
                 counts["tests"] += 1
-                mandatory = r.constraint.priority == "mandatory"
-                if r.verdict == "fail" and mandatory and (o.strict or not r.protocol_rx):
-                    ET.SubElement(
-                        case, "failure", message=f"FAIL: {_summary(r)}", type="constraint"
-                    ).text = r.constraint.note or _summary(r)
-                    counts["failures"] += 1
-                elif r.verdict == "not evaluated" and mandatory and o.strict:
-                    ET.SubElement(
-                        case, "error", message=f"NOT EVALUATED: {r.reason}", type="not evaluated"
-                    ).text = r.reason
-                    counts["errors"] += 1
-                elif r.verdict == "not evaluated" and r.structure_name is None and not mandatory:
-                    ET.SubElement(case, "skipped", message=r.reason)
-                    counts["skipped"] += 1
-                elif r.verdict == "not evaluated":
-                    ET.SubElement(
-                        case, "system-out"
-                    ).text = f"{verdict_label(r, o.strict)}: {r.reason}"
-                else:
-                    ET.SubElement(case, "system-out").text = f"{verdict_label(r)}: {_summary(r)}"
+                kind = _result_case(suite, classname, r, o, protocol)
+                if kind is not None:
+                    counts[kind] += 1
             if o.notes:
                 ET.SubElement(suite, "system-out").text = xml_text("\n".join(o.notes))
         for k, v in counts.items():
@@ -201,6 +178,37 @@ def to_junit_xml(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
             element.text = xml_text(element.text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _result_case(suite, classname: str, r: ConstraintResult, o: PlanCheck, protocol) -> str | None:
+    """One constraint result as a ``<testcase>``; returns the count it adds to (``failures``,
+    ``errors``, ``skipped``) or None (passed, or only reported)."""
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=classname,
+        name=xml_text(_case_name(r, protocol)),
+        time=f"{r.seconds:.3f}",
+    )
+    mandatory = r.constraint.priority == "mandatory"
+    if r.verdict == "fail" and mandatory and (o.strict or not r.protocol_rx):
+        ET.SubElement(case, "failure", message=f"FAIL: {_summary(r)}", type="constraint").text = (
+            r.constraint.note or _summary(r)
+        )
+        return "failures"
+    if r.verdict == "not evaluated" and mandatory and o.strict:
+        ET.SubElement(
+            case, "error", message=f"NOT EVALUATED: {r.reason}", type="not evaluated"
+        ).text = r.reason
+        return "errors"
+    if r.verdict == "not evaluated" and r.structure_name is None and not mandatory:
+        ET.SubElement(case, "skipped", message=r.reason)
+        return "skipped"
+    if r.verdict == "not evaluated":
+        ET.SubElement(case, "system-out").text = f"{verdict_label(r, o.strict)}: {r.reason}"
+    else:
+        ET.SubElement(case, "system-out").text = f"{verdict_label(r)}: {_summary(r)}"
+    return None
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -259,65 +267,74 @@ def to_text(outcomes: Sequence[Outcome], protocol: Protocol) -> str:
         if isinstance(o, PatientError):
             lines.append(f"{o.patient}: ERROR {o.message}")
             continue
+        lines += _patient_lines(o, many)
+        rows = _text_rows(o, protocol)
         if many:
-            lines.append(f"{o.patient}: {_provenance_text(o)}")
-            lines.extend(f"{o.patient}: note: {n}" for n in o.notes)
+            all_rows += [[o.patient, *row] for row in rows]
         else:
-            lines.append(_provenance_text(o))
-            lines.append(_prescription_text(o))
-            lines.extend(f"note: {n}" for n in o.notes)
-        for sr in o.schedule:
-            row = [
-                sr.structure_name or protocol.structures[sr.role].label,
-                "Rx / fx",
-                schedule_value_text(sr),
-                schedule_limit_text(sr),
-                schedule_label(sr, o.strict),
-                sr.reason or "",
-                "",
-            ]
-            all_rows.append(([o.patient] if many else []) + row)
-        for r in o.results:
-            c = r.constraint
-            name = r.structure_name or protocol.structures[c.structure].label
-            flag = "" if c.verification == "verified" else " *"
-            row = [
-                name,
-                metric_text(r) + flag,
-                value_text(r),
-                limit_text(r),
-                verdict_label(r, o.strict),
-                margin_text(r),
-                r.basis if r.value is not None else "",
-            ]
-            all_rows.append(([o.patient] if many else []) + row)
-        if not many:
             lines.append("")
-            lines.extend(_table(header, all_rows))
-            all_rows = []
+            lines.extend(_table(header, rows))
     if many and all_rows:
         lines.append("")
         lines.extend(_table(["patient", *header], all_rows))
-    if any(
-        r.constraint.verification != "verified"
-        for o in outcomes
-        if not isinstance(o, PatientError)
-        for r in o.results
-    ):
+    checked = [o for o in outcomes if not isinstance(o, PatientError)]
+    if any(r.constraint.verification != "verified" for o in checked for r in o.results):
         lines.append(
             "* number not fully verified against the primary source (see the protocol file)"
         )
+    lines.append(_result_line(outcomes, checked))
+    return "\n".join(lines) + "\n"
+
+
+def _patient_lines(o: PlanCheck, many: bool) -> list[str]:
+    """A patient's provenance (and prescription, alone) and notes; prefixed when many."""
+    if many:
+        return [
+            f"{o.patient}: {_provenance_text(o)}",
+            *(f"{o.patient}: note: {n}" for n in o.notes),
+        ]
+    return [_provenance_text(o), _prescription_text(o), *(f"note: {n}" for n in o.notes)]
+
+
+def _text_rows(o: PlanCheck, protocol: Protocol) -> list[list[str]]:
+    """A patient's table rows: the prescription schedule, then every constraint result."""
+    rows = []
+    for sr in o.schedule:
+        rows.append([
+            sr.structure_name or protocol.structures[sr.role].label,
+            "Rx / fx",
+            schedule_value_text(sr),
+            schedule_limit_text(sr),
+            schedule_label(sr, o.strict),
+            sr.reason or "",
+            "",
+        ])  # fmt: skip
+    for r in o.results:
+        c = r.constraint
+        flag = "" if c.verification == "verified" else " *"
+        rows.append([
+            r.structure_name or protocol.structures[c.structure].label,
+            metric_text(r) + flag,
+            value_text(r),
+            limit_text(r),
+            verdict_label(r, o.strict),
+            margin_text(r),
+            r.basis if r.value is not None else "",
+        ])  # fmt: skip
+    return rows
+
+
+def _result_line(outcomes: Sequence[Outcome], checked: list[PlanCheck]) -> str:
+    """The last line: overall status and the counts behind it."""
     status = overall_status(outcomes)
-    checked = [o for o in outcomes if not isinstance(o, PatientError)]
     failed = sum(len(o.failed) for o in checked)
     incomplete = sum(len(o.incomplete) for o in checked)
     mismatched = sum(len(o.mismatched) for o in checked)
     relaxed = any(not o.strict for o in checked)
-    lines.append(
+    return (
         f"result: {status.upper()} ({len(outcomes)} patient(s); "
         f"{failed} mandatory constraint(s) failed, {incomplete} not evaluated, "
         f"{mismatched} prescription(s) not matching"
         + ("; relaxed: not-evaluated and mismatch are notes" if relaxed else "")
         + ")"
     )
-    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
+from rtplan.check import PlanCheck
 from rtplan.constraints import format_number
 from rtplan.protocols.schema import Protocol
 from rtplan.report.records import (
@@ -97,7 +98,27 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
             f'<p class="error">{_text(o.message)}</p>',
         ]
     out = [f"<h2>Patient {_text(o.patient)}: {escape(o.status.upper())}</h2>"]
+    out.append("<table>" + "".join(_row(r) for r in _summary_rows(o)) + "</table>")
+    if o.notes:
+        out.append("<ul>" + "".join(f"<li>{_text(n)}</li>" for n in o.notes) + "</ul>")
+    out.append("<table>" + _row(_RESULT_HEADER, tag="th"))
+    out += [_schedule_row(o, sr) for sr in o.schedule]
+    out += [_result_row(o, r) for r in o.results]
+    out.append("</table>")
+    out += _figures(o, overlay)
+    out.append(_SIGN_OFF)
+    return out
+
+
+_RESULT_HEADER = ["structure", "plan structure", "constraint", "priority", "value", "limit",
+                  "result", "margin to limit", "basis", "source"]  # fmt: skip
+
+
+def _summary_rows(o: PlanCheck) -> list[list[str]]:
+    """What was checked: the patient, plan, structure set and dose files, fractions,
+    prescriptions and input UIDs."""
     p = patient_provenance(o)
+    frac = o.fractionation
     summary = [
         ["patient name", p["patient_name"] or "-"],
         ["patient ID", p["patient_id"] or "-"],
@@ -117,86 +138,69 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
         ["checked at (UTC)", o.checked_at or "-"],
         [
             "fractions (plan / protocol)",
-            f"{o.fractionation.plan_fractions or 'unknown'} / {o.fractionation.protocol_fractions}"
-            + (" - converted to EQD2" if o.fractionation.converted else ""),
+            f"{frac.plan_fractions or 'unknown'} / {frac.protocol_fractions}"
+            + (" - converted to EQD2" if frac.converted else ""),
         ],
     ]
-    for role, p in o.prescriptions.items():
-        summary.append(
-            [
-                f"prescription {o.protocol.structures[role].label}",
-                f"{format_number(p.used_gy)} Gy ({p.how})",
-            ]
-        )
+    summary += [
+        [f"prescription {o.protocol.structures[role].label}",
+         f"{format_number(rx.used_gy)} Gy ({rx.how})"]
+        for role, rx in o.prescriptions.items()
+    ]  # fmt: skip
     summary += [[f"{k} UID" if k.isupper() else k, v] for k, v in o.inputs.items()]
-    out.append("<table>" + "".join(_row(r) for r in summary) + "</table>")
-    if o.notes:
-        out.append("<ul>" + "".join(f"<li>{_text(n)}</li>" for n in o.notes) + "</ul>")
-    out.append(
-        "<table>"
-        + _row(
-            [
-                "structure",
-                "plan structure",
-                "constraint",
-                "priority",
-                "value",
-                "limit",
-                "result",
-                "margin to limit",
-                "basis",
-                "source",
-            ],
-            tag="th",
-        )
+    return summary
+
+
+def _schedule_row(o: PlanCheck, sr) -> str:
+    """A prescription-and-fractionation row of the results table."""
+    rx_source = o.protocol.sources.get(o.protocol.prescription.source)
+    return _row(
+        [
+            o.protocol.structures[sr.role].label,
+            sr.structure_name or "-",
+            "prescription and fractionation",
+            "mandatory",
+            schedule_value_text(sr),
+            schedule_limit_text(sr),
+            schedule_label(sr, o.strict),
+            sr.reason or "",
+            "",
+            rx_source.short() if rx_source else "",
+        ],
+        css="note" if sr.blocking and not o.strict else sr.verdict.replace(" ", "-"),
     )
-    for sr in o.schedule:
-        rx_source = o.protocol.sources.get(o.protocol.prescription.source)
-        out.append(
-            _row(
-                [
-                    o.protocol.structures[sr.role].label,
-                    sr.structure_name or "-",
-                    "prescription and fractionation",
-                    "mandatory",
-                    schedule_value_text(sr),
-                    schedule_limit_text(sr),
-                    schedule_label(sr, o.strict),
-                    sr.reason or "",
-                    "",
-                    rx_source.short() if rx_source else "",
-                ],
-                css="note" if sr.blocking and not o.strict else sr.verdict.replace(" ", "-"),
-            )
-        )
-    for r in o.results:
-        c = r.constraint
-        src = o.protocol.sources.get(c.source)
-        mark = "" if c.verification == "verified" else f" ({c.verification})"
-        relaxed = not o.strict and (
-            r.verdict == "not evaluated" or (r.verdict == "fail" and r.protocol_rx)
-        )
-        out.append(
-            _row(
-                [
-                    o.protocol.structures[c.structure].label,
-                    r.structure_name or "-",
-                    c.text()
-                    if metric_text(r) == c.metric
-                    else c.text().replace(c.metric, metric_text(r), 1),
-                    c.priority,
-                    value_text(r),
-                    limit_text(r),
-                    verdict_label(r, o.strict),
-                    margin_text(r),
-                    r.basis if r.value is not None else "",
-                    (src.short() if src else c.source) + mark,
-                ],
-                css="note" if relaxed else r.verdict.replace(" ", "-"),
-            )
-        )
-    out.append("</table>")
-    figures = []
+
+
+def _result_row(o: PlanCheck, r) -> str:
+    """A constraint's row of the results table (a relaxed verdict styled as a note)."""
+    c = r.constraint
+    src = o.protocol.sources.get(c.source)
+    mark = "" if c.verification == "verified" else f" ({c.verification})"
+    relaxed = not o.strict and (
+        r.verdict == "not evaluated" or (r.verdict == "fail" and r.protocol_rx)
+    )
+    return _row(
+        [
+            o.protocol.structures[c.structure].label,
+            r.structure_name or "-",
+            c.text()
+            if metric_text(r) == c.metric
+            else c.text().replace(c.metric, metric_text(r), 1),
+            c.priority,
+            value_text(r),
+            limit_text(r),
+            verdict_label(r, o.strict),
+            margin_text(r),
+            r.basis if r.value is not None else "",
+            (src.short() if src else c.source) + mark,
+        ],
+        css="note" if relaxed else r.verdict.replace(" ", "-"),
+    )
+
+
+def _figures(o: PlanCheck, overlay: bytes | str | None) -> list[str]:
+    """The DVH figure and the overlay (PNG bytes), or why the overlay is missing (text)."""
+    out, figures = [], []
     if o.dvhs:
         from rtplan.report.plots import check_dvh_figure, figure_to_png  # matplotlib: only here
 
@@ -208,7 +212,6 @@ def _patient_section(o: Outcome, overlay: bytes | str | None = None) -> list[str
         out.append('<div class="figures">' + "".join(figures) + "</div>")
     if isinstance(overlay, str):
         out.append(f'<p class="error">{_text(overlay)}</p>')
-    out.append(_SIGN_OFF)
     return out
 
 
