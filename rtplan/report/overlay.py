@@ -472,16 +472,7 @@ def plane_views(
     outline = [s for s in structures if s.interpreted_type.upper() == "EXTERNAL" and s.is_volume]
     lo, hi = _crop(frame, [*drawn, *outline])
 
-    reference = prescription_gy
-    if reference is None and dose is not None:
-        reference = dose.max_gy
-    if isodose_levels_gy is None:
-        levels = (
-            [reference * p / 100 for p in ISODOSE_PCT] if dose is not None and reference else []
-        )
-    else:
-        levels = [float(v) for v in isodose_levels_gy]
-    levels = sorted(set(levels), reverse=True)
+    reference, levels = _isodose_levels(dose, isodose_levels_gy, prescription_gy)
     iso_colours = _isodose_colours(len(levels))
     given = dict(colours or {})
     colours = {s.name: given.get(s.name) or _structure_colour(s, i) for i, s in enumerate(drawn)}
@@ -501,55 +492,22 @@ def plane_views(
     wash_image = None
     cmap = colormaps["gray"].with_extremes(bad=_BACKGROUND)
     for col, plane in enumerate(planes):
-        view = plane.view
         ax = fig.add_subplot(gs[0, col])
         ax.set_facecolor(_BACKGROUND)
         pts = plane.points()
         if image is not None:
-            hu = _sample(image.values_hu, image.grid, pts, tolerance=0.5)
-            ax.imshow(
-                np.ma.masked_invalid(hu), cmap=cmap, vmin=LEVEL_HU - WINDOW_HU / 2,
-                vmax=LEVEL_HU + WINDOW_HU / 2, extent=plane.extent(),
-                origin="upper" if view.v_down else "lower", interpolation="nearest",
-            )  # fmt: skip
+            _draw_ct(ax, image, plane, pts, cmap)
         for s in drawn:
             try:
                 shown[s.name] |= _draw_structure(ax, s, plane, colours[s.name])
             except RtplanError as exc:
                 problems[s.name] = exc.problem
         if dose is not None and (levels or dose_wash):
-            d = np.ma.masked_invalid(_sample(dose.values_gy, dose.grid, pts, tolerance=1e-6))
-            if dose_wash and d.count() and reference:
-                low = reference * WASH_FROM_PCT / 100.0
-                wash = ax.imshow(
-                    np.ma.masked_less(d, low), cmap=WASH_CMAP, alpha=WASH_ALPHA, vmin=low,
-                    vmax=max(float(d.max()), reference), extent=plane.extent(),
-                    origin="upper" if view.v_down else "lower", interpolation="nearest",
-                    zorder=2,
-                )  # fmt: skip
-                wash.set_gid("dose-wash")
+            isodoses = list(zip(levels, iso_colours, strict=True))
+            wash = _draw_dose(ax, dose, plane, pts, isodoses, rx_levels, reference, dose_wash)
+            if wash is not None:
                 wash_image = wash
-            if d.count():
-                dmin, dmax = float(d.min()), float(d.max())
-                for level, colour in zip(levels, iso_colours, strict=True):
-                    if dmin < level < dmax:
-                        rx_line = level in rx_levels
-                        cs = ax.contour(
-                            plane.h_mm, plane.v_mm, d, levels=[level], colors=[colour],
-                            linewidths=2.0 if rx_line else 1.3,
-                            linestyles=["solid" if rx_line else (0, (5, 2))],
-                            zorder=5 if rx_line else 3,
-                        )  # fmt: skip
-                        cs.set_gid(f"isodose:{level:g}")
-        ext = plane.extent()
-        ax.set_xlim(ext[0], ext[1])
-        ax.set_ylim(ext[2], ext[3])
-        ax.set_aspect("equal")
-        ax.set_xlabel(f"{_AXES[view.h]} (mm)", fontsize=9)
-        ax.set_ylabel(f"{_AXES[view.v]} (mm)", fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.set_title(f"{view.title}   {_AXES[view.n]} = {plane.position_mm:.1f} mm", fontsize=10)
-        _direction_labels(ax, view.labels)
+        _label_panel(ax, plane)
     _legends(
         fig, drawn, colours, shown, problems, levels, iso_colours, reference, prescription_gy,
         rx_levels,
@@ -558,8 +516,83 @@ def plane_views(
         bar = fig.colorbar(wash_image, ax=fig.axes[:3], shrink=0.8, pad=0.01)
         bar.set_label("Dose (Gy)", fontsize=9)
         bar.ax.tick_params(labelsize=8)
+    _titles(fig, title, image is not None)
+    return fig
+
+
+def _isodose_levels(dose, isodose_levels_gy, prescription_gy):
+    """The reference dose (the prescription, else the dose maximum) and the isodose levels
+    (Gy, highest first): those given, else :data:`ISODOSE_PCT` of the reference."""
+    reference = prescription_gy
+    if reference is None and dose is not None:
+        reference = dose.max_gy
+    if isodose_levels_gy is None:
+        levels = (
+            [reference * p / 100 for p in ISODOSE_PCT] if dose is not None and reference else []
+        )
+    else:
+        levels = [float(v) for v in isodose_levels_gy]
+    return reference, sorted(set(levels), reverse=True)
+
+
+def _draw_ct(ax, image: Image, plane: _Plane, pts, cmap) -> None:
+    """The CT on a panel, in the window of :data:`WINDOW_HU` / :data:`LEVEL_HU`."""
+    hu = _sample(image.values_hu, image.grid, pts, tolerance=0.5)
+    ax.imshow(
+        np.ma.masked_invalid(hu), cmap=cmap, vmin=LEVEL_HU - WINDOW_HU / 2,
+        vmax=LEVEL_HU + WINDOW_HU / 2, extent=plane.extent(),
+        origin="upper" if plane.view.v_down else "lower", interpolation="nearest",
+    )  # fmt: skip
+
+
+def _draw_dose(ax, dose: Dose, plane: _Plane, pts, isodoses, rx_levels, reference, dose_wash):
+    """The dose on a panel: the colour wash (returned, for the colour bar) and the isodose
+    lines ``isodoses`` ((level, colour) pairs), prescription levels solid and on top."""
+    wash = None
+    view = plane.view
+    d = np.ma.masked_invalid(_sample(dose.values_gy, dose.grid, pts, tolerance=1e-6))
+    if dose_wash and d.count() and reference:
+        low = reference * WASH_FROM_PCT / 100.0
+        wash = ax.imshow(
+            np.ma.masked_less(d, low), cmap=WASH_CMAP, alpha=WASH_ALPHA, vmin=low,
+            vmax=max(float(d.max()), reference), extent=plane.extent(),
+            origin="upper" if view.v_down else "lower", interpolation="nearest",
+            zorder=2,
+        )  # fmt: skip
+        wash.set_gid("dose-wash")
+    if d.count():
+        dmin, dmax = float(d.min()), float(d.max())
+        for level, colour in isodoses:
+            if dmin < level < dmax:
+                rx_line = level in rx_levels
+                cs = ax.contour(
+                    plane.h_mm, plane.v_mm, d, levels=[level], colors=[colour],
+                    linewidths=2.0 if rx_line else 1.3,
+                    linestyles=["solid" if rx_line else (0, (5, 2))],
+                    zorder=5 if rx_line else 3,
+                )  # fmt: skip
+                cs.set_gid(f"isodose:{level:g}")
+    return wash
+
+
+def _label_panel(ax, plane: _Plane) -> None:
+    """A panel's extent, axis labels (mm), title and direction letters."""
+    view = plane.view
+    ext = plane.extent()
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"{_AXES[view.h]} (mm)", fontsize=9)
+    ax.set_ylabel(f"{_AXES[view.v]} (mm)", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_title(f"{view.title}   {_AXES[view.n]} = {plane.position_mm:.1f} mm", fontsize=10)
+    _direction_labels(ax, view.labels)
+
+
+def _titles(fig, title: str, has_ct: bool) -> None:
+    """The figure's title (left) and the note on conventions (right)."""
     note = "radiological view; DICOM patient coordinates (LPS, mm)"
-    if image is not None:
+    if has_ct:
         note += f"; CT window W{WINDOW_HU:.0f} / L{LEVEL_HU:.0f} HU"
     else:
         note += "; no CT"
@@ -570,7 +603,6 @@ def plane_views(
     fig.legend(
         handles=[], title=note, loc="outside upper right", frameon=False, title_fontsize=9
     ).get_title().set_color("#555555")
-    return fig
 
 
 def _draw_structure(ax, s: Structure, plane: _Plane, colour: str) -> bool:
