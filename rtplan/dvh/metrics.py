@@ -229,33 +229,63 @@ def evaluate(
         )
     if dvh.dosed_volume_cc <= 0:
         return MetricValue(m, float("nan"), f"{m.text}: no part of the structure has dose")
+    if m.kind == "ci":
+        return _paddick(dvh, m, rx, isodose_volume_cc)
+    return _EVALUATORS[m.kind](dvh, m, rx)
+
+
+def _as_dose(m: Metric, value_gy: float, rx: float | None) -> float:
+    """A dose in the metric's unit: Gy, or % of the prescription."""
+    return 100.0 * value_gy / rx if m.relative else value_gy
+
+
+def _dose_statistic(dvh: DVH, m: Metric, rx: float | None) -> MetricValue:
+    """``Dmean``, ``Dmin``, ``Dmax`` (Gy or %Rx)."""
+    value = {"mean": dvh.mean_gy, "min": dvh.min_gy, "max": dvh.max_gy}[m.statistic]
+    return MetricValue(m, _as_dose(m, value, rx))
+
+
+def _dose_at_volume(dvh: DVH, m: Metric, rx: float | None) -> MetricValue:
+    """``D95%``, ``D2cc``: the minimum dose to the hottest volume (NaN if larger than the
+    structure)."""
     total = dvh.dosed_volume_cc
+    vol = m.number * total / 100.0 if m.volume_unit == "%" else m.number
+    if vol > total * (1 + 1e-9):
+        return MetricValue(
+            m,
+            float("nan"),
+            f"{m.text}: the structure ({total:.4g} cc) is smaller than {m.number:g} cc",
+        )
+    return MetricValue(m, _as_dose(m, dvh.dose_at_volume_gy(min(vol, total)), rx))
 
-    def as_dose(value_gy: float) -> float:
-        return 100.0 * value_gy / rx if m.relative else value_gy
 
-    if m.kind == "dstat":
-        value = {"mean": dvh.mean_gy, "min": dvh.min_gy, "max": dvh.max_gy}[m.statistic]
-        return MetricValue(m, as_dose(value))
-    if m.kind == "dvol":
-        vol = m.number * total / 100.0 if m.volume_unit == "%" else m.number
-        if vol > total * (1 + 1e-9):
-            return MetricValue(
-                m,
-                float("nan"),
-                f"{m.text}: the structure ({total:.4g} cc) is smaller than {m.number:g} cc",
-            )
-        return MetricValue(m, as_dose(dvh.dose_at_volume_gy(min(vol, total))))
-    if m.kind in ("vgy", "vrx"):
-        level = m.number if m.kind == "vgy" else m.number * rx / 100.0
-        cc = dvh.volume_at_dose_cc(level)
-        return MetricValue(m, 100.0 * cc / total if m.unit == "%" else cc)
-    if m.kind == "hi":
-        d2, d50, d98 = (dvh.dose_at_volume_gy(f * total) for f in (0.02, 0.5, 0.98))
-        if not d50 > 0:
-            return MetricValue(m, float("nan"), "HI: D50% is 0 Gy")
-        return MetricValue(m, (d2 - d98) / d50)
-    # Paddick conformity index
+def _volume_at_dose(dvh: DVH, m: Metric, rx: float | None) -> MetricValue:
+    """``V20Gy``, ``V95%Rx`` (cc or % of the structure)."""
+    level = m.number if m.kind == "vgy" else m.number * rx / 100.0
+    cc = dvh.volume_at_dose_cc(level)
+    return MetricValue(m, 100.0 * cc / dvh.dosed_volume_cc if m.unit == "%" else cc)
+
+
+def _homogeneity(dvh: DVH, m: Metric, rx: float | None) -> MetricValue:
+    """``HI`` = (D2% - D98%) / D50%."""
+    total = dvh.dosed_volume_cc
+    d2, d50, d98 = (dvh.dose_at_volume_gy(f * total) for f in (0.02, 0.5, 0.98))
+    if not d50 > 0:
+        return MetricValue(m, float("nan"), "HI: D50% is 0 Gy")
+    return MetricValue(m, (d2 - d98) / d50)
+
+
+_EVALUATORS = {
+    "dstat": _dose_statistic,
+    "dvol": _dose_at_volume,
+    "vgy": _volume_at_dose,
+    "vrx": _volume_at_dose,
+    "hi": _homogeneity,
+}
+
+
+def _paddick(dvh: DVH, m: Metric, rx: float | None, isodose_volume_cc) -> MetricValue:
+    """Paddick conformity index TV_PIV^2 / (TV x PIV) at the prescription (or given) level."""
     if isodose_volume_cc is None:
         raise InputError(
             f"metric '{m.text}' needs the volume of the isodose in the patient",
@@ -278,4 +308,4 @@ def evaluate(
             0.0 if tv_piv == 0 else float("nan"),
             None if tv_piv == 0 else f"{m.text}: isodose volume is 0 cc",
         )
-    return MetricValue(m, float(tv_piv**2 / (total * piv)))
+    return MetricValue(m, float(tv_piv**2 / (dvh.dosed_volume_cc * piv)))
