@@ -5,6 +5,7 @@ built here whose right answer is fixed by construction (which file references wh
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -301,3 +302,66 @@ def test_agree_takes_patient_id_and_structure_sets(tmp_path, capsys):
         assert message in err and err.count("\n") == 1, err
     assert main(["agree", folder, "--jobs", "1", "--patient-id", "P09"]) == 2
     assert "no patient 'P09'" in capsys.readouterr().err
+
+
+PHANTOM_PROTOCOL = """schema_version = 1
+[protocol]
+name = "phantom-test"
+title = "synthetic phantom, 50 Gy in 25 fractions (test protocol)"
+status = "template"
+template_note = "written for rtplan's tests; no clinical source"
+[prescription]
+fractions = 25
+source = "test"
+verification = "not verified"
+[[prescription.targets]]
+structure = "ptv"
+dose_gy = 50.0
+source = "test"
+verification = "not verified"
+[structures.ptv]
+names = ["PTV"]
+kind = "target"
+required = true
+[[constraints]]
+id = "ptv_d95"
+structure = "ptv"
+metric = "D95%Rx"
+comparison = ">="
+limit = 80.0
+unit = "%Rx"
+priority = "mandatory"
+source = "test"
+verification = "not verified"
+[sources.test]
+author = "rtplan"
+year = 2026
+journal = "test"
+citation = "test protocol"
+verification = "not verified"
+"""
+
+
+def test_check_and_dvh_on_a_folder_with_two_plans(tmp_path, capsys):
+    # the layout issue 11 could not check at all: refused with the candidates and the option
+    # that exists, then each plan checked against its own dose (PLAN2's is 0.9 x the first)
+    from rtplan.cli import main
+
+    truth = syn.write_phantom_patient(tmp_path / "export")
+    second = _second_plan(truth, tmp_path / "export", dose_factor=0.9)
+    (tmp_path / "p.toml").write_text(PHANTOM_PROTOCOL)
+    base = ["check", str(tmp_path / "export"), "--protocol", str(tmp_path / "p.toml"), "--json"]
+    for argv in (base, ["dvh", str(tmp_path / "export")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "choose one with --plan" in err
+        for text in ("PHANTOM", "PLAN2", truth.plan_uid, second.SOPInstanceUID):
+            assert text in err
+    d95 = {}
+    for plan in ("PHANTOM", "PLAN2"):
+        assert main([*base, "--plan", plan]) in (0, 1)
+        (patient,) = json.loads(capsys.readouterr().out)["patients"]
+        assert patient["plan"]["label"] == plan
+        (row,) = [c for c in patient["constraints"] if c["constraint"] == "ptv_d95"]
+        d95[plan] = row["value"]
+    assert d95["PLAN2"] == pytest.approx(0.9 * d95["PHANTOM"], rel=1e-6)
