@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from rtplan.volumes.chunks import run_in_chunks
-from rtplan.volumes.compiled import kernel
+from rtplan.volumes.compiled import helper, kernel
 
 _STEEP = 1.0e12  # 1 / s^2 (per mm^2) standing for a zero semi-axis
 
@@ -156,7 +156,7 @@ def _envelope_lines(
                 nearest[base + y * stride] = -1
 
 
-@kernel(inline="always")
+@helper
 def _value(f, x, y, w_plus, w_minus):
     """Cost at ``y`` of the candidate at ``x``: ``f[x] + c(y - x)``."""
     t = y - x

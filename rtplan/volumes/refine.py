@@ -7,8 +7,8 @@ new boundary plane inside it.  It is the inner loop of every margin, so it is co
 numba (per voxel it visits up to 19 neighbours, or more in concave corners, and solves a
 small projection problem; as numpy array expressions the same work made ~40 temporary
 arrays per neighbour and was several times slower).  Compiled code is cached on disk
-(:mod:`rtplan.volumes.compiled`): the first call after installing rtplan compiles it (7-10 s,
-once).
+(:mod:`rtplan.volumes.compiled`): the first call after installing rtplan compiles it (about
+3 s of CPU, once).
 
 Conventions are those of :class:`rtplan.volumes.subvoxel.SubvoxelMask`: ``phi`` is the
 signed distance (mm, negative inside) of a voxel centre from the voxel's boundary plane,
@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from rtplan.volumes.compiled import kernel
+from rtplan.volumes.compiled import helper, kernel
 
 _SLACK = 0.1  # extra band (voxels) refined around the new boundary
 _OPEN_COS = 0.9  # a plane runs on into a partial neighbour whose normal is within ~25 deg
@@ -87,25 +87,29 @@ def settle(
     a full voxel) gives ``phi = (D - 1) * L``, ``L`` the extent of the margin shape along
     the new boundary normal.
     """
+    floor = 1e-3 * float(h.min())  # semi-axes for ranking pieces (never zero)
     _settle_kernel(
         flat, nearest, d0, nearest_all.reshape(-1), phi.reshape(-1), normal.reshape(3, -1),
         out_phi.reshape(-1), out_normal.reshape(3, -1),
-        np.array(phi.shape, dtype=np.int64), h, plus, minus,
+        np.array(phi.shape, dtype=np.int64), _strides(phi.shape), h, plus, minus,
+        np.maximum(plus, floor), np.maximum(minus, floor), float(h.max()),
         float(rho), float(smallest_mm), bool(degenerate), _NEIGHBOURS, _FACES,
     )  # fmt: skip
 
 
+def _strides(shape) -> np.ndarray:
+    """Flat-index steps along the axes of a C-ordered array of ``shape``."""
+    return np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+
+
 @kernel
 def _settle_kernel(
-    flat, nearest, d0, nearest_all, phi, normal, out_phi, out_normal, shape, h, plus, minus,
-    rho, smallest_mm, degenerate, neighbours, faces,
+    flat, nearest, d0, nearest_all, phi, normal, out_phi, out_normal, shape, strides, h, plus,
+    minus, plus_k, minus_k, h_max, rho, smallest_mm, degenerate, neighbours, faces,
 ):  # fmt: skip
-    """:func:`settle` on flat arrays (``shape``: the grid's shape)."""
-    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
-    floor = 1e-3 * min(h[0], min(h[1], h[2]))
-    plus_k = np.maximum(plus, floor)  # semi-axes for ranking pieces (never zero)
-    minus_k = np.maximum(minus, floor)
-    h_max = max(h[0], max(h[1], h[2]))
+    """:func:`settle` on flat arrays (``shape``: the grid's shape, ``strides`` its flat
+    strides; ``plus_k``, ``minus_k``: the semi-axes for ranking pieces, never zero; ``h_max``:
+    the largest voxel side)."""
     pt = np.empty(3, np.int64)
     q0 = np.empty(3, np.int64)
     qn = np.empty(3, np.int64)
@@ -201,7 +205,7 @@ def _settle_kernel(
             out_normal[a, out] = n_new[a]
 
 
-@kernel
+@helper
 def _nearest_piece(
     seed, q, p, best_key, best, phi, normal, shape, strides, h, plus_k, minus_k, neighbours,
     faces, qn,
@@ -241,13 +245,13 @@ def _nearest_piece(
     return best_key, best
 
 
-@kernel
+@helper
 def _manhattan(a, b):
     """Sum of the index differences between voxels ``a`` and ``b``."""
     return abs(a[0] - b[0]) + abs(a[1] - b[1]) + abs(a[2] - b[2])
 
 
-@kernel
+@helper
 def _in(values, n, v):
     """Whether ``v`` is among ``values[:n]``."""
     for i in range(n):
@@ -256,14 +260,14 @@ def _in(values, n, v):
     return False
 
 
-@kernel
+@helper
 def _unravel(index, strides, out):
     for a in range(3):
         out[a] = index // strides[a]
         index -= out[a] * strides[a]
 
 
-@kernel
+@helper
 def _shifted(q, offset, out):
     """``q + offset`` written to ``out`` (no allocation)."""
     for a in range(3):
@@ -271,7 +275,7 @@ def _shifted(q, offset, out):
     return out
 
 
-@kernel
+@helper
 def _face_neighbour(f, q, t, shape, strides, faces):
     """Flat index of the face neighbour ``t`` of voxel ``f`` (index ``q``), or -1 when it
     lies outside the array."""
@@ -284,7 +288,7 @@ def _face_neighbour(f, q, t, shape, strides, faces):
     return g
 
 
-@kernel
+@helper
 def _exposed(f, q, phi, shape, strides, faces):
     """A full voxel with an empty face neighbour (or on the edge of the array)."""
     for t in range(6):
@@ -294,7 +298,7 @@ def _exposed(f, q, phi, shape, strides, faces):
     return False
 
 
-@kernel
+@helper
 def _extent(n, plus, minus):
     """Extent (mm) of the margin shape along the unit vector ``n``: ``|s(n) * n|``."""
     total = 0.0
@@ -304,7 +308,7 @@ def _extent(n, plus, minus):
     return math.sqrt(total)
 
 
-@kernel
+@helper
 def _piece_value(f, q, p, phi, normal, shape, strides, faces, h, plus, minus, n_new, work):
     """Signed distance (mm) of point ``p`` outside the expansion of voxel ``f``'s piece
     (``q`` its index);
@@ -386,7 +390,7 @@ def _piece_value(f, q, p, phi, normal, shape, strides, faces, h, plus, minus, n_
     return (math.sqrt(dist2) - 1.0) * _extent(n_new, plus, minus)
 
 
-@kernel
+@helper
 def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x, rate, bps):
     """Gauge-nearest point ``x`` to ``p`` of ``{lo <= x <= hi} ∩ {n . x <= beta}``.
 
@@ -470,7 +474,7 @@ def _nearest_in_box_halfspace(p, lo, hi, n, beta, plus, minus, x, rate, bps):
     return True
 
 
-@kernel
+@helper
 def _path_value(lam, p, lo, hi, n, rate):
     total = 0.0
     for a in range(3):
