@@ -1,6 +1,7 @@
 """`rtplan dvh` on a written phantom patient (rtplan.testing.synthetic; hand-computed truths)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +218,17 @@ def test_curves_of_one_patient_equal_the_cohort_file(phantom, tmp_path):
 
     doses = sorted({float(r["dose_gy"]) for r in csv.DictReader(one.open(encoding="utf-8"))})
     assert doses[:3] == [0.0, 0.5, 1.0]
+
+
+def test_threads_do_not_change_the_report():
+    """The structures of a plan are computed on several threads: the report (every number,
+    flag and message of every structure) is the one computed on a single thread."""
+    from rtplan.workflows.dvh import dvh_folder
+
+    plan = Path(__file__).resolve().parents[1] / "sample_dicom" / "rps_01"
+    one = dvh_folder(plan, threads=1)
+    many = dvh_folder(plan, threads=3)
+    assert len(one.dvhs) > 3
+    assert json.dumps(many.report, sort_keys=True) == json.dumps(one.report, sort_keys=True)
+    for name, dvh in one.dvhs.items():
+        assert np.array_equal(many.dvhs[name].sample_dose_gy, dvh.sample_dose_gy)

@@ -93,6 +93,7 @@ def dvh_folder(
     plot: str | os.PathLike | None = None,
     curves: str | os.PathLike | None = None,
     curve_step_gy: float = DEFAULT_CURVE_STEP_GY,
+    threads: int | None = None,
 ) -> DvhResult:
     """DVH metrics of the structures of the plan under ``path`` (``rtplan dvh``).
 
@@ -119,6 +120,10 @@ def dvh_folder(
     curves : path, optional
         Write the cumulative DVH curves as a long CSV every ``curve_step_gy`` Gy
         (:func:`rtplan.workflows.dvh_cohort.write_curves`).
+    threads : int, optional
+        Structures computed at once (each DVH is independent; numpy releases the GIL in
+        their array work); default: the CPUs this process may use, at most 4.  The results
+        do not depend on it.
 
     Returns
     -------
@@ -142,7 +147,7 @@ def dvh_folder(
         raise InputError("a %Rx metric needs a prescription and the plan states none", path=path)
     chosen, broken, empty = _structures(ss, structures)
     cap = choose_end_cap(end_cap, chosen, dose.embedded_dvhs)
-    dvhs, piv = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed)
+    dvhs, piv = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed, threads)
     rows = [_row(s, dvhs[s.name], parsed, rx, piv) for s in chosen]
     unassigned = () if structures else ss.unassigned
     rows += _unused_rows(ss, broken, empty, metrics) + _unassigned_rows(unassigned, metrics)
@@ -197,18 +202,35 @@ def _read(path, selection: Selection, fraction_dose: str):
         return patient, patient.structure_set(), patient.dose()
 
 
-def _compute(ss, chosen, dose, end_cap: str, rx, outside_tolerance, parsed):
-    """Phase 2: the DVH of every chosen structure (one sampling field of the dose), and the
-    prescription isodose volume (cc) when a conformity metric needs it."""
+def _compute(ss, chosen, dose, end_cap: str, rx, outside_tolerance, parsed, threads=None):
+    """Phase 2: the DVH of every chosen structure (one sampling field of the dose; on up to
+    ``threads`` threads), and the prescription isodose volume (cc) when a conformity metric
+    needs it."""
     field = axial_field(dose)
-    dvhs = {
-        s.name: compute(s, dose, end_cap=end_cap, prescription_gy=rx, field=field,
-                        outside_tolerance=outside_tolerance)
-        for s in chosen
-    }  # fmt: skip
+
+    def one(s):
+        return compute(s, dose, end_cap=end_cap, prescription_gy=rx, field=field,
+                       outside_tolerance=outside_tolerance)  # fmt: skip
+
+    dvhs = dict(zip([s.name for s in chosen], _each(one, chosen, threads), strict=True))
     needs_piv = any(m.kind == "ci" for m in parsed)
     piv = _isodose_volume(ss, dose, field, end_cap, dvhs) if needs_piv else None
     return dvhs, piv
+
+
+def _each(fn, items: list, threads: int | None) -> list:
+    """``[fn(x) for x in items]`` on up to ``threads`` threads (default: the CPUs this
+    process may use, at most 4); the first item's exception in order is raised, as in a
+    loop."""
+    if threads is None:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        threads = min(4, len(cpus) if cpus else os.cpu_count() or 1)
+    if threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _conventions(dvhs: dict, cap, outside_tolerance) -> dict:

@@ -126,7 +126,7 @@ def dvh_patient(folder: str, options: dict, curve_step_gy: float | None) -> Pati
     from rtplan.workflows.dvh import dvh_folder
 
     try:
-        result = dvh_folder(folder, **options)
+        result = dvh_folder(folder, threads=1, **options)  # the patients run in parallel
         labels = _labels(result.report)
         curves = curve_rows(result.dvhs, labels, curve_step_gy) if curve_step_gy else []
         return PatientDvh(
