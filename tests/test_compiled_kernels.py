@@ -134,6 +134,38 @@ def test_cache_is_written_to_the_chosen_directory_and_reused(tmp_path):
     assert second["d"] == first["d"]
 
 
+_BACKGROUND = """
+import json, sys
+import numpy as np
+from rtplan.volumes import margins, nearest_seed, refine
+m = np.zeros((14, 18, 20), np.float32); m[4:9, 6:12, 5:14] = 1.0; m[9, 8, 9] = 0.4
+if sys.argv[1] == "background":
+    margins.compile_in_background()  # the margin below runs while the thread compiles
+out = margins.expand_mask(m, "right=4,left=2,anterior=3,posterior=5,superior=4,inferior=2",
+                          spacing_mm=(2.0, 1.0, 1.0))
+print(json.dumps({"inside": np.flatnonzero(out).tolist(),
+                  "signatures": [len(refine._settle_kernel.signatures),
+                                 len(nearest_seed._envelope_lines.signatures)]}))
+"""
+
+
+def test_background_compilation_changes_nothing(tmp_path):
+    """``compile_in_background`` (rtplan expand / volumes) compiles the kernels for the
+    argument types of every margin: a margin run while it compiles waits for it and
+    compiles nothing else (one signature each) and gives the voxels of a process without
+    it (here with an empty kernel cache each)."""
+    got = {}
+    for mode in ("background", "plain"):
+        env = _env(NUMBA_CACHE_DIR=str(tmp_path / mode))
+        out = subprocess.run([sys.executable, "-c", _BACKGROUND, mode], env=env,
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        got[mode] = json.loads(out.stdout.splitlines()[-1])
+    assert got["background"]["signatures"] == [1, 1]
+    assert got["background"]["inside"] == got["plain"]["inside"]
+    assert len(got["plain"]["inside"]) > 5 * 6 * 9
+
+
 #: The kernels' tests, small inputs only, run as plain Python (NUMBA_DISABLE_JIT=1).
 _NO_JIT_TESTS = [
     "tests/test_margins.py::test_single_voxel_row_asymmetric",

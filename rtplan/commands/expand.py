@@ -68,7 +68,10 @@ def add_folder_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from rtplan.volumes.margins import compile_in_background
     from rtplan.workflows.volumes import expand_folder
+
+    compile_in_background()  # overlaps reading the input
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

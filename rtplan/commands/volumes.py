@@ -51,7 +51,10 @@ def _pairs(items, what: str) -> dict[str, str]:
 
 
 def run(args) -> int:
+    from rtplan.volumes.margins import compile_in_background
     from rtplan.workflows.volumes import volumes_folder
+
+    compile_in_background()  # overlaps reading the input
 
     mapping = _pairs(args.map, "--map")
     raw = _pairs(args.set, "--set")

@@ -337,6 +337,22 @@ def expand_mask(
     return out.centre_inside[sl]
 
 
+def compile_in_background() -> None:
+    """Start compiling the margin kernels (or loading them from the disk cache,
+    :mod:`rtplan.volumes.compiled`) on a background thread, so that it overlaps the
+    caller's reading of its input (``rtplan expand`` and ``rtplan volumes`` call this
+    first).  A margin called meanwhile waits for the compilation instead of repeating it
+    (numba's compiler lock); the results do not depend on it."""
+    import threading
+
+    def tiny_margin():  # the argument types of every margin: the same machine code
+        m = np.zeros((5, 5, 5), np.float32)
+        m[2, 2, 2] = 0.5
+        apply_margin(SubvoxelMask.from_fraction(m, (1.0, 1.0, 1.0)), "all=1")
+
+    threading.Thread(target=tiny_margin, name="rtplan-kernels", daemon=True).start()
+
+
 def _spacing_direction(spacing_mm, grid):
     if grid is not None:
         if not grid.is_uniform:
