@@ -287,25 +287,32 @@ def load_patient(
         Unreadable files, no or only one RTSTRUCT, or structure sets in several frames of
         reference.
     """
-    from rtplan.io import scan
-    from rtplan.io.masks import mask_folders, read_mask_observer
-    from rtplan.io.selection import pick_structure_sets
+    from rtplan.io.masks import mask_folders
 
     folder = Path(folder)
     masks = mask_folders(folder)
-    catalog = scan(folder)
-    groups = catalog.groups()
-    if patient_id is not None:
-        groups = [g for g in groups if g.patient_id == patient_id]
-        if not groups:
-            have = ", ".join(sorted({repr(f.patient_id) for f in catalog.files}))
-            raise InputError(f"no patient '{patient_id}' (have: {have})", path=folder)
-    if structure_sets:
-        files = [f for g in groups for f in g.files]
-        named = {f.sop_instance_uid for f in pick_structure_sets(structure_sets, files)}
-        groups = [g for g in groups if any(f.sop_instance_uid in named for f in g.files)]
+    group, sets = _observer_group(folder, bool(masks), patient_id, structure_sets)
+    if len(sets) + len(masks) < 2:
+        raise InputError(
+            f"only {len(sets) + len(masks)} observer (RTSTRUCT or mask folder): "
+            "agreement needs two",
+            path=folder,
+        )
+    wanted = {n.casefold() for n in structures} if structures else None
+    notes: list[str] = []
+    observers = _rtstruct_observers(folder, sets, wanted, notes)
+    grid = group.ct_series[0].grid if group.ct_series else None
+    _add_mask_observers(observers, masks, grid, group.frame_of_reference_uid, wanted)
+    label = group.patient_id or folder.name
+    return PatientObservers(label, observers, grid, tuple(notes))
+
+
+def _observer_group(folder: Path, has_masks: bool, patient_id, structure_sets):
+    """Phase 1: the one patient and frame of reference whose RTSTRUCTs (or, without any,
+    mask folders) are compared, and those RTSTRUCTs (the ones named, when some are)."""
+    groups, named = _chosen_groups(folder, patient_id, structure_sets)
     with_sets = [g for g in groups if any(f.modality == "RTSTRUCT" for f in g.files)]
-    if with_sets or not masks:
+    if with_sets or not has_masks:
         groups = with_sets
     if not groups:
         raise InputError("no RTSTRUCT found", path=folder)
@@ -318,14 +325,34 @@ def load_patient(
     sets = group.structure_sets if with_sets else []
     if structure_sets:
         sets = [ss for ss in sets if ss.sop_instance_uid in named]
-    if len(sets) + len(masks) < 2:
-        raise InputError(
-            f"only {len(sets) + len(masks)} observer (RTSTRUCT or mask folder): "
-            "agreement needs two",
-            path=folder,
-        )
-    notes, observers = [], {}
-    wanted = {n.casefold() for n in structures} if structures else None
+    return group, sets
+
+
+def _chosen_groups(folder: Path, patient_id, structure_sets):
+    """The folder's (patient, frame of reference) groups, only ``patient_id``'s and those
+    holding a named RTSTRUCT when given; and the named RTSTRUCTs' UIDs."""
+    from rtplan.io import scan
+    from rtplan.io.selection import pick_structure_sets
+
+    catalog = scan(folder)
+    groups = catalog.groups()
+    if patient_id is not None:
+        groups = [g for g in groups if g.patient_id == patient_id]
+        if not groups:
+            have = ", ".join(sorted({repr(f.patient_id) for f in catalog.files}))
+            raise InputError(f"no patient '{patient_id}' (have: {have})", path=folder)
+    named: set[str] = set()
+    if structure_sets:
+        files = [f for g in groups for f in g.files]
+        named = {f.sop_instance_uid for f in pick_structure_sets(structure_sets, files)}
+        groups = [g for g in groups if any(f.sop_instance_uid in named for f in g.files)]
+    return groups, named
+
+
+def _rtstruct_observers(folder: Path, sets, wanted, notes: list[str]) -> dict[str, dict]:
+    """Phase 2: each RTSTRUCT's usable structures (the ``wanted`` ones, case-insensitive),
+    by observer name; a malformed structure is left out and noted."""
+    observers = {}
     for observer, ss in zip(_observer_names(sets), sets, strict=True):
         kept = {}
         for s in ss.structures:
@@ -338,7 +365,13 @@ def load_patient(
                 continue
             kept[s.name] = s
         observers[observer] = kept
-    grid = group.ct_series[0].grid if group.ct_series else None
+    return observers
+
+
+def _add_mask_observers(observers: dict, masks, grid, frame_uid: str, wanted) -> None:
+    """Phase 3: each mask folder as an observer, placed on the CT lattice ``grid``."""
+    from rtplan.io.masks import read_mask_observer
+
     for mask_folder in masks:
         if grid is None:
             raise InputError(
@@ -348,12 +381,10 @@ def load_patient(
         name = (
             mask_folder.name if mask_folder.name not in observers else f"{mask_folder.name} (masks)"
         )
-        found = read_mask_observer(mask_folder, grid, group.frame_of_reference_uid)
+        found = read_mask_observer(mask_folder, grid, frame_uid)
         observers[name] = {
             n: m for n, m in found.items() if wanted is None or n.casefold() in wanted
         }
-    label = group.patient_id or folder.name
-    return PatientObservers(label, observers, grid, tuple(notes))
 
 
 def _run_folder(folder: str, options: AgreementOptions) -> PatientOutcome:
