@@ -244,6 +244,27 @@ def _prescriptions(
     levels = [r.prescription_gy for r in refs]
     if plan is not None and plan.prescription_gy and plan.prescription_gy not in levels:
         levels.append(plan.prescription_gy)
+    out = _by_dose_reference(targets, refs, matches, roi_numbers, levels)
+    free = [t for t in targets if t.structure not in out]
+    for level in levels:  # greedy, in the plan's order: each level to the nearest free target
+        if not free:
+            break
+        nearest = min(free, key=lambda t: abs(t.dose_gy - level) / t.dose_gy)
+        out[nearest.structure] = TargetPrescription(
+            nearest.structure, nearest.dose_gy, level, "nearest plan level"
+        )
+        free.remove(nearest)
+    notes = []
+    for t in targets:
+        if t.structure not in out:
+            out[t.structure] = TargetPrescription(t.structure, t.dose_gy, None, "protocol")
+        notes += _prescription_notes(protocol, out[t.structure])
+    return {t.structure: out[t.structure] for t in targets}, notes
+
+
+def _by_dose_reference(targets, refs, matches, roi_numbers, levels: list) -> dict:
+    """Targets whose structure a plan dose reference names by ROI number; each level used
+    is taken out of ``levels``."""
     out: dict[str, TargetPrescription] = {}
     for t in targets:
         names = matches[t.structure].structures
@@ -258,34 +279,23 @@ def _prescriptions(
             )
             if by_roi[0] in levels:
                 levels.remove(by_roi[0])
-    free = [t for t in targets if t.structure not in out]
-    for level in levels:  # greedy, in the plan's order: each level to the nearest free target
-        if not free:
-            break
-        nearest = min(free, key=lambda t: abs(t.dose_gy - level) / t.dose_gy)
-        out[nearest.structure] = TargetPrescription(
-            nearest.structure, nearest.dose_gy, level, "nearest plan level"
-        )
-        free.remove(nearest)
-    notes = []
-    for t in targets:
-        if t.structure not in out:
-            out[t.structure] = TargetPrescription(t.structure, t.dose_gy, None, "protocol")
-            notes.append(
-                f"no plan prescription for {protocol.structures[t.structure].label}: "
-                f"the protocol's {format_number(t.dose_gy)} Gy is used"
-            )
-        p = out[t.structure]
-        if (
-            p.plan_gy is not None
-            and abs(p.plan_gy - p.protocol_gy) > PRESCRIPTION_TOLERANCE * p.protocol_gy
-        ):
-            notes.append(
-                f"plan prescribes {format_number(p.plan_gy)} Gy to "
-                f"{protocol.structures[t.structure].label}, the protocol "
-                f"{format_number(p.protocol_gy)} Gy"
-            )
-    return {t.structure: out[t.structure] for t in targets}, notes
+    return out
+
+
+def _prescription_notes(protocol: Protocol, p: TargetPrescription) -> list[str]:
+    """Notes on one target's prescription: the protocol's used, or the plan's differs."""
+    label = protocol.structures[p.role].label
+    if p.plan_gy is None:
+        return [
+            f"no plan prescription for {label}: "
+            f"the protocol's {format_number(p.protocol_gy)} Gy is used"
+        ]
+    if abs(p.plan_gy - p.protocol_gy) > PRESCRIPTION_TOLERANCE * p.protocol_gy:
+        return [
+            f"plan prescribes {format_number(p.plan_gy)} Gy to {label}, the protocol "
+            f"{format_number(p.protocol_gy)} Gy"
+        ]
+    return []
 
 
 def _dose_basis(c, alpha_beta: float | None, frac: Fractionation, pres):

@@ -258,7 +258,6 @@ def check_and_report(
         exit code is :func:`rtplan.report.exit_code` of the outcomes.
     """
     from rtplan.protocols import load_protocol, load_structure_mapping
-    from rtplan.report import to_csv, to_html, to_junit_xml
 
     outputs_asked = {"csv": csv, "junit": junit, "html": html, "png": png}
     named = [] if isinstance(protocol, Protocol) else [protocol]
@@ -288,6 +287,15 @@ def check_and_report(
         scheduler=scheduler,
         timeout_s=timeout_s,
     )
+    _write_reports(outcomes, protocol, overlays, path, csv=csv, junit=junit, html=html, png=png)
+    return CheckRun(outcomes, protocol)
+
+
+def _write_reports(outcomes, protocol, overlays: dict, path, *, csv, junit, html, png) -> None:
+    """The reports asked for, completely or not at all; ``png`` needs one patient (and its
+    overlay: the reason it could not be drawn is the error)."""
+    from rtplan.report import to_csv, to_html, to_junit_xml
+
     if png and len(outcomes) != 1:
         raise InputError(
             f"--png needs one patient, the folder holds {len(outcomes)} (use --html)", path=path
@@ -295,7 +303,7 @@ def check_and_report(
     picture = overlays.get(id(outcomes[0])) if png else None
     if isinstance(picture, str):
         raise InputError(picture)
-    with OutputSet() as outputs:  # the reports are written completely or not at all
+    with OutputSet() as outputs:
         if csv:
             outputs.add(csv, to_csv(outcomes, protocol))
         if junit:
@@ -304,7 +312,6 @@ def check_and_report(
             outputs.add(html, to_html(outcomes, protocol, [overlays.get(id(o)) for o in outcomes]))
         if png:
             outputs.add(png, picture)
-    return CheckRun(outcomes, protocol)
 
 
 def _overlay(patient: PatientData, check: PlanCheck, dose_wash: bool = False) -> bytes | str:
