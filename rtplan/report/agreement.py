@@ -99,51 +99,60 @@ def box_plots(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) ->
     -------
     dict of str to matplotlib.figure.Figure
     """
-    import numpy as np
-    from matplotlib.figure import Figure
-
     structures = list(dict.fromkeys(r["structure"] for r in rows))
     pairs = list(dict.fromkeys((r["observer_a"], r["observer_b"]) for r in rows))
     tolerances = sorted({r["tolerance_mm"] for r in rows})
-    figures = {}
-    for metric in metrics:
-        data, left_out = [], []
-        fig = Figure(figsize=(max(5.0, 1.2 * len(structures) + 3), 4.2))
-        ax = fig.add_subplot()
-        for s in structures:
-            values = [r[metric] for r in rows if r["structure"] == s]
-            finite = [v for v in values if math.isfinite(v)]
-            data.append(finite)
-            left_out.append(len(values) - len(finite))
-        ax.boxplot(data, showfliers=False)
-        for p, pair in enumerate(pairs):
-            xs, ys = [], []
-            for x, s in enumerate(structures, start=1):
-                for n, r in enumerate(r for r in rows if r["structure"] == s):
-                    if (r["observer_a"], r["observer_b"]) == pair and math.isfinite(r[metric]):
-                        xs.append(x + 0.25 * math.sin(1.7 * n + p))  # deterministic jitter
-                        ys.append(r[metric])
-            if xs:
-                ax.scatter(xs, ys, s=12, alpha=0.7, label=f"{pair[1]} vs {pair[0]}", zorder=3)
-        ax.set_xticks(np.arange(1, len(structures) + 1))
-        ax.set_xticklabels(
-            [
-                f"{s}\n(n={len(d)}{f', {k} not finite' if k else ''})"
-                for s, d, k in zip(structures, data, left_out, strict=True)
-            ],
-            fontsize=8,
-        )
-        label = METRIC_LABELS.get(metric, metric)
-        if metric in TOLERANCE_METRICS and tolerances:
-            label += f", tolerance {', '.join(f'{t:g}' for t in tolerances)} mm"
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(label)
-        ax.grid(axis="y", alpha=0.3)
-        if 1 < len(pairs) <= 12:
-            ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        figures[metric] = fig
-    return figures
+    return {metric: _box_plot(rows, metric, structures, pairs, tolerances) for metric in metrics}
+
+
+def _box_plot(rows, metric: str, structures: list, pairs: list, tolerances: list):
+    """The figure of one metric (see :func:`box_plots`)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    data, left_out = [], []
+    fig = Figure(figsize=(max(5.0, 1.2 * len(structures) + 3), 4.2))
+    ax = fig.add_subplot()
+    for s in structures:
+        values = [r[metric] for r in rows if r["structure"] == s]
+        finite = [v for v in values if math.isfinite(v)]
+        data.append(finite)
+        left_out.append(len(values) - len(finite))
+    ax.boxplot(data, showfliers=False)
+    for p, pair in enumerate(pairs):
+        xs, ys = _pair_points(rows, metric, structures, pair, p)
+        if xs:
+            ax.scatter(xs, ys, s=12, alpha=0.7, label=f"{pair[1]} vs {pair[0]}", zorder=3)
+    ax.set_xticks(np.arange(1, len(structures) + 1))
+    ax.set_xticklabels(
+        [
+            f"{s}\n(n={len(d)}{f', {k} not finite' if k else ''})"
+            for s, d, k in zip(structures, data, left_out, strict=True)
+        ],
+        fontsize=8,
+    )
+    label = METRIC_LABELS.get(metric, metric)
+    if metric in TOLERANCE_METRICS and tolerances:
+        label += f", tolerance {', '.join(f'{t:g}' for t in tolerances)} mm"
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(label)
+    ax.grid(axis="y", alpha=0.3)
+    if 1 < len(pairs) <= 12:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _pair_points(rows, metric: str, structures: list, pair: tuple, p: int):
+    """One observer pair's finite values as points over the boxes (x: the structure's box,
+    jittered sideways deterministically by the row's rank and the pair's index ``p``)."""
+    xs, ys = [], []
+    for x, s in enumerate(structures, start=1):
+        for n, r in enumerate(r for r in rows if r["structure"] == s):
+            if (r["observer_a"], r["observer_b"]) == pair and math.isfinite(r[metric]):
+                xs.append(x + 0.25 * math.sin(1.7 * n + p))  # deterministic jitter
+                ys.append(r[metric])
+    return xs, ys
 
 
 def box_plot_pngs(rows: Sequence[dict], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:

@@ -212,29 +212,37 @@ def dvh_cohort(
     except OSError as exc:
         raise InputError(f"cannot write file: {exc.strerror or exc}") from None
     outputs = [o for o in (table, curves) if o is not None]
-    failures, messages, code, n_rows, n_curves = [], [], 0, 0, 0
     try:
-        for outcome in run_each(
+        outcomes = run_each(
             dvh_patient, folders, jobs=jobs, scheduler=scheduler, timeout_s=timeout_s,
             progress=progress, options=options, curve_step_gy=curve_step_gy if curves else None,
-        ):  # fmt: skip
-            if outcome.error is not None:
-                failures.append((outcome.folder, outcome.error))
-                continue
-            code = max(code, outcome.exit_code)
-            messages += [f"{Path(outcome.folder).name}: {m}" for m in outcome.messages]
-            n_rows += len(outcome.rows)
-            n_curves += len(outcome.curves)
-            if table is not None:
-                table.write(outcome.rows)
-            if curves is not None:
-                curves.write(outcome.curves)
+        )  # fmt: skip
+        result = _gather(outcomes, len(folders), table, curves)
     except BaseException:
         for o in outputs:
             o.discard()
         raise
     for o in outputs:
         o.commit()
+    return result
+
+
+def _gather(outcomes, n_folders: int, table, curves) -> CohortDvh:
+    """The patients' outcomes, in order: rows streamed to ``table`` and ``curves`` (when
+    written), failures and messages kept, the exit code (a failure: 1, or 2 with no rows)."""
+    failures, messages, code, n_rows, n_curves = [], [], 0, 0, 0
+    for outcome in outcomes:
+        if outcome.error is not None:
+            failures.append((outcome.folder, outcome.error))
+            continue
+        code = max(code, outcome.exit_code)
+        messages += [f"{Path(outcome.folder).name}: {m}" for m in outcome.messages]
+        n_rows += len(outcome.rows)
+        n_curves += len(outcome.curves)
+        if table is not None:
+            table.write(outcome.rows)
+        if curves is not None:
+            curves.write(outcome.curves)
     if failures:
         code = 1 if n_rows else 2
-    return CohortDvh(len(folders), n_rows, n_curves, failures, messages, code)
+    return CohortDvh(n_folders, n_rows, n_curves, failures, messages, code)
