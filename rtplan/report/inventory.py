@@ -25,43 +25,42 @@ def inventory_text(inv: dict) -> str:
                 f"  Study {s['study_instance_uid']}  {s['study_date']}  {s['study_description']}".rstrip()
             )
         for f in p["frames_of_reference"]:
-            lines.append(f"  Frame of reference {f['frame_of_reference_uid'] or '(none)'}")
-            for s in f["series"]:
-                lines.append(
-                    f"    {s['modality']} series {s['series_instance_uid']}: {_grid(s['grid'])}"
-                )
-                lines += [f"      warning: {w}" for w in s["warnings"]]
-            for ss in f["structure_sets"]:
-                lines.append(
-                    f"    Structure set '{ss['label']}' ({ss['file']}), "
-                    f"{len(ss['structures'])} structures"
-                )
-                lines += [f"      warning: {w}" for w in ss["warnings"]]
-                lines += [f"      problem: {p}" for p in ss["unassigned_contours"]]
-                lines.append(_table(ss["structures"]))
-            for pl in f["plans"]:
-                rx = pl["prescription_gy"]
-                per = pl["dose_per_fraction_gy"]
-                lines.append(
-                    f"    Plan '{pl['label']}': {pl['fractions']} fractions, "
-                    + (
-                        f"{rx:g} Gy prescribed ({per:.3g} Gy per fraction)"
-                        if rx
-                        else "no prescription"
-                    )
-                    + f", {sum(len(g['beams']) for g in pl['fraction_groups'])} beams"
-                )
-            for d in f["doses"]:
-                scale = (
-                    f", x {d['fraction_scaling']} fractions" if d["fraction_scaling"] != 1 else ""
-                )
-                top = "max -" if d["max_gy"] is None else f"max {d['max_gy']:.2f} Gy"
-                lines.append(f"    Dose {d['summation_type']}{scale}: {top}; {_grid(d['grid'])}")
-                lines += [f"      warning: {w}" for w in d["warnings"]]
+            lines += _frame_lines(f)
     if inv["notes"]:
         lines.append("Notes:")
         lines += [f"  {n}" for n in inv["notes"]]
     return "\n".join(lines)
+
+
+def _frame_lines(f: dict) -> list[str]:
+    """One frame of reference: its CT series, structure sets, plans and doses."""
+    lines = [f"  Frame of reference {f['frame_of_reference_uid'] or '(none)'}"]
+    for s in f["series"]:
+        lines.append(f"    {s['modality']} series {s['series_instance_uid']}: {_grid(s['grid'])}")
+        lines += [f"      warning: {w}" for w in s["warnings"]]
+    for ss in f["structure_sets"]:
+        lines.append(
+            f"    Structure set '{ss['label']}' ({ss['file']}), {len(ss['structures'])} structures"
+        )
+        lines += [f"      warning: {w}" for w in ss["warnings"]]
+        lines += [f"      problem: {p}" for p in ss["unassigned_contours"]]
+        lines.append(_table(ss["structures"]))
+    lines += [_plan_line(pl) for pl in f["plans"]]
+    for d in f["doses"]:
+        scale = f", x {d['fraction_scaling']} fractions" if d["fraction_scaling"] != 1 else ""
+        top = "max -" if d["max_gy"] is None else f"max {d['max_gy']:.2f} Gy"
+        lines.append(f"    Dose {d['summation_type']}{scale}: {top}; {_grid(d['grid'])}")
+        lines += [f"      warning: {w}" for w in d["warnings"]]
+    return lines
+
+
+def _plan_line(pl: dict) -> str:
+    rx, per = pl["prescription_gy"], pl["dose_per_fraction_gy"]
+    return (
+        f"    Plan '{pl['label']}': {pl['fractions']} fractions, "
+        + (f"{rx:g} Gy prescribed ({per:.3g} Gy per fraction)" if rx else "no prescription")
+        + f", {sum(len(g['beams']) for g in pl['fraction_groups'])} beams"
+    )
 
 
 def _table(structures: list[dict]) -> str:
