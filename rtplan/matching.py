@@ -149,21 +149,9 @@ def match_role(
     InputError
         Two plan structures match the same name equally well.
     """
-    if mapping:
-        for key in (role.key, *role.names):
-            if key in mapping:
-                wanted = mapping[key]
-                wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted)
-                missing = [w for w in wanted if w not in present]
-                if missing:
-                    close = closest_names(missing, present)
-                    raise StructureNotFoundError(
-                        f"the structure mapping sends '{key}' to '{missing[0]}', which is not in "
-                        f"the plan; closest names present: {', '.join(map(repr, close)) or 'none'}",
-                        path=source or None,
-                    )
-                return Match(role.key, wanted, "mapping")
-
+    mapped = _mapped(role, present, mapping, source) if mapping else None
+    if mapped is not None:
+        return mapped
     steps = [
         ("TG-263 name", role.names, str),
         ("alias", role.aliases, str),
@@ -187,6 +175,25 @@ def match_role(
     if role.required:
         raise _not_found(role, present, source)
     return Match(role.key, (), "absent")
+
+
+def _mapped(role: StructureRole, present, mapping, source: str) -> Match | None:
+    """Step 1: the user's mapping of the role key or a TG-263 name, when it has one (every
+    name it gives must be in the plan)."""
+    for key in (role.key, *role.names):
+        if key in mapping:
+            wanted = mapping[key]
+            wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+            missing = [w for w in wanted if w not in present]
+            if missing:
+                close = closest_names(missing, present)
+                raise StructureNotFoundError(
+                    f"the structure mapping sends '{key}' to '{missing[0]}', which is not in "
+                    f"the plan; closest names present: {', '.join(map(repr, close)) or 'none'}",
+                    path=source or None,
+                )
+            return Match(role.key, wanted, "mapping")
+    return None
 
 
 def _parts_match(role: StructureRole, present: Sequence[str]) -> Match | None:
