@@ -387,32 +387,10 @@ def sum_beam_doses(doses: Sequence[Dose], *, plan: Plan | None = None) -> Dose:
         raise InputError("no beam doses to sum")
     first = doses[0]
     for d in doses:
-        if d.summation_type not in ("BEAM", "BEAM_SESSION"):
-            raise InputError(
-                f"only BEAM doses can be summed, got {d.summation_type}", path=d.source
-            )
-        if d.frame_of_reference_uid != first.frame_of_reference_uid:
-            raise GeometryError(
-                f"mismatched frames of reference: {d.frame_of_reference_uid} vs "
-                f"{first.frame_of_reference_uid} ({first.source})",
-                path=d.source,
-            )
-        if d.referenced_plan_uid != first.referenced_plan_uid:
-            raise GeometryError(
-                f"beam doses of different plans ({d.referenced_plan_uid} vs "
-                f"{first.referenced_plan_uid})",
-                path=d.source,
-            )
+        _check_beam_part(d, first)
     beams = [b for d in doses for b in d.referenced_beam_numbers]
     if plan is not None:
-        planned = sorted(b.number for g in plan.fraction_groups for b in g.beams)
-        missing = sorted(set(planned) - set(beams))
-        twice = sorted({b for b in beams if beams.count(b) > 1})
-        if missing or twice:
-            problem = (f"no dose for beam(s) {missing}" if missing else "") + (
-                f"{'; ' if missing else ''}beam(s) {twice} given twice" if twice else ""
-            )
-            raise InputError(f"beam doses of plan '{plan.label}': {problem}", path=first.source)
+        _check_plan_beams(plan, beams, first.source)
     total = np.array(first.values_gy, dtype=np.float32, copy=True)
     for d in doses[1:]:
         total += _on_grid(d, first.grid)
@@ -428,6 +406,36 @@ def sum_beam_doses(doses: Sequence[Dose], *, plan: Plan | None = None) -> Dose:
         referenced_beam_numbers=tuple(beams),
         warnings=tuple(w for d in doses for w in d.warnings),
     )
+
+
+def _check_beam_part(d: Dose, first: Dose) -> None:
+    """A part of a beam sum: a BEAM dose of the first part's frame of reference and plan."""
+    if d.summation_type not in ("BEAM", "BEAM_SESSION"):
+        raise InputError(f"only BEAM doses can be summed, got {d.summation_type}", path=d.source)
+    if d.frame_of_reference_uid != first.frame_of_reference_uid:
+        raise GeometryError(
+            f"mismatched frames of reference: {d.frame_of_reference_uid} vs "
+            f"{first.frame_of_reference_uid} ({first.source})",
+            path=d.source,
+        )
+    if d.referenced_plan_uid != first.referenced_plan_uid:
+        raise GeometryError(
+            f"beam doses of different plans ({d.referenced_plan_uid} vs "
+            f"{first.referenced_plan_uid})",
+            path=d.source,
+        )
+
+
+def _check_plan_beams(plan: Plan, beams: list[int], source: str) -> None:
+    """Every beam of ``plan`` has a dose, and only one."""
+    planned = sorted(b.number for g in plan.fraction_groups for b in g.beams)
+    missing = sorted(set(planned) - set(beams))
+    twice = sorted({b for b in beams if beams.count(b) > 1})
+    if missing or twice:
+        problem = (f"no dose for beam(s) {missing}" if missing else "") + (
+            f"{'; ' if missing else ''}beam(s) {twice} given twice" if twice else ""
+        )
+        raise InputError(f"beam doses of plan '{plan.label}': {problem}", path=source)
 
 
 def _on_grid(dose: Dose, grid: Grid) -> np.ndarray:
