@@ -212,16 +212,18 @@ def _compute(ss, chosen, dose, end_cap: str, rx, outside_tolerance, parsed, thre
         return compute(s, dose, end_cap=end_cap, prescription_gy=rx, field=field,
                        outside_tolerance=outside_tolerance)  # fmt: skip
 
-    dvhs = dict(zip([s.name for s in chosen], _each(one, chosen, threads), strict=True))
+    done = _each(one, chosen, threads, cost=_box_mm3)
+    dvhs = dict(zip([s.name for s in chosen], done, strict=True))
     needs_piv = any(m.kind == "ci" for m in parsed)
     piv = _isodose_volume(ss, dose, field, end_cap, dvhs) if needs_piv else None
     return dvhs, piv
 
 
-def _each(fn, items: list, threads: int | None) -> list:
+def _each(fn, items: list, threads: int | None, cost=None) -> list:
     """``[fn(x) for x in items]`` on up to ``threads`` threads (default: the CPUs this
-    process may use, at most 4); the first item's exception in order is raised, as in a
-    loop."""
+    process may use, at most 4), the costliest items (``cost(x)``) started first so that no
+    large one is left running alone at the end; the first item's exception in order is
+    raised, as in a loop."""
     if threads is None:
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         threads = min(4, len(cpus) if cpus else os.cpu_count() or 1)
@@ -229,8 +231,16 @@ def _each(fn, items: list, threads: int | None) -> list:
         return [fn(x) for x in items]
     from concurrent.futures import ThreadPoolExecutor
 
+    order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(fn, items))
+        futures = {i: pool.submit(fn, items[i]) for i in order}
+        return [futures[i].result() for i in range(len(items))]
+
+
+def _box_mm3(structure) -> float:
+    """Volume (mm^3) of a structure's bounding box: what its DVH costs, roughly."""
+    lo, hi = structure.bounds_mm()
+    return float(math.prod(hi - lo))
 
 
 def _conventions(dvhs: dict, cap, outside_tolerance) -> dict:
