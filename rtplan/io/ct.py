@@ -178,50 +178,10 @@ def ct_series_from_headers(headers: Sequence[tuple[Path, Dataset]]) -> CTSeries:
     check_voxels(len(headers) * int(sizes[0][0]) * int(sizes[0][1]), _common_parent(paths),
                  f"{len(headers)} x {sizes[0][0]} x {sizes[0][1]}")  # fmt: skip
 
-    ref = iops[0]
-    odd = np.flatnonzero(np.abs(iops - ref).max(axis=1) > ORIENTATION_TOLERANCE)
-    if len(odd):
-        raise GeometryError(
-            "mixed image orientations in one series: "
-            f"{_names(paths, odd)} differ from {paths[0].name} "
-            f"({_fmt(iops[odd[0]])} vs {_fmt(ref)})",
-            path=_common_parent(paths),
-        )
-    row, col = _orthonormal(ref, paths[0])
-    normal = np.cross(row, col)
-
-    for label, values in (("PixelSpacing", spacings), ("Rows/Columns", sizes)):
-        odd = np.flatnonzero(np.abs(values - values[0]).max(axis=1) > 1e-6)
-        if len(odd):
-            raise GeometryError(
-                f"{label} differs between slices: {_names(paths, odd)} vs {paths[0].name}",
-                path=_common_parent(paths),
-            )
-
-    position = ipps @ normal
-    order = np.argsort(position, kind="stable")
-    position, ipps = position[order], ipps[order]
+    row, col, normal = _orientation(iops, spacings, sizes, paths)
+    order, position, ipps = _stack(ipps, normal, paths)
     sorted_paths = [paths[i] for i in order]
     gaps = np.diff(position)
-    dup = np.flatnonzero(gaps < DUPLICATE_TOLERANCE_MM)
-    if len(dup):
-        a, b = sorted_paths[dup[0]], sorted_paths[dup[0] + 1]
-        raise GeometryError(
-            f"two slices at the same position {position[dup[0]]:.3f} mm along the slice "
-            f"normal: {a.name} and {b.name}"
-            + (f" (and {len(dup) - 1} more)" if len(dup) > 1 else ""),
-            path=_common_parent(paths),
-        )
-    # every slice must sit on the line origin + s * normal (no shear / gantry tilt)
-    in_plane = (ipps - ipps[0]) - np.outer(position - position[0], normal)
-    shear = np.linalg.norm(in_plane, axis=1)
-    if shear.max() > 0.01:
-        worst = int(np.argmax(shear))
-        raise GeometryError(
-            f"slices are not stacked along the image normal (gantry tilt or sheared "
-            f"series): {sorted_paths[worst].name} is offset {shear[worst]:.2f} mm in-plane",
-            path=_common_parent(paths),
-        )
 
     warnings: list[str] = []
     offsets = position - position[0]
@@ -260,6 +220,60 @@ def ct_series_from_headers(headers: Sequence[tuple[Path, Dataset]]) -> CTSeries:
         series_description=text(first, "SeriesDescription", "", first_path),
         warnings=tuple(warn(w, path=_common_parent(paths)) for w in warnings),
     )
+
+
+def _orientation(iops, spacings, sizes, paths: list[Path]):
+    """The series' row, column and normal directions: one orientation, pixel spacing and
+    size for every slice (else a :class:`GeometryError` naming the odd slices)."""
+    ref = iops[0]
+    odd = np.flatnonzero(np.abs(iops - ref).max(axis=1) > ORIENTATION_TOLERANCE)
+    if len(odd):
+        raise GeometryError(
+            "mixed image orientations in one series: "
+            f"{_names(paths, odd)} differ from {paths[0].name} "
+            f"({_fmt(iops[odd[0]])} vs {_fmt(ref)})",
+            path=_common_parent(paths),
+        )
+    row, col = _orthonormal(ref, paths[0])
+    for label, values in (("PixelSpacing", spacings), ("Rows/Columns", sizes)):
+        odd = np.flatnonzero(np.abs(values - values[0]).max(axis=1) > 1e-6)
+        if len(odd):
+            raise GeometryError(
+                f"{label} differs between slices: {_names(paths, odd)} vs {paths[0].name}",
+                path=_common_parent(paths),
+            )
+    return row, col, np.cross(row, col)
+
+
+def _stack(ipps, normal, paths: list[Path]):
+    """The slices sorted along ``normal``: ``(order, position along the normal (mm), sorted
+    positions)``; two slices at one position, or a slice off the line through the first
+    along the normal (gantry tilt, shear), is a :class:`GeometryError`."""
+    position = ipps @ normal
+    order = np.argsort(position, kind="stable")
+    position, ipps = position[order], ipps[order]
+    sorted_paths = [paths[i] for i in order]
+    gaps = np.diff(position)
+    dup = np.flatnonzero(gaps < DUPLICATE_TOLERANCE_MM)
+    if len(dup):
+        a, b = sorted_paths[dup[0]], sorted_paths[dup[0] + 1]
+        raise GeometryError(
+            f"two slices at the same position {position[dup[0]]:.3f} mm along the slice "
+            f"normal: {a.name} and {b.name}"
+            + (f" (and {len(dup) - 1} more)" if len(dup) > 1 else ""),
+            path=_common_parent(paths),
+        )
+    # every slice must sit on the line origin + s * normal (no shear / gantry tilt)
+    in_plane = (ipps - ipps[0]) - np.outer(position - position[0], normal)
+    shear = np.linalg.norm(in_plane, axis=1)
+    if shear.max() > 0.01:
+        worst = int(np.argmax(shear))
+        raise GeometryError(
+            f"slices are not stacked along the image normal (gantry tilt or sheared "
+            f"series): {sorted_paths[worst].name} is offset {shear[worst]:.2f} mm in-plane",
+            path=_common_parent(paths),
+        )
+    return order, position, ipps
 
 
 def read_ct_series(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Image:
