@@ -238,7 +238,7 @@ def test_every_real_export_info_dvh_and_a_check_verdict(name, request, capsys):
 
 
 def _planning_system_curves(rtdose: Path) -> dict:
-    """ROI number -> (volume cc, (lowest, highest) Dmean Gy, D50% Gy) from the raw DVHData
+    """ROI number -> (volume cc, (lowest, highest) Dmean Gy, D50% Gy, curve) from the raw DVHData
     (cumulative, GY, CM3): V_n is the volume receiving at least bin n's lower edge
     (docs/dvh.md); within a bin the dose is unknown, so Dmean is bracketed by the edges."""
     ds = pydicom.dcmread(rtdose, stop_before_pixels=True)
@@ -252,7 +252,8 @@ def _planning_system_curves(rtdose: Path) -> dict:
         dv = v - np.append(v[1:], 0.0)
         mean = (float(np.sum(dv * lo) / v[0]), float(np.sum(dv * up) / v[0]))
         d50 = float(np.interp(-0.5 * v[0], -np.append(v, 0.0), np.append(lo, up[-1])))
-        out[int(d.DVHReferencedROISequence[0].ReferencedROINumber)] = (float(v[0]), mean, d50)
+        curve = (np.append(lo, up[-1]), np.append(v, 0.0))
+        out[int(d.DVHReferencedROISequence[0].ReferencedROINumber)] = (v[0], mean, d50, curve)
     return out
 
 
@@ -276,7 +277,7 @@ def test_compare_embedded_agrees_with_the_planning_system(breast, capsys):
     assert len(large) == 6  # BODY, Breast, Heart, Lt Lung, Tumor Bed, Tumor Bed Block
     judged = []
     for name in large:
-        volume, mean, d50 = tps[numbers[name]]
+        volume, mean, d50, curve = tps[numbers[name]]
         m = compared[name]["metrics"]
         assert m["volume_cc"]["planning_system"] == pytest.approx(volume, rel=1e-9)
         assert mean[0] <= m["Dmean"]["planning_system"] <= mean[1]
@@ -289,6 +290,12 @@ def test_compare_embedded_agrees_with_the_planning_system(breast, capsys):
         assert abs(m["D50%"]["rtplan"] - d50) <= 0.005 * rx, name
         if d50 >= 0.9 * rx:
             assert abs(m["D50%"]["rtplan"] - d50) <= 0.005 * d50, name
+            assert not [n for n in compared[name]["notes"] if n.startswith("D50%")]
+        else:  # a flat stretch: the note gives the curve's volume at rtplan's D50%
+            held = 100 * np.interp(m["D50%"]["rtplan"], *curve) / volume
+            (note,) = [n for n in compared[name]["notes"] if n.startswith("D50%")]
+            assert f"holds {held:.2f} % of the volume" in note, note
+            assert abs(held - 50) < 1.1  # the curves are within 1.1 %-points there
     assert sorted(judged) == ["Breast", "Heart", "Lt Lung", "Tumor Bed", "Tumor Bed Block"]
     # the header's Dmean is in % of the prescription while the curve is in Gy: read as such
     assert any("in % of the prescription" in n for n in compared["Breast"]["notes"])

@@ -43,6 +43,9 @@ from rtplan.dvh.histogram import DVH
 COMPARED = ("volume_cc", "Dmean", "Dmax", "D95%", "D50%", "D5%", "D2cc")
 #: Relative widening of the curve's brackets when testing header values against it.
 HEADER_TOLERANCE = 0.005
+#: A ``D<v>%`` differing by more than this (% of the planning system's value) gets a note
+#: with the volume the planning system's curve holds at rtplan's dose.
+EXPLAIN_ABOVE_PCT = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ class EmbeddedMetrics:
 
     values: dict
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: The cumulative curve ``(dose Gy, volume)``, linear between its points (empty when the
+    #: DVH holds no volume).
+    curve: tuple = ((), ())
+
+    def volume_pct_at(self, dose_gy: float) -> float:
+        """% of the structure the curve holds at ``dose_gy`` (NaN without a curve)."""
+        x, y = self.curve
+        if not len(x):
+            return float("nan")
+        return float(100.0 * np.interp(dose_gy, x, y, right=0.0) / y[0])
 
 
 def embedded_bins(
@@ -150,7 +163,7 @@ def embedded_metrics(e: EmbeddedDVH, prescription_gy: float | None = None) -> Em
     for pct in (95, 50, 5):
         values[f"D{pct}%"] = _dose_at(x, y, pct / 100.0 * total)
     values["D2cc"] = _dose_at(x, y, 2.0) if absolute and total >= 2.0 else nan
-    return EmbeddedMetrics(values, tuple(notes))
+    return EmbeddedMetrics(values, tuple(notes), (x, y))
 
 
 def _dose_at(x: np.ndarray, y: np.ndarray, volume: float) -> float:
@@ -227,12 +240,31 @@ def compare_embedded(
     mine = {"volume_cc": dvh.volume_cc}
     for m in COMPARED[1:]:
         mine[m] = dvh.metric(m) if m != "D2cc" or dvh.volume_cc >= 2.0 else float("nan")
+    compared = tuple(Comparison(m, float(mine[m]), float(tps.values[m])) for m in COMPARED)
     return StructureComparison(
-        dvh.name,
-        e.roi_number,
-        tuple(Comparison(m, float(mine[m]), float(tps.values[m])) for m in COMPARED),
-        tps.notes,
+        dvh.name, e.roi_number, compared, tps.notes + _volume_at_dose_notes(compared, tps)
     )
+
+
+def _volume_at_dose_notes(compared, tps: EmbeddedMetrics) -> tuple[str, ...]:
+    """For each ``D<v>%`` differing by more than :data:`EXPLAIN_ABOVE_PCT`: the volume the
+    planning system's curve holds at rtplan's dose, i.e. how far apart the two curves are
+    in volume there (a flat stretch of the curve turns a small volume difference into a
+    large dose difference)."""
+    notes = []
+    for c in compared:
+        if not (c.metric.startswith("D") and c.metric.endswith("%")):
+            continue
+        if not abs(c.difference_pct) > EXPLAIN_ABOVE_PCT:
+            continue
+        held = tps.volume_pct_at(c.rtplan)
+        if np.isfinite(held):
+            wanted = float(c.metric[1:-1])
+            notes.append(
+                f"{c.metric}: the planning system's curve holds {held:.2f} % of the volume at "
+                f"rtplan's {c.rtplan:.4g} Gy ({held - wanted:+.2f} %-points from {wanted:g} %)"
+            )
+    return tuple(notes)
 
 
 def best_end_cap(volumes_cc: dict[str, dict[str, float]], embedded_cc: dict[str, float]):
