@@ -116,3 +116,12 @@ def test_info_refuses_them_and_lists_them_when_lenient(tmp_path, capsys):
     (frame,) = json.loads(capsys.readouterr().out)["patients"][0]["frames_of_reference"]
     (ss,) = frame["structure_sets"]
     assert len(ss["unassigned_contours"]) == 1 and "ROI 99" in ss["unassigned_contours"][0]
+
+
+def test_expand_names_the_problem_of_the_structure_it_needs(tmp_path, capsys):
+    folder, _ = _patient(tmp_path, _point_at("PTV"))
+    argv = ["expand", str(folder), "--structure", "PTV", "--name", "CTV", "--margin", "5"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "structure 'PTV': empty structure" in err and "ROI 99" in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -192,6 +192,8 @@ def expand_folder(
         table = {s.name: s for s in ss.volumes}
         for w in wanted:
             try:
+                if w in ss:  # present but empty or broken: its own problem, not "no structure"
+                    ss[w]
                 ss.check([find_structure(table, w).name])  # broken contours: ContourError
             except RtplanError as exc:
                 raise type(exc)(
