@@ -143,61 +143,10 @@ def dvh_figure(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colours = dict(colours or {})
-    handles = []
-    for i, (name, dvh) in enumerate(dvhs.items()):
-        if dvh.dosed_volume_cc <= 0:
-            continue
-        colour = colours.get(name) or FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)]
-        colours[name] = colour
-        dose, volume = dvh.curve()
-        volume_pct = 100.0 * np.asarray(volume) / dvh.dosed_volume_cc
-        label = name
-        if dvh.outside_dose_cc > 0:
-            label = f"{name} ({dvh.outside_dose_cc:.3g} cc outside dose)"
-        (line,) = ax.plot(
-            np.r_[0.0, dose], np.r_[100.0, volume_pct], color=colour, lw=1.6, zorder=2
-        )
-        line.set_gid(f"dvh:{name}")
-        handles.append(Line2D([], [], color=colour, lw=2, label=plot_text(label)))
-    for label, rx in (prescriptions_gy or {}).items():
-        line = ax.axvline(rx, color="#333333", lw=1.0, ls=(0, (6, 3)), zorder=1)
-        line.set_gid(f"rx:{label}")
-        ax.annotate(
-            plot_text(f"Rx {label} {format_number(rx)} Gy"),
-            (rx, 2.0),
-            xytext=(-3, 0),
-            textcoords="offset points",
-            rotation=90,
-            va="bottom",
-            ha="right",
-            fontsize=8,
-            color="#333333",
-        )
-    placed: list[tuple[float, float]] = []
+    handles = _draw_curves(ax, dvhs, colours)
+    _draw_prescriptions(ax, prescriptions_gy or {})
     span_gy = max([float(d.max_gy) for d in dvhs.values()] + [m.dose_gy for m in markers] + [1.0])
-    for mk in markers:
-        shape, edge = MARKERS.get(mk.verdict, ("s", "#555555"))
-        face = colours.get(mk.structure, "#777777")
-        if mk.verdict == "optimal miss":
-            face = "none"
-        point = ax.scatter(
-            [mk.dose_gy], [mk.volume_pct], marker=shape, s=60, facecolors=face,
-            edgecolors=edge, linewidths=1.4, zorder=5,
-        )  # fmt: skip
-        point.set_gid(f"constraint:{mk.structure}:{mk.label}")
-        # labels of nearby markers (a tenth of the dose axis, 4 % volume) are stacked upwards
-        near = sum(
-            abs(mk.dose_gy - d) < 0.1 * span_gy and abs(mk.volume_pct - v) < 4.0 for d, v in placed
-        )
-        placed.append((mk.dose_gy, mk.volume_pct))
-        ax.annotate(
-            plot_text(mk.label),
-            (mk.dose_gy, mk.volume_pct),
-            xytext=(5, 4 + 9 * near),
-            textcoords="offset points",
-            fontsize=7,
-            color=edge if mk.verdict == "fail" else "#222222",
-        )
+    _draw_markers(ax, markers, colours, span_gy)
     ax.set_xlabel("Dose (Gy)")
     ax.set_ylabel("Volume (%)")
     ax.set_ylim(0, 102)
@@ -223,6 +172,73 @@ def dvh_figure(
         )  # fmt: skip
         legend.set_gid("legend")
     return fig
+
+
+def _draw_curves(ax, dvhs: Mapping[str, DVH], colours: dict) -> list:
+    """The curves (volume in % of the dosed part); fills ``colours`` in; legend handles."""
+    handles = []
+    for i, (name, dvh) in enumerate(dvhs.items()):
+        if dvh.dosed_volume_cc <= 0:
+            continue
+        colour = colours.get(name) or FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)]
+        colours[name] = colour
+        dose, volume = dvh.curve()
+        volume_pct = 100.0 * np.asarray(volume) / dvh.dosed_volume_cc
+        label = name
+        if dvh.outside_dose_cc > 0:
+            label = f"{name} ({dvh.outside_dose_cc:.3g} cc outside dose)"
+        (line,) = ax.plot(
+            np.r_[0.0, dose], np.r_[100.0, volume_pct], color=colour, lw=1.6, zorder=2
+        )
+        line.set_gid(f"dvh:{name}")
+        handles.append(Line2D([], [], color=colour, lw=2, label=plot_text(label)))
+    return handles
+
+
+def _draw_prescriptions(ax, prescriptions_gy: Mapping[str, float]) -> None:
+    """A dashed vertical line, labelled, at each prescription."""
+    for label, rx in prescriptions_gy.items():
+        line = ax.axvline(rx, color="#333333", lw=1.0, ls=(0, (6, 3)), zorder=1)
+        line.set_gid(f"rx:{label}")
+        ax.annotate(
+            plot_text(f"Rx {label} {format_number(rx)} Gy"),
+            (rx, 2.0),
+            xytext=(-3, 0),
+            textcoords="offset points",
+            rotation=90,
+            va="bottom",
+            ha="right",
+            fontsize=8,
+            color="#333333",
+        )
+
+
+def _draw_markers(ax, markers: Sequence[Marker], colours: Mapping[str, str], span_gy: float):
+    """Each constraint as a verdict marker on its structure's curve, labelled; labels of
+    nearby markers (a tenth of ``span_gy``, 4 % volume) are stacked upwards."""
+    placed: list[tuple[float, float]] = []
+    for mk in markers:
+        shape, edge = MARKERS.get(mk.verdict, ("s", "#555555"))
+        face = colours.get(mk.structure, "#777777")
+        if mk.verdict == "optimal miss":
+            face = "none"
+        point = ax.scatter(
+            [mk.dose_gy], [mk.volume_pct], marker=shape, s=60, facecolors=face,
+            edgecolors=edge, linewidths=1.4, zorder=5,
+        )  # fmt: skip
+        point.set_gid(f"constraint:{mk.structure}:{mk.label}")
+        near = sum(
+            abs(mk.dose_gy - d) < 0.1 * span_gy and abs(mk.volume_pct - v) < 4.0 for d, v in placed
+        )
+        placed.append((mk.dose_gy, mk.volume_pct))
+        ax.annotate(
+            plot_text(mk.label),
+            (mk.dose_gy, mk.volume_pct),
+            xytext=(5, 4 + 9 * near),
+            textcoords="offset points",
+            fontsize=7,
+            color=edge if mk.verdict == "fail" else "#222222",
+        )
 
 
 def check_dvh_figure(check) -> Figure:
