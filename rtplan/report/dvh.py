@@ -101,16 +101,7 @@ def to_csv(rows, metrics, comparison=None) -> str:
         + (["comparison notes"] if comparison is not None else [])
     )
     for r in rows:
-        cmp_cells = []
-        if comparison is not None:
-            c = by_name.get(r["name"], {"metrics": {}, "notes": []})
-            for m in COMPARED:
-                v = c["metrics"].get(m, {})
-                cmp_cells += [
-                    "" if v.get(k) is None else v[k]
-                    for k in ("rtplan", "planning_system", "difference", "difference_pct")
-                ]
-            cmp_cells.append("; ".join(c["notes"]))
+        cmp_cells = [] if comparison is None else _comparison_cells(by_name.get(r["name"]))
         w.writerow(
             [csv_cell(r["name"]), "" if r["volume_cc"] is None else r["volume_cc"],
              "" if r["outside_dose_cc"] is None else r["outside_dose_cc"]]
@@ -119,3 +110,17 @@ def to_csv(rows, metrics, comparison=None) -> str:
             + [csv_cell(c) for c in cmp_cells]
         )  # fmt: skip
     return fh.getvalue()
+
+
+def _comparison_cells(c: dict | None) -> list:
+    """A structure's comparison columns: for each compared metric rtplan's value, the
+    planning system's and the difference (absolute and %), then the notes."""
+    c = c or {"metrics": {}, "notes": []}
+    cells = []
+    for m in COMPARED:
+        v = c["metrics"].get(m, {})
+        cells += [
+            "" if v.get(k) is None else v[k]
+            for k in ("rtplan", "planning_system", "difference", "difference_pct")
+        ]
+    return [*cells, "; ".join(c["notes"])]
