@@ -457,8 +457,10 @@ def plane_views(
 
     Example
     -------
-    >>> fig = plane_views(image, ss.structures, dose=dose, prescription_gy=50.4)  # doctest: +SKIP
-    >>> figure_png(fig)  # doctest: +SKIP
+    ::
+
+        fig = plane_views(image, ss.structures, dose=dose, prescription_gy=50.4)
+        png = figure_png(fig)  # bytes
     """
     drawn = _select(structures, names)
     _check_frames(image, dose, drawn)
