@@ -139,4 +139,10 @@ def run(args: argparse.Namespace) -> int:
     )
     text = to_json(run.outcomes, run.protocol) if args.json else to_text(run.outcomes, run.protocol)
     sys.stdout.write(text)
-    return exit_code(run.outcomes)
+    code = exit_code(run.outcomes)
+    if code == 2:  # no patient judged: the report says why, and stderr has its one line
+        errors = [f"{o.patient}: {o.message}" for o in run.outcomes if o.status == "error"]
+        more = f" (and {len(errors) - 1} more patient(s))" if len(errors) > 1 else ""
+        first = errors[0] if errors else "no patient could be checked"
+        print(f"rtplan check: error: {first}{more}", file=sys.stderr)
+    return code

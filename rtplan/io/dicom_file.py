@@ -9,8 +9,10 @@ Every failure is a :class:`~rtplan.errors.DicomReadError` naming the file.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
 import stat
 import warnings
 from contextlib import contextmanager
@@ -574,18 +576,38 @@ def _raised_in_pydicom(exc: BaseException) -> bool:
     return False
 
 
+#: A UID as read: one value of 1 to 64 printable characters without spaces (PS3.5 9.1
+#: allows digits and dots only; the few exports with other characters are still read).
+_UID = re.compile(r"[\x21-\x7e]{1,64}")
+
+
 def text(ds: Dataset, keyword: str, default: str = "", path: object = None) -> str:
     """An optional string attribute, stripped (``default`` when absent or empty).
 
-    A value pydicom cannot decode is an error naming the element (see :func:`value_of`).
+    A value pydicom cannot decode is an error naming the element (see :func:`value_of`), and
+    so is a UID (VR UI) with several values or that is not a UID (:data:`_UID`): a damaged
+    file cannot make a frame of reference out of kilobytes of other elements.
     """
     value = value_of(ds, keyword, path)
     if value is None:
         return default
+    uid = _vr(keyword) == "UI"
+    if uid:
+        value = _single(value, keyword, path, "")
     with warnings.catch_warnings():  # pydicom checks lengths when it formats a value
         warnings.simplefilter("ignore")
         s = str(value).strip()
+    if uid:
+        s = s.rstrip("\x00")
+        if s and not _UID.fullmatch(s):
+            raise _fail(keyword, path, "", "is not a UID", s)
     return s or default
+
+
+@functools.cache
+def _vr(keyword: str) -> str:
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    return pydicom.datadict.dictionary_VR(tag) if tag is not None else ""
 
 
 def modality_of(ds: Dataset, path: object = None) -> str:

@@ -49,7 +49,7 @@ from rtplan import __version__
 from rtplan.contouring import decimate, edges_meet
 from rtplan.errors import ContourError, GeometryError, InputError
 from rtplan.image import Image
-from rtplan.io.dicom_file import read_dataset
+from rtplan.io.dicom_file import read_dataset, reading
 from rtplan.io.output import safe_filename, write_new
 from rtplan.polygon import self_intersection
 from rtplan.structure import Structure
@@ -297,7 +297,12 @@ def write_rtstruct(
         When the output file exists or its folder does not, or it is the structure set
         being copied from; see :func:`rtstruct_dataset` for the rest.
     """
-    ds = rtstruct_dataset(structures, image, ct_header, **options)
+    source = options.get("copy_rois_from")
+    copied_from = source if isinstance(source, str | os.PathLike) else None
+    with reading(copied_from):  # copied items decode lazily: a damaged value is one line
+        ds = rtstruct_dataset(structures, image, ct_header, **options)
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
     out = Path(output)
     if out.is_dir():
         folder, filename = out, f"RS.{ds.SOPInstanceUID}.dcm"
@@ -308,11 +313,8 @@ def write_rtstruct(
     if not folder.is_dir():
         raise InputError("output folder does not exist", path=folder)
     target = folder / _safe_filename(filename)
-    source = options.get("copy_rois_from")
-    if isinstance(source, str | os.PathLike) and _same_file(Path(source), target):
+    if copied_from is not None and _same_file(Path(copied_from), target):
         raise InputError("refusing to overwrite the structure set being copied from", path=target)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
     return write_new(target, buf.getvalue())  # never overwrites, even racing another run
 
 

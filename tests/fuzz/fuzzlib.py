@@ -9,7 +9,7 @@ checked for every run are the command line's documented promises (README, docs/i
 * the exit code is 0, 1 or 2 (3 is an internal error) and, where the case states it, the one
   the documentation gives (garbage input is 2, an implausible dose never passes a check);
 * no Python traceback, on stderr or anywhere else;
-* exit 2 prints exactly one line on stderr;
+* exit 2 prints exactly one line on stderr, of at most :data:`MAX_LINE_CHARS` characters;
 * every input file is byte-identical afterwards (hashes before and after);
 * no temporary file (``.tmp-*``) is left, and the outputs of a run are all there or none
   (none after an error);
@@ -63,6 +63,8 @@ from rtplan.testing.synthetic import write_phantom_patient
 COMMANDS = ("info", "dvh", "check", "agree", "expand", "volumes")
 #: A run taking longer than this (s) is a hang.
 RUN_SECONDS = 120
+#: Longest error line accepted (rtplan.cli.MAX_ERROR_CHARS and its prefix).
+MAX_LINE_CHARS = 2100
 #: Peak resident memory allowed for any run (bytes).
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 PROTOCOL = "extremity-hypo-5x5"  # 25 Gy / 5 fx: the phantom is written to match
@@ -408,6 +410,8 @@ def value_cases() -> list[Case]:
         ("ImagePositionPatient 1e308", set_value("ImagePositionPatient", ["1e308", "0", "0"])),
         ("ImageOrientationPatient zeros", set_value("ImageOrientationPatient", ["0"] * 6)),
         ("DoseUnits unknown", set_value("DoseUnits", "FOO")),
+        ("FrameOfReferenceUID two values", raw_set("FrameOfReferenceUID", "UI", b"1.2.3\\1.2.4\0")),
+        ("FrameOfReferenceUID 200 characters", raw_set("FrameOfReferenceUID", "UI", b"1." * 100)),
         ("DoseSummationType missing", set_value("DoseSummationType", None)),
         ("PixelData missing", set_value("PixelData", None)),
         ("BitsAllocated 12", set_value("BitsAllocated", 12)),
@@ -563,6 +567,9 @@ def structure_cases() -> list[Case]:
              expect=_bad_for(LOCAL)),
         Case("structures", "RTDOSE unreadable (mode 000)", lock=chmod(0o000, dose), nobody=True,
              expect=_bad_for(LOCAL)),
+        # a patient that cannot be checked: exit 2 and its one line (the report says it too)
+        Case("structures", "RTDOSE removed", lambda p: p.dose.unlink(),
+             expect={"check": BAD, "dvh": BAD}),
     ]  # fmt: skip
     return out
 
@@ -1328,6 +1335,8 @@ def judge(run: Run, before: dict, after: dict, everything: dict, outputs: list[P
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
     if run.code == 2 and len(lines) != 1:
         run.problems.append(f"exit 2 with {len(lines)} stderr lines")
+    elif run.code == 2 and len(lines[0]) > MAX_LINE_CHARS:
+        run.problems.append(f"exit 2 with stderr lines too long: {len(lines[0])} characters")
     raw = _RAW_CONTROL.search(run.stdout + run.stderr)
     if raw:
         run.problems.append(f"content: raw control character {raw.group(0)!r} on the terminal")
