@@ -38,6 +38,8 @@ KINDS = (
     "content",
     "lost output",
 )
+#: The order problems are matched in: "exit" last (other problems name the exit code too).
+_MATCH_ORDER = (*(k for k in KINDS if k != "exit"), "exit")
 
 
 def main(argv=None) -> int:
@@ -79,7 +81,7 @@ def _run_all(args, cases, template, totals, peaks) -> None:
             t["runs"] += 1
             peaks.append(run.peak_bytes or 0)
             for problem in run.problems:
-                kind = next((k for k in KINDS if k in problem), problem)
+                kind = next((k for k in _MATCH_ORDER if k in problem), problem)
                 t[kind] += 1
                 last = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else [""]
                 print(
