@@ -494,6 +494,10 @@ def encoding_cases() -> list[Case]:
         Case("encoding", "RTSTRUCT corrupt VR", lambda p: replace_bytes(
             p.rtstruct, b"\x06\x30\x26\x00LO", b"\x06\x30\x26\x00ZZ"),
             expect=_bad_for(("dvh", "check", "expand", "volumes"))),
+        # an element the reader never reads but expand/volumes copy into the new RTSTRUCT
+        Case("encoding", "RTSTRUCT corrupt VR of a copied element", lambda p: replace_bytes(
+            p.rtstruct, b"\x06\x30\x36\x00CS", b"\x06\x30\x36\x00ZZ"),
+            expect=_bad_for(("expand", "volumes"))),
         Case("encoding", "RTDOSE truncated", lambda p: p.dose.write_bytes(p.dose.read_bytes()[:-999]),
              expect=_bad_for(LOCAL)),
         Case("encoding", "RTSTRUCT empty file", lambda p: p.rtstruct.write_bytes(b"")),
