@@ -141,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     code = exit_code(run.outcomes)
     if code == 2:  # no patient judged: the report says why, and stderr has its one line
+        from rtplan.errors import InputError
+
         errors = [f"{o.patient}: {o.message}" for o in run.outcomes if o.status == "error"]
         more = f" (and {len(errors) - 1} more patient(s))" if len(errors) > 1 else ""
-        first = errors[0] if errors else "no patient could be checked"
-        print(f"rtplan check: error: {first}{more}", file=sys.stderr)
+        raise InputError((errors[0] if errors else "no patient could be checked") + more)
     return code
