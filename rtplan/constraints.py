@@ -217,6 +217,15 @@ class ConstraintResult:
         return self.verdict == "fail" and self.constraint.priority == "mandatory"
 
 
+def _verdict(value: float, comparison: str, limit: float, acceptable: float | None) -> str:
+    """``pass`` within the limit, ``acceptable`` within the acceptable limit, else ``fail``."""
+    if _meets(value, comparison, limit):
+        return "pass"
+    if acceptable is not None and _meets(value, comparison, acceptable):
+        return "acceptable"
+    return "fail"
+
+
 def _meets(value: float, comparison: str, limit: float) -> bool:
     return {
         "<": value < limit,
@@ -302,12 +311,7 @@ def evaluate_constraint(
         limit = to_basis(limit)
         acceptable = None if acceptable is None else to_basis(acceptable)
 
-    if _meets(value, constraint.comparison, limit):
-        verdict = "pass"
-    elif acceptable is not None and _meets(value, constraint.comparison, acceptable):
-        verdict = "acceptable"
-    else:
-        verdict = "fail"
+    verdict = _verdict(value, constraint.comparison, limit, acceptable)
     margin = limit - value if constraint.comparison in ("<", "<=") else value - limit
     return ConstraintResult(
         constraint,
