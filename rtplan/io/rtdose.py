@@ -199,9 +199,8 @@ def read_rtdose(
         return _dose_from_dataset(ds, path, plan, fraction_dose)
 
 
-def _dose_from_dataset(ds: Dataset, path: Path, plan: Plan | None, fraction_dose: str) -> Dose:
-    if modality_of(ds, path) != "RTDOSE":
-        raise DicomReadError(f"not an RTDOSE (modality {modality_of(ds, path)})", path=path)
+def _gy_per_unit(ds: Dataset, path: Path) -> float:
+    """Gy per unit of DoseUnits (GY or CGY; RELATIVE has no value in Gy)."""
     units = str(require(ds, "DoseUnits", path)).strip().upper()
     if units == "RELATIVE":
         raise InputError(
@@ -210,9 +209,12 @@ def _dose_from_dataset(ds: Dataset, path: Path, plan: Plan | None, fraction_dose
         )
     if units not in ("GY", "CGY"):
         raise DicomReadError(f"unknown DoseUnits {shorten(units)}", path=path)
-    unit_factor = 0.01 if units == "CGY" else 1.0
-    summation = str(require(ds, "DoseSummationType", path)).strip().upper()
-    grid, order = dose_grid(ds, path)
+    return 0.01 if units == "CGY" else 1.0
+
+
+def _stored_dose(ds: Dataset, path: Path, grid, order, unit_factor: float) -> np.ndarray:
+    """The pixel data x DoseGridScaling x ``unit_factor`` (Gy), float32, in the grid's
+    ``[k, j, i]`` order."""
     if value_of(ds, "PixelData", path) is None:
         raise DicomReadError("RTDOSE has no pixel data (7FE0,0010)", path=path)
     # required whenever there is pixel data (PS3.3 C.8.8.3): no default of 1
@@ -223,7 +225,16 @@ def _dose_from_dataset(ds: Dataset, path: Path, plan: Plan | None, fraction_dose
             "negative stored dose values (PixelRepresentation 1 with negative pixels)",
             path=path,
         )
-    values = stored[order].astype(np.float32) * np.float32(scaling * unit_factor)
+    return stored[order].astype(np.float32) * np.float32(scaling * unit_factor)
+
+
+def _dose_from_dataset(ds: Dataset, path: Path, plan: Plan | None, fraction_dose: str) -> Dose:
+    if modality_of(ds, path) != "RTDOSE":
+        raise DicomReadError(f"not an RTDOSE (modality {modality_of(ds, path)})", path=path)
+    unit_factor = _gy_per_unit(ds, path)
+    summation = str(require(ds, "DoseSummationType", path)).strip().upper()
+    grid, order = dose_grid(ds, path)
+    values = _stored_dose(ds, path, grid, order, unit_factor)
 
     plan_uid, group_number, beam_numbers = _plan_reference(ds, path)
     warnings: list[str] = []
