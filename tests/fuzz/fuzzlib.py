@@ -1160,23 +1160,38 @@ def examples() -> list[tuple[str, Case, str]]:
 
 
 def random_byte_cases(seed: int, n: int) -> list[Case]:
-    """``n`` seeded cases flipping bytes in a file's header (the first 4 KB)."""
+    """``n`` seeded cases flipping bytes in a file's header (the first 4 KB), and ``n // 2``
+    flipping bytes anywhere in it (contour data, pixel data, sequences further on)."""
     rng = random.Random(seed)
     out = []
     for k in range(n):
         which = rng.choice(["rtstruct", "plan", "dose", "ct"])
         flips = [(rng.randrange(132, 4096), rng.randrange(256)) for _ in range(rng.randint(1, 8))]
-
-        def mutate(p: Patient, which=which, flips=flips):
-            f = p.ct[0] if which == "ct" else getattr(p, which)
-            data = bytearray(f.read_bytes())
-            for pos, byte in flips:
-                if pos < len(data):
-                    data[pos] = byte
-            f.write_bytes(bytes(data))
-
-        out.append(Case("bytes", f"seed {seed} #{k} {which} {len(flips)} byte(s)", mutate))
+        out.append(Case("bytes", f"seed {seed} #{k} {which} {len(flips)} byte(s)",
+                        _flip(which, flips)))  # fmt: skip
+    rng = random.Random(f"anywhere {seed}")
+    for k in range(n // 2):
+        which = rng.choice(["rtstruct", "plan", "dose", "ct"])
+        flips = [(rng.random(), rng.randrange(256)) for _ in range(rng.randint(1, 8))]
+        out.append(Case("bytes", f"seed {seed} anywhere #{k} {which} {len(flips)} byte(s)",
+                        _flip(which, flips)))  # fmt: skip
     return out
+
+
+def _flip(which: str, flips: list[tuple[float, int]]):
+    """A change setting bytes of one file: at an offset, or (a fraction below 1) at that
+    fraction of the file past its preamble."""
+
+    def mutate(p: Patient):
+        f = p.ct[0] if which == "ct" else getattr(p, which)
+        data = bytearray(f.read_bytes())
+        for where, byte in flips:
+            pos = where if isinstance(where, int) else 132 + int(where * (len(data) - 132))
+            if pos < len(data):
+                data[pos] = byte
+        f.write_bytes(bytes(data))
+
+    return mutate
 
 
 # ----------------------------------------------------------------------------- running
