@@ -217,19 +217,24 @@ def _reference(patient: PatientObservers, observers: list[str], reference: str |
     return reference
 
 
+def _masks(drawn: dict, ct_grid, in_plane_mm: float):
+    """The observers' masks of one structure on one grid, its spacing (mm) and their
+    generalised conformity index (NaN with fewer than two observers)."""
+    if not drawn:
+        return {}, None, math.nan
+    grid = common_grid(list(drawn.values()), ct_grid, in_plane_mm)
+    masks = structure_masks(drawn, grid)
+    gci = generalised_conformity_index(masks) if len(masks) >= 2 else math.nan
+    return masks, grid.spacing_mm, gci
+
+
 def _structure_rows(patient, name, observers, pairs, reference, options) -> list[dict]:
     """The rows of one structure: its observers' masks on one grid, the STAPLE consensus
     when it is the reference, and every pair compared."""
     present = {o: _lookup(patient.observers[o], name) for o in observers}
     drawn = {o: s for o, s in present.items() if s is not None}
     display = next(iter(drawn.values())).name if drawn else name
-    masks, spacing, gci = {}, None, math.nan
-    if drawn:
-        grid = common_grid(list(drawn.values()), patient.ct_grid, options.in_plane_spacing_mm)
-        masks = structure_masks(drawn, grid)
-        spacing = grid.spacing_mm
-        if len(masks) >= 2:
-            gci = generalised_conformity_index(masks)
+    masks, spacing, gci = _masks(drawn, patient.ct_grid, options.in_plane_spacing_mm)
     p = q = {}
     if reference == STAPLE_NAME and len(masks) >= 2 and any(m.any() for m in masks.values()):
         result = staple(masks)
