@@ -14,9 +14,11 @@ Steps, all in a new temporary directory (removed at the end unless ``--keep``):
    caller's environment: ``--help``, ``--version``, ``info``, ``dvh``, ``check`` (JUnit and
    HTML reports), ``expand``, ``volumes`` (PNG overlays: matplotlib without a home) and
    ``agree`` (CSV and plots), each with its exit code, wall time and the last line of its
-   standard error, next to the exit code of the same command run by the owner; then
-   ``rtplan volumes`` once more with ``TMPDIR`` unwritable as well (no kernel cache
-   possible: the kernels are compiled in memory);
+   standard error, next to the exit code of the same command run by the owner (the user's
+   ``TMPDIR`` is a new folder of theirs: the kernels are compiled by the first of ``expand``
+   and ``volumes``); then ``rtplan volumes`` once more with no usable kernel cache (no home,
+   and the user's ``rtplan-numba-<uid>`` in ``TMPDIR`` owned by root, which rtplan refuses):
+   the kernels are compiled in memory;
 5. that nothing was written into the installation.
 
 The check fails (exit 1) when a command's exit code differs from the owner's, a command
@@ -127,7 +129,11 @@ def main(argv=None) -> int:
         os.chown(out, ent.pw_uid, ent.pw_gid)
         before = snapshot(venv)
         path = f"{venv / 'bin'}:/usr/bin:/bin"
-        user_env = {"HOME": "/nonexistent", "PATH": path, "LANG": "C.UTF-8"}
+        user_tmp = tmp / "user-tmp"  # the user's temporary directory: nothing left in /tmp
+        user_tmp.mkdir()
+        os.chown(user_tmp, ent.pw_uid, ent.pw_gid)
+        user_env = {"HOME": "/nonexistent", "PATH": path, "LANG": "C.UTF-8",
+                    "TMPDIR": str(user_tmp)}  # fmt: skip
         owner_out = tmp / "owner"
         owner_out.mkdir()
         owner_env = dict(os.environ, PATH=path)
@@ -146,14 +152,19 @@ def main(argv=None) -> int:
             failed |= bad
             print(f"{name:10s} {code:4d} {owner_code:5d} {wall:8.2f}  {last[:90]}"
                   + ("   <- FAILED" if bad else ""))  # fmt: skip
-        no_tmp = tmp / "no-tmp"
-        no_tmp.mkdir(mode=0o755)  # root's: the user cannot write in it
-        env = dict(user_env, TMPDIR=str(no_tmp))
+        # no cache possible: the user's kernel cache directory belongs to somebody else
+        # (refused: cache files are pickles) and HOME does not exist
+        other_tmp = tmp / "user-tmp-2"
+        other_tmp.mkdir()
+        os.chown(other_tmp, ent.pw_uid, ent.pw_gid)
+        (other_tmp / f"rtplan-numba-{ent.pw_uid}").mkdir(mode=0o755)  # root's
+        env = dict(user_env, TMPDIR=str(other_tmp))
         shutil.rmtree(out / "volumes", ignore_errors=True)
         code, wall, last = run([rt] + commands(data, out)[6][1], env, out, args.user)
-        failed |= code != 0
-        print(f"{'volumes':10s} {code:4d} {'':5s} {wall:8.2f}  (TMPDIR not writable either: "
-              f"kernels compiled in memory) {last[:60]}")  # fmt: skip
+        written = any((other_tmp / f"rtplan-numba-{ent.pw_uid}").iterdir())
+        failed |= code != 0 or written
+        print(f"{'volumes':10s} {code:4d} {'':5s} {wall:8.2f}  (no usable kernel cache: "
+              f"compiled in memory; cache files written: {written}) {last[:40]}")  # fmt: skip
         changed = sorted(set(snapshot(venv).items()) ^ set(before.items()))
         print(
             f"\ninstallation unchanged: {not changed}"
