@@ -104,7 +104,12 @@ def write_traceback(exc: BaseException, argv: list[str]) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (module docstring)."""
+    """Run the command line; returns the exit code (module docstring).
+
+    Run as the program (``argv`` None), Ctrl-C and SIGTERM are ignored once the command has
+    finished: the interpreter's clean-up that follows cannot be interrupted into a traceback
+    or a different exit code."""
+    program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -122,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         sys.stdout, sys.stderr = streams
-        if previous is not None:
+        if program and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
@@ -163,6 +171,9 @@ def _run(args, argv, debug) -> int:
         print("rtplan: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: exit 3, one line, the traceback in a file
+        interrupted = _interruption(exc)
+        if interrupted is not None:
+            return interrupted
         if debug:
             traceback.print_exc(file=sys.stderr)
         where = None if debug else write_traceback(exc, argv)
@@ -180,6 +191,20 @@ def _run(args, argv, debug) -> int:
             file=sys.stderr,
         )
         return 3
+
+
+def _interruption(exc: BaseException) -> int | None:
+    """130 or 143 when ``exc`` wraps a Ctrl-C or SIGTERM (Python wraps what is raised while a
+    class body is set up, e.g. during an import, in a RuntimeError); else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            print("rtplan: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(seen, SystemExit) and seen.code == 128 + signal.SIGTERM:
+            return seen.code
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _kept_warnings(other):

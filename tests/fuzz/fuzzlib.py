@@ -1313,15 +1313,16 @@ def run_subprocess(
         t.start()
     timer = threading.Timer(RUN_SECONDS, proc.kill)
     timer.start()
-    signaller = None
+    reaped = threading.Event()
     if interrupt is not None:
-        signaller = threading.Timer(interrupt[1], _send, (proc, interrupt[0]))
-        signaller.start()
+        threading.Thread(
+            target=_interrupt, args=(proc.pid, reaped, *interrupt), daemon=True
+        ).start()
     _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak memory (KiB on Linux)
+    reaped.set()
     hung = not timer.is_alive()
     timer.cancel()
-    if signaller is not None:
-        signaller.cancel()
+
     for t in readers:
         t.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -1332,10 +1333,23 @@ def run_subprocess(
     return proc.returncode, out, err, usage.ru_maxrss * 1024
 
 
-def _send(proc: subprocess.Popen, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        if proc.returncode is None:
-            os.kill(proc.pid, signum)
+def _interrupt(pid: int, reaped: threading.Event, signum: int, seconds: float) -> None:
+    """Send ``signum`` to the child ``seconds`` after rtplan's main began (it then handles
+    SIGTERM: /proc/PID/status SigCgt; before that, the interpreter is still starting, which
+    no program can make answer a signal cleanly)."""
+    status = Path(f"/proc/{pid}/status")
+    deadline = time.monotonic() + RUN_SECONDS
+    while not reaped.is_set() and time.monotonic() < deadline:
+        try:
+            caught = next(ln for ln in status.read_text().splitlines() if ln.startswith("SigCgt"))
+        except (OSError, StopIteration):
+            break  # no /proc: count from the start
+        if int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1:
+            break
+        time.sleep(0.005)
+    if not reaped.wait(seconds):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 #: Characters that must never reach the terminal raw (newline, tab and CR are text).
