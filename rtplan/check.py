@@ -52,6 +52,13 @@ fractions.  When a target's plan prescription differs from the protocol's, every
 constraint relative to it is judged twice: against the plan's prescription and against the
 protocol's (``basis`` says which).
 
+End caps
+--------
+DVHs use the end-cap convention ``end_cap`` (``rtplan check --end-cap``; default ``auto``, as
+``rtplan dvh``): ``auto`` takes the convention whose structure volumes best match the
+planning system's DVHs stored in the RTDOSE, and slab when it holds none
+(:func:`rtplan.dvh.embedded.choose_end_cap`); :attr:`PlanCheck.end_cap` states the choice.
+
 Verdicts and strictness
 -----------------------
 A check is ``strict`` by default: a mandatory constraint that was not evaluated (also when
@@ -70,9 +77,11 @@ from datetime import datetime, timezone
 
 from rtplan.constraints import ConstraintResult, evaluate_constraint, format_number, not_evaluated
 from rtplan.dose import Dose
+from rtplan.defaults import DEFAULT_END_CAP
 from rtplan.dosefield import axial_field
 from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
+from rtplan.dvh.embedded import EndCapChoice, choose_end_cap
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import ContourError, InputError
 from rtplan.matching import Match, match_structures, union_structure
@@ -182,6 +191,7 @@ class PlanCheck:
     (UTC, ISO 8601); ``provenance`` what a signed report names (:data:`PROVENANCE_KEYS`:
     patient name and ID, plan label and date, structure-set label, dose file(s), ...);
     ``colours`` the ROI display colours (RGB 0-255) of the matched structures, for plots.
+    ``end_cap`` the end-cap convention of the DVHs and how it was chosen.
     """
 
     protocol: Protocol
@@ -199,6 +209,7 @@ class PlanCheck:
     checked_at: str = ""
     provenance: Mapping[str, object] = field(default_factory=dict)
     colours: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    end_cap: EndCapChoice = EndCapChoice("slab", "slab")
 
     @property
     def failed(self) -> tuple[ConstraintResult, ...]:
@@ -417,6 +428,7 @@ def check_plan(
     problems: Mapping[str, Sequence[str]] | None = None,
     strict: bool = True,
     provenance: Mapping[str, object] | None = None,
+    end_cap: str = DEFAULT_END_CAP,
 ) -> PlanCheck:
     """Check one plan against a protocol (rules in the module docstring).
 
@@ -450,6 +462,8 @@ def check_plan(
     provenance : mapping, optional
         What reports name about the inputs (:data:`PROVENANCE_KEYS`); the plan's label is
         filled in from ``plan`` when absent.
+    end_cap : {"auto", "slab", "none"}
+        End-cap convention of the DVHs (module docstring); not used by ``dvh_function``.
 
     Returns
     -------
@@ -470,7 +484,9 @@ def check_plan(
     prescriptions, notes = _prescriptions(protocol, plan, matches, roi_numbers)
     unbuilt = _unite_parts(protocol, matches, by_name, problems, notes)
     frac = _fractionation(protocol.prescription, plan, notes)
-    dvh_of = _DVHs(dose, frac.fractions, by_name, problems, dvh_function)
+    usable = [s for s in structures if not (problems and problems.get(s.name))]
+    cap = choose_end_cap(end_cap, usable, dose.embedded_dvhs)
+    dvh_of = _DVHs(dose, frac.fractions, by_name, problems, dvh_function, cap.used)
     results: list[ConstraintResult] = []
     for c in protocol.constraints:
         results += _judge(c, protocol, matches, unbuilt, prescriptions, frac, dvh_of)
@@ -497,6 +513,7 @@ def check_plan(
         checked_at=checked_at,
         provenance=_provenance(provenance, plan, structures, dose),
         colours=_colours(matches, by_name),
+        end_cap=cap,
     )
 
 
@@ -566,10 +583,11 @@ def _fractionation(pres, plan: Plan | None, notes: list[str]) -> Fractionation:
 class _DVHs:
     """The DVHs a check needs, each computed once: ``dvhs(name, alpha_beta)`` on the physical
     dose (``alpha_beta`` None) or on its EQD2 at that alpha/beta (the EQD2 dose and each
-    dose's sampling field are also made once)."""
+    dose's sampling field are also made once), with the end cap ``end_cap``."""
 
-    def __init__(self, dose: Dose, fractions: int, by_name, problems, dvh_function):
+    def __init__(self, dose: Dose, fractions: int, by_name, problems, dvh_function, end_cap):
         self.by_name, self.problems, self.dvh_function = by_name, problems, dvh_function
+        self.end_cap = end_cap
         self.fractions = fractions
         self.doses: dict[float | None, Dose] = {None: dose}
         self.fields: dict[float | None, object] = {}
@@ -593,7 +611,9 @@ class _DVHs:
             else:
                 if alpha_beta not in self.fields:
                     self.fields[alpha_beta] = axial_field(d)
-                self.dvhs[key] = compute(self.by_name[name], d, field=self.fields[alpha_beta])
+                self.dvhs[key] = compute(
+                    self.by_name[name], d, end_cap=self.end_cap, field=self.fields[alpha_beta]
+                )
         return self.dvhs[key]
 
     def physical(self) -> dict[str, DVH]:

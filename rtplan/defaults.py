@@ -5,6 +5,11 @@ value is written once.  Units are in the names.
 
 #: How a DoseSummationType FRACTION RTDOSE is read (:mod:`rtplan.io.rtdose`).
 FRACTION_DOSE_MODES = ("per_fraction", "group_total")
+#: End-cap conventions of ``rtplan dvh`` and ``rtplan check`` (``--end-cap``) and the default:
+#: ``auto`` picks the one of :data:`rtplan.structure.END_CAPS` whose volumes match the
+#: planning system's DVHs in the RTDOSE, else slab (:func:`rtplan.dvh.embedded.choose_end_cap`).
+END_CAP_MODES = ("auto", "slab", "none")
+DEFAULT_END_CAP = "auto"
 #: Metrics of ``rtplan dvh`` when none are asked for (:mod:`rtplan.dvh.compute`).
 DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")
 #: Part of a structure allowed outside the dose grid with its dose metrics still computed:

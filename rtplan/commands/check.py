@@ -19,7 +19,11 @@ import sys
 from importlib import resources
 
 from rtplan.commands import numbers
-from rtplan.commands.selection import add_selection_arguments, selection_from_args
+from rtplan.commands.selection import (
+    add_end_cap_argument,
+    add_selection_arguments,
+    selection_from_args,
+)
 
 _DESCRIPTION = """\
 Judge plans against a protocol's dose-volume constraints. Prints a table (structure, metric,
@@ -64,6 +68,7 @@ def add_parser(subparsers) -> None:
         help="structure mapping file (TOML [structures]: TG-263 name or role -> plan name)",
     )
     add_selection_arguments(p)
+    add_end_cap_argument(p)
     p.add_argument(
         "--relaxed",
         action="store_true",
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         mapping_file=args.map,
         selection=selection_from_args(args),
         strict=not args.relaxed,
+        end_cap=args.end_cap,
         csv=args.csv,
         junit=args.junit,
         html=args.html,

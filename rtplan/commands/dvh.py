@@ -12,7 +12,11 @@ from __future__ import annotations
 import sys
 
 from rtplan.commands import numbers
-from rtplan.commands.selection import add_selection_arguments, selection_from_args
+from rtplan.commands.selection import (
+    add_end_cap_argument,
+    add_selection_arguments,
+    selection_from_args,
+)
 from rtplan.defaults import (
     DEFAULT_METRICS,
     FRACTION_DOSE_MODES,
@@ -83,14 +87,7 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="compare with the planning system's DVHs stored in the RTDOSE",
     )
-    p.add_argument(
-        "--end-cap",
-        choices=("auto", "slab", "none"),
-        default="auto",
-        help="end-cap convention: slab (half a slice beyond the end contours), none (end on "
-        "them), auto (the one whose volumes match the planning system's DVHs in the RTDOSE; "
-        "slab when it holds none). Default: %(default)s",
-    )
+    add_end_cap_argument(p)
     p.add_argument(
         "--outside-tolerance-pct",
         type=numbers.OUTSIDE_TOLERANCE_PCT,

@@ -1,9 +1,12 @@
 """The options that choose a patient's objects, with the same names and meaning on every
-command that reads a patient (rules in :mod:`rtplan.io.selection`)."""
+command that reads a patient (rules in :mod:`rtplan.io.selection`), and the end-cap
+convention shared by the commands that compute DVHs (``dvh``, ``check``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from rtplan.defaults import DEFAULT_END_CAP, END_CAP_MODES
 
 if TYPE_CHECKING:
     from rtplan.io.selection import Selection
@@ -45,6 +48,19 @@ def add_selection_arguments(p, *, dose: bool = True) -> None:
         action="store_true",
         help="combine objects tied by UID references although their PatientID or PatientName "
         "differ (phantoms, anonymised data); every report states it",
+    )
+
+
+def add_end_cap_argument(p) -> None:
+    """``--end-cap auto|slab|none`` on the parser ``p`` (resolved by
+    :func:`rtplan.dvh.embedded.choose_end_cap`; docs/dvh.md)."""
+    p.add_argument(
+        "--end-cap",
+        choices=END_CAP_MODES,
+        default=DEFAULT_END_CAP,
+        help="end-cap convention: slab (half a slice beyond the end contours), none (end on "
+        "them), auto (the one whose volumes match the planning system's DVHs in the RTDOSE; "
+        "slab when it holds none). Default: %(default)s",
     )
 
 

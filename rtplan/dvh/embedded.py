@@ -313,13 +313,19 @@ class EndCapChoice:
     structures: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        """``end cap: `` and :meth:`summary`."""
+        return f"end cap: {self.summary()}"
+
+    def summary(self) -> str:
+        """The convention used and, for ``auto``, why: ``none (auto: median |volume
+        difference| against the planning system's DVHs of 9 structure(s): slab 2.73 %, ...)``."""
         if self.requested != "auto":
-            return f"end cap: {self.used}"
+            return self.used
         if not self.scores:
-            return f"end cap: {self.used} (auto: no planning-system DVH in cc to match)"
+            return f"{self.used} (auto: no planning-system DVH in cc to match)"
         listed = ", ".join(f"{c} {v:.2f} %" for c, v in self.scores.items())
         return (
-            f"end cap: {self.used} (auto: median |volume difference| against the planning "
+            f"{self.used} (auto: median |volume difference| against the planning "
             f"system's DVHs of {len(self.structures)} structure(s): {listed})"
         )
 

@@ -291,9 +291,15 @@ def _patient_lines(o: PlanCheck, many: bool) -> list[str]:
     if many:
         return [
             f"{o.patient}: {_provenance_text(o)}",
+            f"{o.patient}: end cap: {o.end_cap.summary()}",
             *(f"{o.patient}: note: {n}" for n in o.notes),
         ]
-    return [_provenance_text(o), _prescription_text(o), *(f"note: {n}" for n in o.notes)]
+    return [
+        _provenance_text(o),
+        _prescription_text(o),
+        f"end cap: {o.end_cap.summary()}",
+        *(f"note: {n}" for n in o.notes),
+    ]
 
 
 def _text_rows(o: PlanCheck, protocol: Protocol) -> list[list[str]]:

@@ -136,6 +136,7 @@ def _summary_rows(o: PlanCheck) -> list[list[str]]:
         ["structure set file", p["structure_set_file"] or "-"],
         ["dose file(s)", "; ".join(p["dose_files"]) or "-"],
         ["checked at (UTC)", o.checked_at or "-"],
+        ["DVH end cap", p["end_cap"]],
         [
             "fractions (plan / protocol)",
             f"{frac.plan_fractions or 'unknown'} / {frac.protocol_fractions}"

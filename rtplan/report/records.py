@@ -23,6 +23,7 @@ PROVENANCE_FIELDS = (
     *PROVENANCE_KEYS,
     "plan_fractions",
     "protocol_fractions",
+    "end_cap",
     "protocol_file",
     "protocol_sha256",
     "rtplan_version",
@@ -243,11 +244,13 @@ def run_record(outcomes: Sequence[Outcome], protocol: Protocol) -> dict[str, Any
 
 
 def patient_provenance(check: PlanCheck) -> dict[str, Any]:
-    """One patient's provenance (:data:`rtplan.check.PROVENANCE_KEYS`) and fractionation."""
+    """One patient's provenance (:data:`rtplan.check.PROVENANCE_KEYS`), fractionation and
+    end-cap convention of the DVHs (``end_cap``: the one used and why)."""
     out = {k: check.provenance.get(k, "") for k in PROVENANCE_KEYS}
     out["dose_files"] = list(out["dose_files"] or [])
     out["plan_fractions"] = check.fractionation.plan_fractions
     out["protocol_fractions"] = check.fractionation.protocol_fractions
+    out["end_cap"] = check.end_cap.summary()
     out["checked_at"] = check.checked_at
     return out
 
@@ -354,6 +357,7 @@ def check_record(outcome: Outcome) -> dict[str, Any]:
             role: {"matched": list(m.structures), "how": m.how} for role, m in c.matches.items()
         },
         "strict": c.strict,
+        "end_cap_choice": c.end_cap.as_dict(),
         "schedule": [schedule_record(s, c) for s in c.schedule],
         "notes": list(c.notes),
         "constraints": [result_record(r, c.protocol, c.strict) for r in c.results],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtplan.check import Outcome, PatientError, PlanCheck, check_plan
+from rtplan.defaults import DEFAULT_END_CAP
 from rtplan.dose import Dose
 from rtplan.errors import InputError, RtplanError, RtplanWarning
 from rtplan.io.dicom_file import read_dataset, text
@@ -89,11 +90,13 @@ def check_patient(
     *,
     mapping: Mapping[str, str | Sequence[str]] | None = None,
     strict: bool = True,
+    end_cap: str = DEFAULT_END_CAP,
 ) -> PlanCheck:
     """Read one patient's structure set, RTPLAN (optional) and plan dose, and check them.
 
     The RTPLAN is optional (the protocol's prescription and fractions are then assumed, and
     noted); with several RTPLANs or doses the reader asks which one (an ``InputError``).
+    ``end_cap`` as :func:`rtplan.check.check_plan`.
     """
     structure_set, dose, plan = patient_inputs(patient)
     inputs = {
@@ -115,6 +118,7 @@ def check_patient(
         problems=structure_set.problems,
         strict=strict,
         provenance=patient_provenance(patient, structure_set, plan),
+        end_cap=end_cap,
     )
     # how the objects were chosen (PLAN dose over BEAM doses, identities combined, ...), and
     # contours that belong to no structure (an error only where a needed structure is empty)
@@ -134,6 +138,7 @@ def check_folder(
     jobs: int | None = 1,
     scheduler: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    end_cap: str = DEFAULT_END_CAP,
 ) -> list[Outcome]:
     """Check every patient (and frame of reference) found under ``path``.
 
@@ -161,6 +166,8 @@ def check_folder(
         (:mod:`rtplan.workflows.execution`); the outcomes are identical to the in-process
         run.  ``on_checked`` needs the patients in this process: with it, patients are
         checked here.
+    end_cap : {"auto", "slab", "none"}
+        End-cap convention of the DVHs, resolved per patient (:func:`rtplan.check.check_plan`).
 
     Returns
     -------
@@ -173,8 +180,9 @@ def check_folder(
     if not patients:
         raise InputError("no DICOM-RT patient found", path=path)
     outcomes: list[Outcome] = []
+    options = {"mapping": mapping, "strict": strict, "end_cap": end_cap}
     if len(patients) == 1:
-        outcomes.append(check_patient(patients[0], protocol, mapping=mapping, strict=strict))
+        outcomes.append(check_patient(patients[0], protocol, **options))
         if on_checked is not None:
             on_checked(patients[0], outcomes[0])
         return outcomes
@@ -182,12 +190,12 @@ def check_folder(
         return list(
             run_each(
                 check_one, patients, jobs=jobs, scheduler=scheduler, timeout_s=timeout_s,
-                progress=progress is not None, protocol=protocol, mapping=mapping, strict=strict,
+                progress=progress is not None, protocol=protocol, **options,
             )
         )  # fmt: skip
     for patient in progress(patients) if progress else patients:
         try:
-            check = check_patient(patient, protocol, mapping=mapping, strict=strict)
+            check = check_patient(patient, protocol, **options)
         except RtplanError as exc:
             outcomes.append(PatientError(patient_label(patient), str(exc)))
             continue
@@ -198,12 +206,16 @@ def check_folder(
 
 
 def check_one(
-    patient: PatientData, protocol: Protocol, mapping=None, strict: bool = True
+    patient: PatientData,
+    protocol: Protocol,
+    mapping=None,
+    strict: bool = True,
+    end_cap: str = DEFAULT_END_CAP,
 ) -> Outcome:
     """:func:`check_patient`, or a :class:`PatientError` when the patient cannot be read or
     checked (for pools and clusters: it never raises an input error)."""
     try:
-        return check_patient(patient, protocol, mapping=mapping, strict=strict)
+        return check_patient(patient, protocol, mapping=mapping, strict=strict, end_cap=end_cap)
     except RtplanError as exc:
         return PatientError(patient_label(patient), str(exc))
 
@@ -232,6 +244,7 @@ def check_and_report(
     jobs: int | None = 1,
     scheduler: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    end_cap: str = DEFAULT_END_CAP,
 ) -> CheckRun:
     """``rtplan check``: check every patient under ``path`` and write the reports asked for.
 
@@ -243,7 +256,7 @@ def check_and_report(
         A shipped protocol name or a TOML file (:func:`rtplan.protocols.load_protocol`).
     mapping_file : path, optional
         Structure mapping file (:func:`rtplan.protocols.load_structure_mapping`).
-    selection, strict, progress, jobs, scheduler, timeout_s
+    selection, strict, progress, jobs, scheduler, timeout_s, end_cap
         As :func:`check_folder`.
     csv, junit, html, png : path, optional
         Reports to write (:mod:`rtplan.report`), completely or not at all; ``png`` (the
@@ -286,6 +299,7 @@ def check_and_report(
         jobs=jobs,
         scheduler=scheduler,
         timeout_s=timeout_s,
+        end_cap=end_cap,
     )
     _write_reports(outcomes, protocol, overlays, path, csv=csv, junit=junit, html=html, png=png)
     return CheckRun(outcomes, protocol)

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rtplan.defaults import DEFAULT_END_CAP
 from rtplan.dosefield import axial_field
 from rtplan.dvh.compute import (
     DEFAULT_METRICS,
@@ -86,7 +87,7 @@ def dvh_folder(
     metrics: Sequence[str] = DEFAULT_METRICS,
     selection: Selection | None = None,
     compare_embedded: bool = False,
-    end_cap: str = "auto",
+    end_cap: str = DEFAULT_END_CAP,
     outside_tolerance: OutsideTolerance = DEFAULT_OUTSIDE_TOLERANCE,
     fraction_dose: str = "per_fraction",
     csv: str | os.PathLike | None = None,
