@@ -13,6 +13,7 @@ constraint is evaluated (a strict check fails on one that is not).
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -310,3 +311,44 @@ def test_cohort_on_a_process_pool_and_dask_gives_identical_rows(cohort, tmp_path
     assert rows(jobs=2) == here
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as c:
         assert rows(scheduler=c.scheduler_address) == here
+
+
+def _constraints(out: str) -> list[dict]:
+    return [c for p in json.loads(out)["patients"] for c in p["constraints"]]
+
+
+def test_end_cap_auto_is_slab_without_planning_system_dvhs(cohort, capsys):
+    # no DVH in the RTDOSE: auto is slab, stated, and every verdict and value is slab's; the
+    # bowel bag's V45Gy is its whole volume: 12 planes of 80 x 80 mm, 5 mm apart = 384 cc
+    # with half-slice end slabs, 352 cc ending on the end contours (11 gaps of 5 mm)
+    folder = cohort / "rps_fail"
+    code, out, err = run(capsys, folder, "--protocol", "rps-preop", "--json")
+    assert code == 1, err
+    patient = json.loads(out)["patients"][0]
+    assert patient["end_cap_choice"] == {
+        "requested": "auto", "used": "slab",
+        "median_abs_volume_difference_pct": {}, "structures_matched": [],
+    }  # fmt: skip
+    assert patient["provenance"]["end_cap"] == "slab (auto: no planning-system DVH in cc to match)"
+    default = _constraints(out)
+    code_slab, out_slab, _ = run(capsys, folder, "--protocol", "rps-preop", "--json",
+                                 "--end-cap", "slab")  # fmt: skip
+    assert code_slab == code and _constraints(out_slab) == default
+    (bowel,) = [c for c in default if c["plan_structure"] == "Bowel bag" and c["metric"] == "V45Gy"]
+    assert bowel["value"] == pytest.approx(BOWEL_CC, rel=1e-9) and bowel["verdict"] == "fail"
+    code, out, _ = run(capsys, folder, "--protocol", "rps-preop", "--end-cap", "none")
+    assert code == 1
+    assert "end cap: none" in out.splitlines()
+    assert f"{80 * 80 * 55 / 1000:.2f} cc" in row(out, "Bowel bag")
+
+
+def test_end_cap_in_csv_junit_and_html(cohort, capsys, tmp_path):
+    csv_file, junit, html = tmp_path / "c.csv", tmp_path / "c.xml", tmp_path / "c.html"
+    code, out, err = run(capsys, cohort / "rps_pass", "--protocol", "rps-preop", "--end-cap",
+                         "none", "--csv", csv_file, "--junit", junit, "--html", html)  # fmt: skip
+    assert code == 0, err
+    rows = list(csv.DictReader(csv_file.open(newline="")))
+    assert rows and {r["end_cap"] for r in rows} == {"none"}
+    props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
+    assert props["end_cap"] == "none"
+    assert "<td>DVH end cap</td><td>none</td>" in html.read_text().replace("\n", "")

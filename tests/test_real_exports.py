@@ -325,3 +325,58 @@ def test_body_a_hair_outside_the_dose_and_the_empty_roi(breast, capsys):
     assert any("outside the dose grid" in f for f in body["flags"])
     assert out.err.count("partly outside the dose grid") == 1  # one summary note
     assert rows["Areola"]["volume_cc"] == 0 and "empty" in rows["Areola"]["flags"]
+
+
+def test_check_uses_the_end_cap_of_the_planning_systems_dvhs(breast, tmp_path, capsys):
+    # truths: rtplan dvh's own DVHs with each convention (check must use the same one) and
+    # the planning system's Dmean bracketed from its raw curve (within 0.5 % with `none`)
+    protocol = tmp_path / "protocol.toml"
+    protocol.write_text((BREAST / "protocol.toml").read_text() + BREAST_DMEAN)
+    base = ["check", str(breast), "--protocol", str(protocol), "--map", str(BREAST / "mapping.toml")]
+    dvh = ["dvh", str(breast), "--structure", "Breast", "--metrics", "Dmean", "--json"]
+    lo, hi = _planning_system_curves(breast / "rtdose.dcm")[_roi_number(breast, "Breast")][1]
+    for options, used in (([], "none"), (["--end-cap", "slab"], "slab")):
+        code, out = _run(capsys, [*base, "--json", *options])
+        assert code == 0, out.err
+        patient = json.loads(out.out)["patients"][0]
+        assert patient["end_cap_choice"]["used"] == used
+        (dmean,) = [c["value"] for c in patient["constraints"] if c["plan_structure"] == "Breast"]
+        code, out = _run(capsys, [*dvh, "--end-cap", used])
+        assert code == 0, out.err
+        assert dmean == pytest.approx(json.loads(out.out)["structures"][0]["metrics"]["Dmean"])
+        if used == "none":
+            assert lo * 0.995 <= dmean <= hi * 1.005
+            scores = patient["end_cap_choice"]["median_abs_volume_difference_pct"]
+            assert scores["none"] < scores["slab"]
+        else:  # slab: half a slice more of low dose at both ends of the breast
+            assert dmean < lo * 0.995
+    code, out = _run(capsys, base)
+    assert code == 0, out.err
+    (line,) = [ln for ln in out.out.splitlines() if ln.startswith("end cap: ")]
+    assert line.startswith("end cap: none (auto: median |volume difference| against the planning")
+
+
+def _roi_number(folder: Path, name: str) -> int:
+    rs = pydicom.dcmread(folder / "rtss.dcm", stop_before_pixels=True)
+    return next(int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == name)
+
+
+#: A Breast Dmean constraint added to the export's test protocol, to read check's Dmean.
+BREAST_DMEAN = """
+[structures.breast]
+names = ["Breast"]
+kind = "organ"
+required = true
+description = "the treated breast"
+
+[[constraints]]
+id = "breast_dmean"
+structure = "breast"
+metric = "Dmean"
+comparison = "<"
+limit = 14.0
+unit = "Gy"
+priority = "optimal"
+source = "dicompylercore"
+verification = "not verified"
+"""
