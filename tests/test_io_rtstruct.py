@@ -108,9 +108,26 @@ def test_contours_off_ct_slices_are_reported(tmp_path, ct):
     with pytest.warns(RtplanWarning) as emitted:  # a Python caller sees it, with the file
         ss = read_rtstruct(write_rtstruct(tmp_path, rois, ct[0]), reference=ct[1])
     assert [str(w.message) for w in emitted] == [f"{ss.source}: {w}" for w in ss.warnings]
-    assert len(ss.warnings) == 1
-    assert "'GTV'" in ss.warnings[0] and "1 contour(s) not on a CT slice" in ss.warnings[0]
-    assert "31.20" in ss.warnings[0]
+    assert ss.warnings == (
+        "1 contour(s) of 1 structure(s) not on a CT slice: 'GTV' (1) "
+        "(at 31.20 mm along the slice normal)",
+    )
+
+
+def test_contours_off_ct_slices_of_many_structures_give_one_warning(tmp_path, ct):
+    # a partial CT series (the CT slices at z = 30..40 mm of a structure set drawn on z =
+    # 20..50, 2.5 mm apart): one warning for the set naming the first 5 structures, not 7
+    planes = 20.0 + 2.5 * np.arange(13)  # 8 of them off the CT: 20..27.5 and 42.5..50
+    rois = [syn.SyntheticROI(f"S{i}", [rect(0, 0, 5, 5, z) for z in planes]) for i in range(7)]
+    rois.append(syn.SyntheticROI("on", [rect(0, 0, 5, 5, 32.5)]))  # on a CT slice
+    with pytest.warns(RtplanWarning) as emitted:
+        ss = read_rtstruct(write_rtstruct(tmp_path, rois, ct[0]), reference=ct[1])
+    assert [str(w.message) for w in emitted] == [f"{ss.source}: {ss.warnings[0]}"]
+    assert ss.warnings[0] == (
+        "56 contour(s) of 7 structure(s) not on a CT slice: 'S0' (8), 'S1' (8), "
+        "'S2' (8), 'S3' (8), 'S4' (8) and 2 more "
+        "(at 20.00, 22.50, 25.00, 27.50, 42.50 ... mm along the slice normal)"
+    )
 
 
 def test_without_ct_slab_comes_from_contour_planes(tmp_path):

@@ -380,3 +380,19 @@ priority = "optimal"
 source = "dicompylercore"
 verification = "not verified"
 """
+
+
+def test_one_warning_for_contours_off_the_single_ct_slice(breast, capsys):
+    # the export keeps one CT slice: every drawn structure (9; Areola is empty) has contours
+    # off it, which the CLI reports in one line naming the first five and the count
+    rs = pydicom.dcmread(breast / "rtss.dcm", stop_before_pixels=True)
+    drawn = [r.ROIName for r in rs.StructureSetROISequence
+             if any(c.ReferencedROINumber == r.ROINumber and "ContourSequence" in c
+                    for c in rs.ROIContourSequence)]  # fmt: skip
+    assert len(drawn) == 9
+    code, out = _run(capsys, ["dvh", str(breast)])
+    assert code == 0, out.err
+    lines = [ln for ln in out.err.splitlines() if "not on a CT slice" in ln]
+    assert len(lines) == 1, out.err
+    assert f"of {len(drawn)} structure(s) not on a CT slice: " in lines[0]
+    assert all(f"'{n}'" in lines[0] for n in drawn[:5]) and "and 4 more" in lines[0]

@@ -23,8 +23,10 @@ With the referenced CT (``reference=``, a :class:`~rtplan.io.ct.CTSeries` or
 (:class:`~rtplan.errors.GeometryError` otherwise); each structure's
 ``slice_spacing_mm`` is the CT slice spacing (uniform series; ``None`` otherwise, when the
 structure infers it from its contour planes); contours whose plane is not on a CT slice
-(within :data:`ON_SLICE_TOLERANCE_MM` along the slice normal) are emitted as an
-:class:`~rtplan.errors.RtplanWarning` and kept in :attr:`~rtplan.structure.StructureSet.warnings`.
+(within :data:`ON_SLICE_TOLERANCE_MM` along the slice normal) are emitted as one
+:class:`~rtplan.errors.RtplanWarning` per structure set (naming the structures; a partial CT
+series would otherwise give one per structure) and kept in
+:attr:`~rtplan.structure.StructureSet.warnings`.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def read_rtstruct(
                        reference, path, warnings)
             for number, item in rois.items()
         ]  # fmt: skip
+        if reference is not None:
+            warnings += _off_slice(structures, reference.grid)
         names = [s.name for s in structures]
         for name in sorted({n for n in names if names.count(n) > 1}):
             warnings.append(f"two ROIs named '{name}'; lookup by name returns the first")
@@ -238,10 +242,6 @@ def _structure(number, item, rc, types, frame_uid, spacing, reference, path, war
         source=str(path),
         slice_spacing_mm=spacing,
     )
-    if reference is not None:
-        off = _off_slice(structure, reference.grid)
-        if off:
-            warnings.append(off)
     return structure
 
 
@@ -336,20 +336,33 @@ def _color(rc: Dataset | None, path: Path) -> tuple[int, int, int] | None:
     return None
 
 
-def _off_slice(structure: Structure, grid) -> str:
-    """A warning listing the planar contours of ``structure`` not on a slice of ``grid``."""
-    planar = [c for c in structure.contours if c.geometric_type in ("CLOSED_PLANAR", "OPEN_PLANAR")]
-    if not planar:
-        return ""
+#: Structures (and planes) a warning names before ``... and N more``.
+NAMED_AT_MOST = 5
+
+
+def _off_slice(structures, grid) -> list[str]:
+    """One warning (or none) for the planar contours of ``structures`` not on a slice of
+    ``grid``: the structures (the first :data:`NAMED_AT_MOST`, with their counts), the
+    total, and the first planes."""
     normal = grid.direction_matrix[:, 0]
     slices = float(np.dot(grid.origin_mm, normal)) + grid.slice_positions_mm
-    along = np.array([float(c.points_mm.mean(axis=0) @ normal) for c in planar])
-    nearest = np.abs(along[:, None] - slices[None, :]).min(axis=1)
-    off = np.flatnonzero(nearest > ON_SLICE_TOLERANCE_MM)
-    if not len(off):
-        return ""
-    where = ", ".join(f"{along[i]:.2f}" for i in off[:5]) + (" ..." if len(off) > 5 else "")
-    return (
-        f"structure '{structure.name}': {len(off)} contour(s) not on a CT slice "
-        f"(at {where} mm along the slice normal)"
-    )
+    counts, planes = {}, set()
+    for s in structures:
+        planar = [c for c in s.contours if c.geometric_type in ("CLOSED_PLANAR", "OPEN_PLANAR")]
+        if not planar:
+            continue
+        along = np.array([float(c.points_mm.mean(axis=0) @ normal) for c in planar])
+        off = along[np.abs(along[:, None] - slices[None, :]).min(axis=1) > ON_SLICE_TOLERANCE_MM]
+        if len(off):
+            counts[s.name] = counts.get(s.name, 0) + len(off)
+            planes |= {round(float(a), 2) for a in off}
+    if not counts:
+        return []
+    named = [f"'{n}' ({k})" for n, k in list(counts.items())[:NAMED_AT_MOST]]
+    more = f" and {len(counts) - NAMED_AT_MOST} more" if len(counts) > NAMED_AT_MOST else ""
+    where = ", ".join(f"{a:.2f}" for a in sorted(planes)[:NAMED_AT_MOST])
+    where += " ..." if len(planes) > NAMED_AT_MOST else ""
+    return [
+        f"{sum(counts.values())} contour(s) of {len(counts)} structure(s) not on a CT slice: "
+        f"{', '.join(named)}{more} (at {where} mm along the slice normal)"
+    ]
