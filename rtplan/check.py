@@ -76,8 +76,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from rtplan.constraints import ConstraintResult, evaluate_constraint, format_number, not_evaluated
-from rtplan.dose import Dose
 from rtplan.defaults import DEFAULT_END_CAP
+from rtplan.dose import Dose
 from rtplan.dosefield import axial_field
 from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
