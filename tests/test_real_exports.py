@@ -332,7 +332,14 @@ def test_check_uses_the_end_cap_of_the_planning_systems_dvhs(breast, tmp_path, c
     # the planning system's Dmean bracketed from its raw curve (within 0.5 % with `none`)
     protocol = tmp_path / "protocol.toml"
     protocol.write_text((BREAST / "protocol.toml").read_text() + BREAST_DMEAN)
-    base = ["check", str(breast), "--protocol", str(protocol), "--map", str(BREAST / "mapping.toml")]
+    base = [
+        "check",
+        str(breast),
+        "--protocol",
+        str(protocol),
+        "--map",
+        str(BREAST / "mapping.toml"),
+    ]
     dvh = ["dvh", str(breast), "--structure", "Breast", "--metrics", "Dmean", "--json"]
     lo, hi = _planning_system_curves(breast / "rtdose.dcm")[_roi_number(breast, "Breast")][1]
     for options, used in (([], "none"), (["--end-cap", "slab"], "slab")):
