@@ -116,11 +116,17 @@ class Recipe:
         return self.steps[0].origin
 
     def numbers(self) -> list[tuple[str, float, str, str]]:
-        """Every number as ``(where, value, source key, verification)``."""
-        out = [
-            (f"parameter {p.key}", p.value, p.source, p.verification)
-            for p in self.parameters.values()
-        ]
+        """Every number (mm) as ``(where, value, source key, verification)``: the parameters
+        with their ranges, and each step's literal margins, crop margins (0 mm when not
+        given: the crop is at the structure's surface) and near distance."""
+        out = []
+        for p in self.parameters.values():
+            out.append((f"parameter {p.key}", p.value, p.source, p.verification))
+            if p.range is not None:
+                out += [
+                    (f"parameter {p.key} range {end}", v, p.source, p.verification)
+                    for end, v in (("low", p.range[0]), ("high", p.range[1]))
+                ]
         for s in self.steps:
             literal = [(f"margin {key}", v) for key, v in s.margin]
             literal += [(f"{kind} {r.structure}", r.margin)

@@ -5,8 +5,11 @@ known, its verification status (``verified``, ``partial``, ``not verified``: how
 numbers were checked against the primary publication), the section of the project's clinical
 reference it was taken from, and every number it supports with its unit and what it is.
 
-:func:`protocol_numbers` lists every number of a protocol with its unit; the tests check each
-against this bibliography (value, unit, source, status).
+:func:`protocol_numbers` and :func:`recipe_numbers` list every number of a protocol and of its
+``[volumes]`` recipe with its unit; the tests check each against this bibliography (value,
+unit, source, status).  A recipe number that its cited source does not state (a crop that is
+rtplan's own choice) is listed under ``[[unsourced]]`` (:func:`load_unsourced`), marked
+``not verified``, with the reason.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from rtplan.protocols.recipe import Recipe
 from rtplan.protocols.schema import Protocol
 
 try:  # Python >= 3.11
@@ -48,8 +52,7 @@ class BibliographyEntry:
 
 def load_sources() -> dict[str, BibliographyEntry]:
     """The bibliography, by source key."""
-    text = resources.files("rtplan.protocols").joinpath("sources.toml").read_text("utf-8")
-    data = tomllib.loads(text)["sources"]
+    data = _bibliography()["sources"]
     return {
         key: BibliographyEntry(
             key=key,
@@ -62,6 +65,29 @@ def load_sources() -> dict[str, BibliographyEntry]:
         )
         for key, d in data.items()
     }
+
+
+@dataclass(frozen=True)
+class UnsourcedNumber:
+    """A number of a shipped file that no source states: where it stands and why."""
+
+    protocol: str
+    where: str
+    value: float
+    unit: str
+    cited: str
+    status: str
+    reason: str
+
+
+def _bibliography() -> dict:
+    text = resources.files("rtplan.protocols").joinpath("sources.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def load_unsourced() -> list[UnsourcedNumber]:
+    """The ``[[unsourced]]`` numbers of the bibliography."""
+    return [UnsourcedNumber(**u) for u in _bibliography().get("unsourced", [])]
 
 
 def _metric_unit(metric: str, number: float) -> str:
@@ -88,3 +114,9 @@ def protocol_numbers(protocol: Protocol) -> list[tuple[str, float, str, str, str
             unit = units[where]
         out.append((where, value, unit, source, status))
     return out
+
+
+def recipe_numbers(recipe: Recipe) -> list[tuple[str, float, str, str, str]]:
+    """Every number of ``recipe`` as ``(where, value, unit, source key, verification)``
+    (:meth:`~rtplan.protocols.recipe.Recipe.numbers`: all in mm)."""
+    return [(where, v, "mm", source, status) for where, v, source, status in recipe.numbers()]
