@@ -33,7 +33,7 @@ import numpy as np
 
 from rtplan.errors import ContourError, InputError, StructureNotFoundError
 from rtplan.protocols.schema import StructureRole
-from rtplan.structure import Contour, Structure, closest_names, normalise_name
+from rtplan.structure import Contour, Structure, names_hint, normalise_name
 
 #: TG-263 names of bilateral combined structures and the TG-263 names of their parts.
 COMBINED_PARTS: dict[str, tuple[str, ...]] = {
@@ -85,14 +85,7 @@ class Match:
 
 
 def _not_found(role: StructureRole, present: Sequence[str], source: str) -> StructureNotFoundError:
-    close = closest_names(role.names + role.aliases, present)
-    if close:
-        hint = "closest names present: " + ", ".join(repr(c) for c in close)
-    elif present:
-        hint = "names present: " + ", ".join(repr(c) for c in list(present)[:8])
-        hint += ", ..." if len(present) > 8 else ""
-    else:
-        hint = "the plan has no structures"
+    hint = names_hint(role.names + role.aliases, present)
     return StructureNotFoundError(
         f"required structure '{role.label}' (role '{role.key}') not found; {hint}; "
         "map it with a structure mapping file",
@@ -186,10 +179,9 @@ def _mapped(role: StructureRole, present, mapping, source: str) -> Match | None:
             wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted)
             missing = [w for w in wanted if w not in present]
             if missing:
-                close = closest_names(missing, present)
                 raise StructureNotFoundError(
                     f"the structure mapping sends '{key}' to '{missing[0]}', which is not in "
-                    f"the plan; closest names present: {', '.join(map(repr, close)) or 'none'}",
+                    f"the plan; {names_hint(missing, present)}",
                     path=source or None,
                 )
             return Match(role.key, wanted, "mapping")

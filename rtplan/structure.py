@@ -459,19 +459,9 @@ class StructureSet:
         if found is None and unassigned:
             raise ContourError(unassigned[0].problem, path=self.source or None, structure=name)
         if found is None:
-            close = difflib.get_close_matches(
-                name.casefold(), [n.casefold() for n in self.names], n=3, cutoff=0.5
-            )
-            closest = [n for c in close for n in self.names if n.casefold() == c]
-            hint = (
-                f"closest: {', '.join(closest)}"
-                if closest
-                else "available: "
-                + ", ".join(self.names[:12])
-                + (" ..." if len(self.names) > 12 else "")
-            )
             raise StructureNotFoundError(
-                f"no structure '{name}' in structure set '{self.label}' ({hint})",
+                f"no structure '{name}' in structure set '{self.label}'; "
+                + names_hint([name], self.names),
                 path=self.source or None,
             )
         self.check([found.name])
@@ -557,3 +547,27 @@ def closest_names(wanted: Iterable[str], present: Sequence[str], n: int = 5) -> 
             scored[cand] = max(scored.get(cand, 0.0), ratio)
     ranked = sorted(scored, key=lambda c: -scored[c])
     return [name for c in ranked for name in by_norm[c]][:n]
+
+
+def names_hint(wanted: Iterable[str], present: Sequence[str]) -> str:
+    """The hint of every "structure not found" message: the names most similar to ``wanted``
+    (:func:`closest_names`), else the first 8 names present, else that there are none.
+
+    Examples
+    --------
+    >>> names_hint(["PTV_Hgh"], ["PTV_High", "PTV_Low", "SpinalCord"])
+    "closest names present: 'PTV_High', 'PTV_Low'"
+    >>> names_hint(["Bowel"], ["PTV", "Lung_L"])
+    "names present: 'PTV', 'Lung_L'"
+    """
+    present = list(present)
+    close = closest_names(wanted, present)
+    if close:
+        return "closest names present: " + ", ".join(map(repr, close))
+    if present:
+        return (
+            "names present: "
+            + ", ".join(map(repr, present[:8]))
+            + (", ..." if len(present) > 8 else "")
+        )
+    return "no structures present"

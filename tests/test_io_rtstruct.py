@@ -146,7 +146,11 @@ def test_lookup_suggests_closest_names(tmp_path):
     with pytest.raises(StructureNotFoundError) as err:
         ss["PTV_Hgh"]
     message = str(err.value)
-    assert "PTV_Hgh" in message and "closest: PTV_High" in message and "\n" not in message
+    assert "no structure 'PTV_Hgh'" in message and "\n" not in message
+    # the one rule of every command (rtplan.structure.closest_names): normalised, best first
+    assert message.endswith("; closest names present: 'PTV_High', 'PTV_Low'")
+    with pytest.raises(StructureNotFoundError, match="names present: 'PTV_High', 'PTV_Low', "):
+        ss["Bladder"]  # nothing close: the names present
     assert "Cord" not in ss and ss.get("Cord") is None
 
 

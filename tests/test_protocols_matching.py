@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from rtplan.errors import InputError, StructureNotFoundError
-from rtplan.matching import closest_names, match_role, match_structures, normalise_name
+from rtplan.matching import match_role, match_structures, normalise_name
 from rtplan.protocols import load_protocol, load_structure_mapping
 from rtplan.protocols.schema import StructureRole
+from rtplan.structure import closest_names
 
 BOWEL = StructureRole(
     "bowel_bag", ("Bag_Bowel",), aliases=("Bowel_Bag", "Spc_Bowel"), required=True

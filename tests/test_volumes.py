@@ -203,7 +203,9 @@ def test_negative_margin_larger_than_structure(thigh):
 
 
 def test_unknown_structure_names_the_closest(thigh):
-    with pytest.raises(StructureNotFoundError, match="no structure 'Femur' .*Femur_R"):
+    with pytest.raises(
+        StructureNotFoundError, match="no structure 'Femur'; closest names present: 'Femur_R'"
+    ):
         expand_structure(thigh, "GTV", "5", name="CTV", avoid=["Femur"])
     with pytest.raises(StructureNotFoundError, match="'GVT'"):
         expand_structure(thigh, "GVT", "5", name="CTV")

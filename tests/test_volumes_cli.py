@@ -123,7 +123,7 @@ def test_expand_command_and_api_agree(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--structure", "GTX", "--margin", "5"], r"no structure 'GTX' \(closest: GTV\)"),
+        (["--structure", "GTX", "--margin", "5"], r"no structure 'GTX' in structure set 'observer1'; closest names present: 'GTV'"),
         (["--structure", "GTV", "--margin", "radial=15,up=3"], "unknown margin direction 'up'"),
         (["--structure", "GTV", "--margin", "-40", "--structure-set", "observer1"],
          r"shrinking 'GTV' \(131.09 cc\) by .* leaves nothing"),

@@ -70,7 +70,7 @@ from rtplan.image import Image
 from rtplan.polygon import nesting_depths
 from rtplan.report.plots import DPI, check_colours, structure_colour
 from rtplan.sanitize import plot_text
-from rtplan.structure import Structure, closest_names
+from rtplan.structure import Structure, names_hint
 
 #: CT display window width and level (HU).
 WINDOW_HU = 400.0
@@ -370,9 +370,9 @@ def _select(structures: Sequence[Structure], names: Sequence[str] | None) -> lis
     by_name = {s.name: s for s in structures}
     missing = [n for n in names if n not in by_name]
     if missing:
-        near = closest_names(missing, list(by_name))
-        hint = f"; closest names present: {', '.join(map(repr, near))}" if near else ""
-        raise InputError(f"no structure {missing[0]!r} to draw{hint}")
+        raise InputError(
+            f"no structure {missing[0]!r} to draw; {names_hint(missing, list(by_name))}"
+        )
     return [by_name[n] for n in dict.fromkeys(names)]
 
 

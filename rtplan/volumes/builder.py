@@ -25,7 +25,7 @@ import numpy as np
 
 from rtplan.defaults import MAX_MARGIN_MM
 from rtplan.errors import ContourError, InputError, StructureNotFoundError
-from rtplan.structure import Structure, closest_names
+from rtplan.structure import Structure, names_hint
 from rtplan.volumes.booleans import intersection, subtract, union, with_margin
 from rtplan.volumes.margins import Margins, apply_margin
 from rtplan.volumes.subvoxel import SubvoxelMask
@@ -371,22 +371,27 @@ def by_name(structures: Mapping[str, Structure] | Iterable[Structure]) -> dict[s
     return {s.name: s for s in items}
 
 
-def find_structure(structures: Mapping[str, Structure], name: str) -> Structure:
-    """The structure called ``name`` (exact, else unique case-insensitive match).
+def find_structure(
+    structures: Mapping[str, Structure], name: str, *, label: str = "", path: str | None = None
+) -> Structure:
+    """The structure called ``name`` (exact, else unique case-insensitive match);
+    ``label``, ``path``: the structure set's, for the message.
 
     Raises
     ------
     StructureNotFoundError
-        With the closest names present.
+        With the closest names present (the message of
+        :meth:`rtplan.structure.StructureSet.__getitem__`).
     """
     if name in structures:
         return structures[name]
     folded = [s for n, s in structures.items() if n.casefold() == name.casefold()]
     if len(folded) == 1:
         return folded[0]
-    close = closest_names([name], list(structures))
-    hint = f"closest: {', '.join(close)}" if close else f"have: {', '.join(sorted(structures))}"
-    raise StructureNotFoundError(f"no structure '{name}' ({hint})")
+    in_set = f" in structure set '{label}'" if label else ""
+    raise StructureNotFoundError(
+        f"no structure '{name}'{in_set}; {names_hint([name], list(structures))}", path=path
+    )
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtplan.errors import InputError, RtplanError
+from rtplan.errors import InputError, RtplanError, StructureNotFoundError
 from rtplan.image import Image
 from rtplan.io.discover import PatientData
 from rtplan.io.output import check_output_folder, safe_filename, write_new
@@ -194,8 +194,10 @@ def expand_folder(
             try:
                 if w in ss:  # present but empty or broken: its own problem, not "no structure"
                     ss[w]
-                ss.check([find_structure(table, w).name])  # broken contours: ContourError
-            except RtplanError as exc:
+                ss.check([find_structure(table, w, label=ss.label, path=ss.source).name])
+            except StructureNotFoundError:
+                raise
+            except RtplanError as exc:  # broken contours: ContourError
                 raise type(exc)(
                     f"{exc.problem} in structure set '{ss.label}'",
                     path=ss.source,
