@@ -166,8 +166,8 @@ def build(work: Path) -> dict:
 
 def run_rtplan(work: Path) -> dict:
     """rtplan in this process: read, then one DVH and its metrics per structure."""
-    from rtplan.dvh import compute
     from rtplan.dosefield import axial_field
+    from rtplan.dvh import compute
     from rtplan.io import read_rtdose, read_rtstruct
 
     t, c = time.perf_counter(), time.process_time()

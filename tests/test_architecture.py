@@ -53,6 +53,8 @@ ALLOWED = {
     },  # fmt: skip
     "cli": {"commands"},
 }
+
+
 def unit(module: str) -> str:
     """``rtplan.dvh.compute`` -> ``dvh``; ``rtplan.errors`` -> ``errors``; ``rtplan`` -> ``rtplan``."""
     parts = module.split(".")

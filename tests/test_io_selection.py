@@ -291,7 +291,9 @@ def test_agree_takes_patient_id_and_structure_sets(tmp_path, capsys):
     assert main(argv) == 0  # every observer of P02: three pairs
     capsys.readouterr()
     with open(table, newline="") as f:
-        assert sorted(float(r["dice"]) for r in csv.DictReader(f)) == pytest.approx([0.72, 0.8, 0.9])
+        assert sorted(float(r["dice"]) for r in csv.DictReader(f)) == pytest.approx(
+            [0.72, 0.8, 0.9]
+        )
     for extra, message in (
         (["--structure-set", "obs1"], "only 1 observer"),
         (["--structure-set", "obs1", "--structure-set", "nobody"], "no RTSTRUCT 'nobody'"),
