@@ -157,7 +157,8 @@ def dvh_folder(
         if compare_embedded
         else None
     )
-    notes = list(patient.notes) + [cap.describe()] + _outside_summary(dvhs)
+    outside = _outside_summary(dvhs)
+    notes = [*patient.notes, cap.describe(), *outside]
     report = {
         "schema": SCHEMA,
         "path": str(path),
@@ -178,7 +179,9 @@ def dvh_folder(
         report["embedded_comparison"] = comparison
     _write(report, dvhs, metrics, csv=csv, plot=plot, curves=curves, curve_step_gy=curve_step_gy)
     broken_names = tuple(s.name for s in broken) + tuple(u.name for u in unassigned)
-    return DvhResult(report, dvhs, tuple(metrics), _messages(notes, cap, rows), broken_names)
+    return DvhResult(
+        report, dvhs, tuple(metrics), _messages([*patient.notes, *outside], rows), broken_names
+    )
 
 
 def _write(report: dict, dvhs: dict, metrics, *, csv, plot, curves, curve_step_gy) -> None:
@@ -258,10 +261,10 @@ def _conventions(dvhs: dict, cap, outside_tolerance) -> dict:
     }
 
 
-def _messages(notes: list[str], cap, rows: list[dict]) -> tuple[str, ...]:
-    """Notes for stderr: the report's notes but the end cap (the table and JSON state it),
+def _messages(notes: list[str], rows: list[dict]) -> tuple[str, ...]:
+    """Notes for stderr: the report's notes without the end cap (the table and JSON state it),
     and each structure's flags but outside-the-grid and empty (the table shows those)."""
-    messages = [n for n in notes if n != cap.describe()]
+    messages = list(notes)
     messages += [
         f"{r['name']}: {flag}"
         for r in rows
