@@ -160,22 +160,39 @@ class Catalog:
             A reference (RTSTRUCT -> series, RTDOSE -> RTPLAN, RTPLAN -> RTSTRUCT) points to
             an object in another frame of reference.
         """
+        frame_of = self._frames()
+        self._check_references(frame_of)
+        out = []
+        for files in self._linked(frame_of):
+            kept, notes = _unique_objects(files)
+            frame = next(
+                (frame_of[f.sop_instance_uid] for f in kept if frame_of[f.sop_instance_uid]), ""
+            )
+            out.append(PatientData(patient_id=_main_patient_id(kept), frame_of_reference_uid=frame,
+                                   files=tuple(kept), notes=list(notes)))  # fmt: skip
+        return sorted(out, key=lambda g: (g.patient_id, g.frame_of_reference_uid))
+
+    def _frames(self) -> dict[str, str]:
+        """FrameOfReferenceUID of every object by SOPInstanceUID; a plan without one takes
+        its structure set's (or a dose's)."""
         by_uid = {f.sop_instance_uid: f for f in self.files}
-        series_frame = {
-            f.series_instance_uid: f.frame_of_reference_uid
-            for f in self.files
-            if f.modality == "CT"
-        }
-        frame_of: dict[str, str] = {}
-        for f in self.files:
-            frame_of[f.sop_instance_uid] = f.frame_of_reference_uid
-        # plans without a frame take their structure set's (or a dose's)
+        frame_of = {f.sop_instance_uid: f.frame_of_reference_uid for f in self.files}
         for f in self.files:
             if f.modality == "RTPLAN" and not f.frame_of_reference_uid:
                 ss = by_uid.get(f.referenced_structure_set_uid)
                 doses = [d for d in self.files if d.referenced_plan_uid == f.sop_instance_uid]
                 source = ss or (doses[0] if doses else None)
                 frame_of[f.sop_instance_uid] = source.frame_of_reference_uid if source else ""
+        return frame_of
+
+    def _check_references(self, frame_of: dict[str, str]) -> None:
+        """Raise :class:`GeometryError` when a reference crosses frames of reference."""
+        by_uid = {f.sop_instance_uid: f for f in self.files}
+        series_frame = {
+            f.series_instance_uid: f.frame_of_reference_uid
+            for f in self.files
+            if f.modality == "CT"
+        }
 
         def check(f: DicomFile, target: DicomFile | None, target_frame: str, what: str):
             mine = frame_of[f.sop_instance_uid]
@@ -198,7 +215,9 @@ class Catalog:
                 ss = by_uid[f.referenced_structure_set_uid]
                 check(f, ss, ss.frame_of_reference_uid, "its RTSTRUCT")
 
-        # one group per (PatientID, frame), joined with every group an object references
+    def _linked(self, frame_of: dict[str, str]) -> list[list[DicomFile]]:
+        """The files in groups: one per (PatientID, frame), joined with every group an object
+        references in the same frame (union-find)."""
         parent = list(range(len(self.files)))
 
         def root(i: int) -> int:
@@ -212,34 +231,25 @@ class Catalog:
 
         index = {}
         first_of_key: dict[tuple[str, str], int] = {}
-        for i, f in enumerate(self.files):
-            index.setdefault(f.sop_instance_uid, i)
-            key = (f.patient_id, frame_of[f.sop_instance_uid])
-            join(i, first_of_key.setdefault(key, i))
         first_of_series: dict[str, int] = {}
         for i, f in enumerate(self.files):
+            index.setdefault(f.sop_instance_uid, i)
+            join(i, first_of_key.setdefault((f.patient_id, frame_of[f.sop_instance_uid]), i))
             if f.modality == "CT":
                 join(i, first_of_series.setdefault(f.series_instance_uid, i))
         for i, f in enumerate(self.files):
-            for uid in (f.referenced_plan_uid, f.referenced_structure_set_uid):
-                if uid in index and frame_of[uid] == frame_of[f.sop_instance_uid]:
-                    join(i, index[uid])
+            mine = frame_of[f.sop_instance_uid]
+            targets = [index[u] for u in (f.referenced_plan_uid, f.referenced_structure_set_uid)
+                       if u in index]  # fmt: skip
             if f.referenced_series_uid in first_of_series:
-                j = first_of_series[f.referenced_series_uid]
-                if frame_of[self.files[j].sop_instance_uid] == frame_of[f.sop_instance_uid]:
+                targets.append(first_of_series[f.referenced_series_uid])
+            for j in targets:
+                if frame_of[self.files[j].sop_instance_uid] == mine:
                     join(i, j)
         grouped: dict[int, list[DicomFile]] = defaultdict(list)
         for i, f in enumerate(self.files):
             grouped[root(i)].append(f)
-        out = []
-        for files in grouped.values():
-            kept, notes = _unique_objects(files)
-            frame = next(
-                (frame_of[f.sop_instance_uid] for f in kept if frame_of[f.sop_instance_uid]), ""
-            )
-            out.append(PatientData(patient_id=_main_patient_id(kept), frame_of_reference_uid=frame,
-                                   files=tuple(kept), notes=list(notes)))  # fmt: skip
-        return sorted(out, key=lambda g: (g.patient_id, g.frame_of_reference_uid))
+        return list(grouped.values())
 
 
 def _main_patient_id(files: list[DicomFile]) -> str:

@@ -189,77 +189,76 @@ def choose(files, selection: Selection = Selection()) -> Choice:
     doses = [f for f in files if f.modality == "RTDOSE" and f.dose_units != "RELATIVE"]
     notes: list[str] = []
     user_doses = dose_headers(selection.dose, doses) if selection.dose else []
+    plan = _choose_plan(plans, sets, doses, user_doses, selection, notes)
+    ss = _choose_structure_set(sets, plan, selection)
+    if user_doses:
+        chosen, beam_check = user_doses, []
+    else:
+        chosen, beam_check = _choose_doses(doses, plan, notes)
+    return Choice(plan, ss, tuple(chosen), tuple(beam_check), tuple(notes))
 
-    # ------------------------------------------------------------------ plan
-    plan = None
+
+def _choose_plan(plans, sets, doses, user_doses, selection: Selection, notes: list):
+    """The RTPLAN: named; else the one the named doses reference; else the one that
+    references the named structure set; else the only one; else the only one with a dose."""
     if selection.plan is not None:
-        plan = _pick(selection.plan, plans, "RTPLAN", "--plan")
-    elif user_doses:
+        return _pick(selection.plan, plans, "RTPLAN", "--plan")
+    if user_doses:
         refs = {d.referenced_plan_uid for d in user_doses}
         fits = [p for p in plans if p.sop_instance_uid in refs]
-        plan = fits[0] if len(fits) == 1 else None
-    elif selection.structure_set is not None and len(plans) > 1:
+        return fits[0] if len(fits) == 1 else None
+    if selection.structure_set is not None and len(plans) > 1:
         ss = _pick(selection.structure_set, sets, "RTSTRUCT", "--structure-set")
         fits = [p for p in plans if p.referenced_structure_set_uid == ss.sop_instance_uid]
         if len(fits) > 1:
             raise _ambiguous(fits, "RTPLAN", "--plan LABEL|UID|FILE",
                              f" reference structure set '{ss.label}'")  # fmt: skip
-        plan = fits[0] if fits else None
-    elif len(plans) == 1:
-        plan = plans[0]
-    elif len(plans) > 1:
-        dosed = [
-            p for p in plans if any(d.referenced_plan_uid == p.sop_instance_uid for d in doses)
-        ]
-        if len(dosed) != 1:
-            raise _ambiguous(plans, "RTPLAN", "--plan LABEL|UID|FILE")
-        plan = dosed[0]
-        notes.append(f"plan '{plan.label}' chosen: the only RTPLAN with a dose")
+        return fits[0] if fits else None
+    if len(plans) <= 1:
+        return plans[0] if plans else None
+    dosed = [p for p in plans if any(d.referenced_plan_uid == p.sop_instance_uid for d in doses)]
+    if len(dosed) != 1:
+        raise _ambiguous(plans, "RTPLAN", "--plan LABEL|UID|FILE")
+    notes.append(f"plan '{dosed[0].label}' chosen: the only RTPLAN with a dose")
+    return dosed[0]
 
-    # ------------------------------------------------------------------ structure set
-    ss = None
+
+def _choose_structure_set(sets, plan, selection: Selection):
+    """The RTSTRUCT: named; else the one the plan references; else the only one."""
     if selection.structure_set is not None:
-        ss = _pick(selection.structure_set, sets, "RTSTRUCT", "--structure-set")
-    elif plan is not None and any(
-        s.sop_instance_uid == plan.referenced_structure_set_uid for s in sets
-    ):
-        ss = next(s for s in sets if s.sop_instance_uid == plan.referenced_structure_set_uid)
-    elif len(sets) == 1:
-        ss = sets[0]
-    elif len(sets) > 1:
+        return _pick(selection.structure_set, sets, "RTSTRUCT", "--structure-set")
+    if plan is not None:
+        referenced = [s for s in sets if s.sop_instance_uid == plan.referenced_structure_set_uid]
+        if referenced:
+            return referenced[0]
+    if len(sets) > 1:
         raise _ambiguous(sets, "RTSTRUCT", "--structure-set LABEL|UID|FILE")
+    return sets[0] if sets else None
 
-    # ------------------------------------------------------------------ doses
-    beam_check: list = []
-    if user_doses:
-        chosen = user_doses
-    else:
-        mine = (
-            [d for d in doses if d.referenced_plan_uid == plan.sop_instance_uid]
-            if plan is not None
-            else doses
+
+def _choose_doses(doses, plan, notes: list) -> tuple[list, list]:
+    """The doses of ``plan`` (every dose without a plan) and the BEAM doses to check
+    against the chosen PLAN-like dose: ``(chosen, beam_check)``."""
+    mine = (
+        doses
+        if plan is None
+        else [d for d in doses if d.referenced_plan_uid == plan.sop_instance_uid]
+    )
+    if len({d.referenced_plan_uid for d in mine}) > 1:
+        raise _ambiguous(mine, "RTDOSE", "--plan LABEL|UID|FILE or --dose FILE...",
+                         " of different plans")  # fmt: skip
+    whole = [d for d in mine if d.summation_type not in BEAM_TYPES]
+    beams = [d for d in mine if d.summation_type in BEAM_TYPES]
+    if len(whole) > 1:
+        raise _ambiguous(whole, "RTDOSE", "--dose FILE...", " for one plan")
+    if not whole:
+        return beams, []
+    if beams:
+        notes.append(
+            f"the {whole[0].summation_type} dose ({whole[0].path.name}) is used; "
+            f"{len(beams)} BEAM dose(s) of the same plan are checked against it"
         )
-        by_plan: dict[str, list] = {}
-        for d in mine:
-            by_plan.setdefault(d.referenced_plan_uid, []).append(d)
-        if len(by_plan) > 1:
-            raise _ambiguous(mine, "RTDOSE", "--plan LABEL|UID|FILE or --dose FILE...",
-                             " of different plans")  # fmt: skip
-        whole = [d for d in mine if d.summation_type not in BEAM_TYPES]
-        beams = [d for d in mine if d.summation_type in BEAM_TYPES]
-        if len(whole) > 1:
-            raise _ambiguous(whole, "RTDOSE", "--dose FILE...", " for one plan")
-        if whole:
-            chosen = whole
-            if beams:
-                beam_check = beams
-                notes.append(
-                    f"the {whole[0].summation_type} dose ({whole[0].path.name}) is used; "
-                    f"{len(beams)} BEAM dose(s) of the same plan are checked against it"
-                )
-        else:
-            chosen = beams
-    return Choice(plan, ss, tuple(chosen), tuple(beam_check), tuple(notes))
+    return whole, beams
 
 
 def identity_conflict(files) -> str | None:
