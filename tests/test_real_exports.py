@@ -363,6 +363,22 @@ def test_check_uses_the_end_cap_of_the_planning_systems_dvhs(breast, tmp_path, c
     assert line.startswith("end cap: none (auto: median |volume difference| against the planning")
 
 
+def test_a_structure_asked_alone_gets_the_same_end_cap_and_dvh(breast, capsys):
+    # truth: the DVH of the whole set's run; `auto` matches every usable structure, so the
+    # choice (and a structure's numbers) must not depend on which structures were asked for
+    code, out = _run(capsys, ["dvh", str(breast), "--json"])
+    assert code == 0, out.err
+    whole = json.loads(out.out)
+    by_name = {r["name"]: r for r in whole["structures"]}
+    for name in ("Heart", "Scar"):  # alone, each would match another convention best
+        code, out = _run(capsys, ["dvh", str(breast), "--structure", name, "--json"])
+        assert code == 0, out.err
+        alone = json.loads(out.out)
+        assert alone["conventions"] == whole["conventions"]
+        assert alone["structures"][0]["metrics"] == by_name[name]["metrics"]
+        assert alone["structures"][0]["volume_cc"] == by_name[name]["volume_cc"]
+
+
 def _roi_number(folder: Path, name: str) -> int:
     rs = pydicom.dcmread(folder / "rtss.dcm", stop_before_pixels=True)
     return next(int(r.ROINumber) for r in rs.StructureSetROISequence if r.ROIName == name)

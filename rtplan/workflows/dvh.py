@@ -147,7 +147,10 @@ def dvh_folder(
     if any(m.needs_prescription for m in parsed) and rx is None:
         raise InputError("a %Rx metric needs a prescription and the plan states none", path=path)
     chosen, broken, empty = _structures(ss, structures)
-    cap = choose_end_cap(end_cap, chosen, dose.embedded_dvhs)
+    # auto matches every usable structure, so a structure's DVH does not depend on which
+    # others were asked for
+    matched = _usable(ss) if structures and dose.embedded_dvhs else chosen
+    cap = choose_end_cap(end_cap, matched, dose.embedded_dvhs)
     dvhs, piv = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed, threads)
     rows = [_row(s, dvhs[s.name], parsed, rx, piv) for s in chosen]
     unassigned = () if structures else ss.unassigned
@@ -288,10 +291,14 @@ def _structures(ss, names):
     if names:
         return [ss[n] for n in names], [], []
     problems = ss.problems
-    chosen = [s for s in ss if s.is_volume and s.name not in problems]
     broken = [s for s in ss if s.name in problems]
     empty = [s for s in ss if s.name in ss.empty_names and s.name not in problems]
-    return chosen, broken, empty
+    return _usable(ss), broken, empty
+
+
+def _usable(ss) -> list:
+    """The structures of ``ss`` that are volumes without a problem."""
+    return [s for s in ss if s.is_volume and s.name not in ss.problems]
 
 
 def _row(s, dvh: DVH, parsed, rx, piv) -> dict:
