@@ -367,3 +367,23 @@ def test_check_and_dvh_on_a_folder_with_two_plans(tmp_path, capsys):
         (row,) = [c for c in patient["constraints"] if c["constraint"] == "ptv_d95"]
         d95[plan] = row["value"]
     assert d95["PLAN2"] == pytest.approx(0.9 * d95["PHANTOM"], rel=1e-6)
+
+
+def test_a_named_patient_in_a_folder_of_patients_is_that_patient(tmp_path, capsys):
+    # naming a patient (or a plan) in a folder of patients makes the job that patient's,
+    # not a cohort in which every other patient is "skipped" with exit 1; --mixed-patients
+    # alone names nothing and keeps the cohort
+    from rtplan.cli import main
+
+    syn.write_phantom_patient(tmp_path / "a", patient_id="A")
+    syn.write_phantom_patient(tmp_path / "b", patient_id="B", prescription_gy=40.0)
+    (tmp_path / "p.toml").write_text(PHANTOM_PROTOCOL)
+    assert main(["dvh", str(tmp_path), "--patient-id", "B", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["patient_id"], report["prescription_gy"]) == ("B", 40.0)
+    check = ["check", str(tmp_path), "--protocol", str(tmp_path / "p.toml"), "--json"]
+    assert main([*check, "--patient-id", "B"]) in (0, 1)
+    assert [p["patient"] for p in json.loads(capsys.readouterr().out)["patients"]] == ["B"]
+    assert main([*check, "--mixed-patients"]) in (0, 1)
+    ids = [p["patient"] for p in json.loads(capsys.readouterr().out)["patients"]]
+    assert sorted(ids) == ["A", "B"]

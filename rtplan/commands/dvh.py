@@ -130,7 +130,8 @@ def run(args) -> int:
         ),
         fraction_dose=args.fraction_dose,
     )
-    if len(patient_folders(args.path)) > 1 or args.jobs or args.scheduler:
+    cohort = len(patient_folders(args.path)) > 1 or args.jobs or args.scheduler
+    if cohort and not options["selection"].names_objects:  # a named object: its one patient
         return _cohort(args, options)
     result = dvh_folder(
         args.path,

@@ -62,6 +62,13 @@ class Selection:
     def __post_init__(self):
         object.__setattr__(self, "dose", tuple(str(d) for d in (self.dose or ())))
 
+    @property
+    def names_objects(self) -> bool:
+        """A patient, plan, structure set or dose is named: the job is on that one patient
+        (``mixed_patients`` alone applies to every patient of a cohort)."""
+        return any((self.patient_id is not None, self.plan is not None,
+                    self.structure_set is not None, self.dose))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Choice:

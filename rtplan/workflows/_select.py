@@ -25,8 +25,11 @@ def one_patient(
 
 
 def every_patient(path: str | os.PathLike, selection: Selection | None = None) -> list[PatientData]:
-    """Every patient (and frame of reference) under ``path``; only the one ``selection``
-    names when it names anything."""
-    if selection is not None and selection != Selection():
+    """Every patient (and frame of reference) under ``path``, each with ``selection``
+    (``--mixed-patients``); only the one ``selection`` names when it names an object."""
+    if selection is not None and selection.names_objects:
         return [one_patient(path, selection)]
-    return load_folder(path)
+    groups = load_folder(path)
+    for g in groups:
+        g.selection = selection or Selection()
+    return groups

@@ -65,7 +65,7 @@ def folder_inventory(
         Unreadable or inconsistent input (one line naming file, structure, problem).
     """
     catalog = scan(path)
-    if selection is not None and selection != Selection():
+    if selection is not None and selection.names_objects:
         chosen = select_patient(path, selection, fraction_dose=fraction_dose)
         keep = {id(f) for f in [*chosen.choice.files, *chosen.choice.beam_check]}
         files = tuple(f for f in chosen.files if f.modality == "CT" or id(f) in keep)
