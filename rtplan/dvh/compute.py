@@ -504,21 +504,23 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
     gap[levels.last[:-1]] = 0.0  # no piece between the last level of a plane and the next
     weight = 0.5 * (np.concatenate([[0.0], gap]) + np.concatenate([gap, [0.0]]))
     thick = levels.thickness_mm
-    row = levels.row_of_plane[levels.plane]
-    to_mean = np.zeros((len(thick), len(weight)))  # level doses -> slab means, per row
-    to_mean[row, np.arange(len(weight))] = weight / thick[row]
+    share = weight / thick[levels.row_of_plane[levels.plane]]  # of its plane's slab mean
     flat = L.reshape(len(weight), -1)
     nan = np.isnan(flat)
-    if nan.any():  # a NaN level dose makes its own plane's mean NaN, not the others'
+    some_nan = nan.any()
+    if some_nan:  # a NaN level dose makes its own plane's mean NaN, not the others'
         flat = np.where(nan, 0.0, flat)
-    mean_k = (to_mean @ flat).reshape(len(thick), cy, cx)
-    if nan.any():
-        mean_k[((to_mean > 0) @ nan).reshape(mean_k.shape) > 0] = np.nan
+    # each plane's levels summed in order (no matrix product: BLAS threads would only spin)
+    mean_k = np.add.reduceat(share[:, None] * flat, levels.first, axis=0)
+    if some_nan:
+        mean_k[np.logical_or.reduceat(nan & (share > 0)[:, None], levels.first, axis=0)] = np.nan
+    mean_k = mean_k.reshape(len(thick), cy, cx)
     # z variance: that of a dose linear between the slab faces
     zvar_k = (L[levels.last] - L[levels.first]) ** 2 / 12.0
     coef = np.empty((8, len(thick), cy - 1, cx - 1))
     _bilinear(mean_k, coef[:4])
     _bilinear(zvar_k, coef[4:])
+    mean_i, var_i, w_i = _interior_samples(coef, levels, crop, cells, nx, ny, cell_mm2 * thick)
     coef = coef.reshape(8, -1)
 
     # boundary cells: their own moments
@@ -533,22 +535,6 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
         cells.cov_uv / (nx * ny),
     )
     w_b = cells.area * cell_mm2 * thick[pr]
-    # interior cells: full sub-cells, run by run
-    n = cells.run_length
-    rpr = levels.row_of_plane[cells.run_plane]
-    rank = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    col = np.repeat(cells.run_col, n) + rank
-    ci = col // nx
-    row_base = (rpr * (cy - 1) + cells.run_row // ny - j0) * (cx - 1) - i0
-    cell = np.repeat(row_base, n) + ci
-    mean_i, var_i = _sample_stats(
-        coef[:, cell],
-        0.5 if nx == 1 else (col - ci * nx + 0.5) / nx,
-        np.repeat((cells.run_row % ny + 0.5) / ny, n),
-        1.0 / (12 * nx**2),
-        1.0 / (12 * ny**2),
-    )
-    w_i = np.repeat(cell_mm2 * thick[rpr], n)
 
     mean = np.concatenate([mean_b, mean_i])
     var = np.concatenate([var_b, var_i])
@@ -559,6 +545,33 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
         mean, var, w = mean[good], var[good], w[good]
     spread = np.sqrt(3.0 * np.maximum(var, 0.0))
     return mean, w, spread, nan_mm3
+
+
+def _interior_samples(coef, levels, crop, cells, nx, ny, row_mm3):
+    """Mean, variance and volume (mm^3) of the interior (full) sub-cells of a chunk, in
+    the order of the runs (plane, row, column).
+
+    Each is a sub-cell of centroid at its centre and variances 1/12 of its side; they are
+    evaluated on every sub-cell of the chunk's crop at once (dense arrays, no gathers) and
+    the cells of the runs picked out with a mask.
+    """
+    _, rows, h, w = coef.shape
+    (j0, _), (i0, _) = crop
+    shape = (rows, h, ny, w, nx)
+    width = w * nx + 1  # a spare column: a run's end mark never spills into the next row
+    start = (levels.row_of_plane[cells.run_plane] * (h * ny) + cells.run_row - j0 * ny) * width
+    start += cells.run_col - i0 * nx
+    mark = np.zeros(rows * h * ny * width + 1, dtype=np.int8)
+    mark[start] = 1
+    mark[start + cells.run_length] = -1  # runs are disjoint, separated by boundary cells
+    inside = np.cumsum(mark[:-1], dtype=np.int8).view(bool).reshape(rows, h * ny, width)
+    inside = inside[:, :, :-1].reshape(rows, h, ny, w, nx)
+    c = np.broadcast_to(coef[:, :, :, None, :, None], (8, *shape))
+    u = 0.5 if nx == 1 else (np.arange(nx) + 0.5) / nx
+    v = ((np.arange(ny) + 0.5) / ny)[:, None, None]
+    mean, var = _sample_stats(c, u, v, 1.0 / (12 * nx**2), 1.0 / (12 * ny**2))
+    vol = np.broadcast_to(row_mm3[:, None, None, None, None], shape)
+    return mean[inside], var[inside], vol[inside]
 
 
 def _bilinear(knots, out):
