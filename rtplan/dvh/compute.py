@@ -520,14 +520,12 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
     coef = np.empty((8, len(thick), cy - 1, cx - 1))
     _bilinear(mean_k, coef[:4])
     _bilinear(zvar_k, coef[4:])
-    mean_i, var_i, w_i = _interior_samples(coef, levels, crop, cells, nx, ny, cell_mm2 * thick)
-    coef = coef.reshape(8, -1)
 
     # boundary cells: their own moments
     pr = levels.row_of_plane[cells.plane]
     cell = (pr * (cy - 1) + cells.row // ny - j0) * (cx - 1) + (cells.col // nx - i0)
     mean_b, var_b = _sample_stats(
-        coef[:, cell],
+        coef.reshape(8, -1)[:, cell],
         (cells.col % nx + cells.mean_u) / nx,
         (cells.row % ny + cells.mean_v) / ny,
         cells.var_u / nx**2,
@@ -535,6 +533,9 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
         cells.cov_uv / (nx * ny),
     )
     w_b = cells.area * cell_mm2 * thick[pr]
+    # interior cells: full sub-cells
+    interior = _dose_cell_samples if nx == ny == 1 else _sub_cell_samples
+    mean_i, var_i, w_i = interior(coef, levels, crop, cells, nx, ny, cell_mm2 * thick)
 
     mean = np.concatenate([mean_b, mean_i])
     var = np.concatenate([var_b, var_i])
@@ -547,30 +548,44 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
     return mean, w, spread, nan_mm3
 
 
-def _interior_samples(coef, levels, crop, cells, nx, ny, row_mm3):
-    """Mean, variance and volume (mm^3) of the interior (full) sub-cells of a chunk, in
-    the order of the runs (plane, row, column).
+def _sub_cell_samples(coef, levels, crop, cells, nx, ny, row_mm3):
+    """Mean, variance and volume (mm^3) of the interior (full) sub-cells of a chunk, run by
+    run (plane, row, column): centroid at the sub-cell centre, variances 1/12 of its side.
+    ``coef``: the ``[8, row, j, i]`` coefficients of :func:`_bilinear`."""
+    (j0, _), (i0, _) = crop
+    _, _, h, w = coef.shape
+    n = cells.run_length
+    rpr = levels.row_of_plane[cells.run_plane]
+    rank = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    col = np.repeat(cells.run_col, n) + rank
+    ci = col // nx
+    row_base = (rpr * h + cells.run_row // ny - j0) * w - i0
+    cell = np.repeat(row_base, n) + ci
+    mean, var = _sample_stats(
+        coef.reshape(8, -1)[:, cell],
+        (col - ci * nx + 0.5) / nx,
+        np.repeat((cells.run_row % ny + 0.5) / ny, n),
+        1.0 / (12 * nx**2),
+        1.0 / (12 * ny**2),
+    )
+    return mean, var, np.repeat(row_mm3[rpr], n)
 
-    Each is a sub-cell of centroid at its centre and variances 1/12 of its side; they are
-    evaluated on every sub-cell of the chunk's crop at once (dense arrays, no gathers) and
-    the cells of the runs picked out with a mask.
-    """
+
+def _dose_cell_samples(coef, levels, crop, cells, nx, ny, row_mm3):
+    """:func:`_sub_cell_samples` when the sub-cells are the dose cells (``nx = ny = 1``):
+    every cell of the chunk's crop is evaluated at once (arrays no larger than ``coef``,
+    no gathers) and those of the runs picked out, in the same order."""
     _, rows, h, w = coef.shape
     (j0, _), (i0, _) = crop
-    shape = (rows, h, ny, w, nx)
-    width = w * nx + 1  # a spare column: a run's end mark never spills into the next row
-    start = (levels.row_of_plane[cells.run_plane] * (h * ny) + cells.run_row - j0 * ny) * width
-    start += cells.run_col - i0 * nx
-    mark = np.zeros(rows * h * ny * width + 1, dtype=np.int8)
+    width = w + 1  # a spare column: a run's end mark never spills into the next row
+    start = (levels.row_of_plane[cells.run_plane] * h + cells.run_row - j0) * width
+    start += cells.run_col - i0
+    mark = np.zeros(rows * h * width + 1, dtype=np.int8)
     mark[start] = 1
     mark[start + cells.run_length] = -1  # runs are disjoint, separated by boundary cells
-    inside = np.cumsum(mark[:-1], dtype=np.int8).view(bool).reshape(rows, h * ny, width)
-    inside = inside[:, :, :-1].reshape(rows, h, ny, w, nx)
-    c = np.broadcast_to(coef[:, :, :, None, :, None], (8, *shape))
-    u = 0.5 if nx == 1 else (np.arange(nx) + 0.5) / nx
-    v = ((np.arange(ny) + 0.5) / ny)[:, None, None]
-    mean, var = _sample_stats(c, u, v, 1.0 / (12 * nx**2), 1.0 / (12 * ny**2))
-    vol = np.broadcast_to(row_mm3[:, None, None, None, None], shape)
+    inside = np.cumsum(mark[:-1], dtype=np.int8).view(bool).reshape(rows, h, width)[..., :w]
+    mean, var = _sample_stats(coef, 0.5, 0.5, 1.0 / 12, 1.0 / 12)
+    vol = np.broadcast_to(row_mm3[:, None, None], inside.shape)
     return mean[inside], var[inside], vol[inside]
 
 
@@ -644,9 +659,9 @@ def _extremes(L, levels, plane, knots):
     np.add.at(mark, line[0::2][ok] * (cx + 1) + first[ok], 1)
     np.add.at(mark, line[0::2][ok] * (cx + 1) + stop[ok], -1)
     inside = np.cumsum(mark[:-1].reshape(n_rows, cy, cx + 1), axis=2)[:, :, :cx] > 0
-    mask = inside[levels.row_of_plane[levels.plane]] & np.isfinite(L)
-    lo = float(np.min(L, where=mask, initial=np.inf))
-    hi = float(np.max(L, where=mask, initial=-np.inf))
+    at = L[inside[levels.row_of_plane[levels.plane]]]
+    lo = float(np.fmin.reduce(at, initial=np.inf))  # fmin, fmax: NaN ignored
+    hi = float(np.fmax.reduce(at, initial=-np.inf))
     # boundary: starts and midpoints of the edge pieces, at every level of the plane
     edge, ax, ay, bx, by = split_edges(x0, y0, x1, y1)
     px = np.concatenate([ax, 0.5 * (ax + bx)])
