@@ -170,36 +170,59 @@ def self_intersection(poly: np.ndarray, tolerance: float = 1e-9) -> tuple[int, i
     the other edge): edges that touch or overlap along a line, as the two sides of a
     keyhole channel do, are allowed.  Candidate pairs are the edges whose y ranges
     overlap (a sweep over edges sorted by their lowest y), so the cost stays near-linear
-    for contours drawn on a planning system.
+    for contours drawn on a planning system.  :func:`self_intersections` checks many
+    polygons at once.
     """
-    p = np.asarray(poly, dtype=float)
-    n = len(p)
-    if n < 4:
-        return None
-    a, b = p, np.roll(p, -1, axis=0)
-    scale = max(float(np.ptp(p, axis=0).max()), 1e-12)
+    return self_intersections([poly], tolerance)[0]
+
+
+def self_intersections(polys, tolerance: float = 1e-9) -> list[tuple[int, int] | None]:
+    """:func:`self_intersection` of every polygon of ``polys``, in one vectorised sweep.
+
+    The edges of all polygons are sorted by (polygon, lowest y) together, and each is
+    paired with the later edges of its own polygon whose lowest y is at most its highest
+    (complex keys ``polygon + 1j * y`` compare in that order, exactly); each polygon's
+    answer is the first crossing pair in that order, as when checked alone.
+    """
+    ps = [np.asarray(p, dtype=float) for p in polys]
+    out: list[tuple[int, int] | None] = [None] * len(ps)
+    big = [k for k, p in enumerate(ps) if len(p) >= 4]
+    if not big:
+        return out
+    sizes = np.array([len(ps[k]) for k in big])
+    a = np.concatenate([ps[k] for k in big])
+    poly = np.repeat(np.arange(len(big)), sizes)
+    firsts = np.cumsum(sizes) - sizes
+    start = np.repeat(firsts, sizes)
+    local = np.arange(len(a)) - start
+    b = a[start + (local + 1) % sizes[poly]]
+    span = np.maximum.reduceat(a, firsts) - np.minimum.reduceat(a, firsts)
+    scale = np.maximum(span.max(axis=1), 1e-12)
     tol = tolerance * scale * scale
-    ylo, yhi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
-    order = np.argsort(ylo, kind="stable")
-    stop = np.searchsorted(ylo[order], yhi[order], side="right")
-    count = np.maximum(stop - np.arange(n) - 1, 0)
-    first = np.repeat(np.arange(n), count)
+    ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+    xlo, xhi = np.minimum(ax, bx), np.maximum(ax, bx)
+    ylo, yhi = np.minimum(ay, by), np.maximum(ay, by)
+    order = np.lexsort((ylo, poly))
+    keys = poly[order] + 1j * ylo[order]
+    stop = np.searchsorted(keys, poly[order] + 1j * yhi[order], side="right")
+    count = np.maximum(stop - np.arange(len(a)) - 1, 0)
+    first = np.repeat(np.arange(len(a)), count)
     second = first + 1 + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     i, j = order[first], order[second]
-    gap = np.abs(i - j)
+    n = sizes[poly[i]]
+    gap = np.abs(local[i] - local[j])
     keep = (gap > 1) & (gap != n - 1)
-    i, j = i[keep], j[keep]
+    keep &= (xlo[j] <= xhi[i]) & (xlo[i] <= xhi[j])  # y ranges overlap; x ranges too, or
+    i, j = i[keep], j[keep]  # the edges cannot cross
+    dx, dy = bx - ax, by - ay
 
-    def orient(p0, p1, q):
-        return (p1[:, 0] - p0[:, 0]) * (q[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (
-            q[:, 0] - p0[:, 0]
-        )
+    def orient(e, q):  # which side of edge e the points q lie on (times twice the area)
+        return dx[e] * (q[:, 1] - ay[e]) - dy[e] * (q[:, 0] - ax[e])
 
-    cross = (orient(a[i], b[i], a[j]) * orient(a[i], b[i], b[j]) < -tol) & (
-        orient(a[j], b[j], a[i]) * orient(a[j], b[j], b[i]) < -tol
-    )
+    t = -tol[poly[i]]
+    cross = (orient(i, a[j]) * orient(i, b[j]) < t) & (orient(j, a[i]) * orient(j, b[i]) < t)
     hits = np.flatnonzero(cross)
-    if len(hits) == 0:
-        return None
-    e1, e2 = sorted((int(i[hits[0]]), int(j[hits[0]])))
-    return e1, e2
+    found, at = np.unique(poly[i[hits]], return_index=True)
+    for k, h in zip(found, hits[at], strict=True):
+        out[big[k]] = tuple(sorted((int(local[i[h]]), int(local[j[h]]))))
+    return out

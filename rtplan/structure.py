@@ -42,7 +42,7 @@ import numpy as np
 
 from rtplan.errors import ContourError, GeometryError, StructureNotFoundError
 from rtplan.grid import Grid
-from rtplan.polygon import even_odd_area, nesting_depths, pixel_coverage, self_intersection
+from rtplan.polygon import even_odd_area, nesting_depths, pixel_coverage, self_intersections
 
 #: Contours whose z values differ by less than this (mm) lie on one plane.
 PLANE_TOLERANCE_MM = 0.01
@@ -497,27 +497,28 @@ def structure_problems(structure: Structure) -> list[str]:
     """
     if not structure.contours:
         return ["empty structure: no contours"]
-    reasons = []
-    for c in structure.contours:
+    reasons, planar = {}, []
+    for n, c in enumerate(structure.contours):
         if c.geometric_type != "CLOSED_PLANAR":
             continue
         pts = c.points_mm
         if len(pts) < 3:
-            reasons.append(f"closed contour with {len(pts)} point(s) at z={c.z_mm:.2f} mm")
-            continue
-        if np.ptp(pts[:, 2]) > PLANE_TOLERANCE_MM:
-            reasons.append(
+            reasons[n] = f"closed contour with {len(pts)} point(s) at z={c.z_mm:.2f} mm"
+        elif np.ptp(pts[:, 2]) > PLANE_TOLERANCE_MM:
+            reasons[n] = (
                 f"closed contour near z={c.z_mm:.2f} mm is not on an axial plane "
                 f"(z spans {np.ptp(pts[:, 2]):.2f} mm)"
             )
-            continue
-        hit = self_intersection(pts[:, :2])
+        else:
+            planar.append(n)
+    crossings = self_intersections([structure.contours[n].points_mm[:, :2] for n in planar])
+    for n, hit in zip(planar, crossings, strict=True):
         if hit is not None:
-            reasons.append(
-                f"self-intersecting contour at z={c.z_mm:.2f} mm "
+            reasons[n] = (
+                f"self-intersecting contour at z={structure.contours[n].z_mm:.2f} mm "
                 f"(edges {hit[0]} and {hit[1]} cross)"
             )
-    return reasons
+    return [reasons[n] for n in sorted(reasons)]
 
 
 _IGNORED = re.compile(r"[\s_\-]+")

@@ -10,6 +10,7 @@ from rtplan.polygon import (
     pixel_coverage,
     points_inside,
     self_intersection,
+    self_intersections,
     signed_area,
 )
 
@@ -125,3 +126,17 @@ def test_self_intersection_found_and_matches_brute_force():
     for _ in range(200):
         p = rng.random((rng.integers(4, 9), 2))
         assert brute(p) == (self_intersection(p) is not None)
+
+
+def test_self_intersections_of_many_polygons_at_once_match_each_alone():
+    # truth: the brute-force check above, polygon by polygon; the batched sweep pairs each
+    # edge only with edges of its own polygon and reports the same first crossing
+    rng = np.random.default_rng(5)
+    polys = [rng.random((rng.integers(3, 12), 2)) * rng.choice([1e-3, 1.0, 100.0])
+             for _ in range(300)]  # fmt: skip
+    polys += [_circle(0, 0, 5, 400), np.array([[0, 0], [2, 2], [2, 0], [0, 2]], float)]
+    alone = [self_intersection(p) for p in polys]
+    assert 50 < sum(h is not None for h in alone) < 300
+    assert self_intersections(polys) == alone
+    assert self_intersections(polys[::-1]) == alone[::-1]
+    assert self_intersections([]) == []
