@@ -280,7 +280,7 @@ def _sample(structure: Structure, f: AxialField, clipped: _Clipped, nx, ny, hx, 
     chunk_of_plane = np.floor(np.cumsum(per_plane) / CHUNK_CELLS).astype(int)
     lv_plane, lv_z = _levels(f, clipped.zlo, clipped.zhi)
     parts, lo_in, hi_in, nan_mm3 = [], np.inf, -np.inf, 0.0
-    for chunk in np.unique(chunk_of_plane[[e[3][0] for e in edges]]):
+    for chunk in sorted({int(chunk_of_plane[e[3][0]]) for e in edges}):  # (np.unique imports np.ma)
         sel = [e for e in edges if chunk_of_plane[e[3][0]] == chunk]
         X = np.concatenate([e[0] for e in sel])
         Y = np.concatenate([e[1] for e in sel])
