@@ -148,8 +148,7 @@ class DVH:
         whether it is a point mass (``hi - lo`` at most ``_MIN_SPREAD_GY``; then
         ``lo = hi`` = its clipped dose)."""
         d, s = self.sample_dose_gy, self.sample_spread_gy
-        lo = np.clip(d - s, self.min_gy, self.max_gy)
-        hi = np.clip(d + s, self.min_gy, self.max_gy)
+        lo, hi = _clip(d - s, self.min_gy, self.max_gy), _clip(d + s, self.min_gy, self.max_gy)
         point = (hi - lo) <= _MIN_SPREAD_GY
         if point.any():
             c = np.clip(d[point], self.min_gy, self.max_gy)
@@ -188,7 +187,7 @@ class DVH:
         width = span / n_b if span > 0 else 1.0
 
         def bucket(x):
-            return np.clip((x - self.min_gy) * (1.0 / width), 0, n_b - 1).astype(np.int16)
+            return _clip((x - self.min_gy) * (1.0 / width), 0, n_b - 1).astype(np.int16)
 
         lb, hb = bucket(lo), bucket(hi)
         v = self.sample_volume_cc
@@ -329,6 +328,13 @@ class DVH:
         from rtplan.dvh.metrics import evaluate
 
         return evaluate(self, text, **context).value
+
+
+def _clip(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``np.clip(x, low, high)`` in place, for a new array ``x`` (np.clip takes ~4 times as
+    long on large arrays)."""
+    np.maximum(x, low, out=x)
+    return np.minimum(x, high, out=x)
 
 
 def _curve_knots(lo, hi, point, v) -> tuple[np.ndarray, np.ndarray]:
