@@ -20,7 +20,8 @@ def signed_area(poly: np.ndarray) -> float:
     2.0
     """
     x, y = np.asarray(poly, dtype=float).T
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    x1, y1 = np.concatenate((x[1:], x[:1])), np.concatenate((y[1:], y[:1]))  # np.roll(., -1)
+    return 0.5 * float(np.dot(x, y1) - np.dot(x1, y))
 
 
 def nesting_depths(polys: list[np.ndarray]) -> np.ndarray:
