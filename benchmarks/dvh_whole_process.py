@@ -20,8 +20,15 @@ alternating, ``--repeat`` times:
   computes the same metrics, printing JSON.
 
 Wall time of each whole process; the median, the best, and the ratio dicompyler / rtplan of
-the medians are printed with the load average (other work on the machine slows both).
+the medians are printed with the load average (other work on the machine slows both), and
+the median CPU time (user + system) of each.
 Targets (issue 14): rtplan faster on the small plan, at least 5 times faster on the large.
+
+Bytecode: both run with their modules' bytecode cached, as installed packages are (pip
+compiles it at install): ``PYTHONDONTWRITEBYTECODE`` is removed from the processes'
+environment and ``PYTHONPYCACHEPREFIX`` points into the temporary directory, so the
+warm-up run of each writes it there (not into the source tree); a source checkout run
+with ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile rtplan on every run (~0.05-0.1 s).
 
 Run:  python benchmarks/dvh_whole_process.py [--repeat 5] [--profile]
 (``--profile``: one rtplan run of each plan under pyinstrument, if installed.)
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -111,34 +119,41 @@ def rtplan_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "rtplan.cli"]
 
 
-def wall_s(cmd: list[str]) -> float:
+def timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall s, CPU s: user + system) of one run of ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode not in (0, 1):  # 1: a structure could not be judged (still timed)
         raise SystemExit(f"{' '.join(cmd[:3])} exited {res.returncode}: {res.stderr[-2000:]}")
-    return elapsed
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
 
 
 def load() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)"
 
 
-def compare(label: str, folder: Path, dcp_python: Path, driver: Path, repeat: int) -> None:
+def compare(label: str, folder: Path, dcp_python: Path, driver: Path, repeat: int, env) -> None:
     import json
 
     ours = rtplan_cmd() + ["dvh", str(folder), "--json"]
     theirs = [str(dcp_python), str(driver), str(folder), json.dumps(METRICS)]
-    wall_s(ours), wall_s(theirs)  # warm the file-system cache (and rtplan's bytecode)
-    t_ours, t_theirs = [], []
+    timed(ours, env), timed(theirs, env)  # warm the file-system cache and the bytecode
+    runs = {"ours": [], "theirs": []}
     for _ in range(repeat):
-        t_ours.append(wall_s(ours))
-        t_theirs.append(wall_s(theirs))
-    m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
+        runs["ours"].append(timed(ours, env))
+        runs["theirs"].append(timed(theirs, env))
     print(f"\n{label}; load average {load()}")
-    print(f"  rtplan dvh --json        median {m_ours:6.2f} s  best {min(t_ours):6.2f} s")
-    print(f"  dicompyler-core driver   median {m_theirs:6.2f} s  best {min(t_theirs):6.2f} s")
-    print(f"  ratio dicompyler / rtplan (medians): {m_theirs / m_ours:.2f}")
+    wall = {}
+    for who, name in (("ours", "rtplan dvh --json"), ("theirs", "dicompyler-core driver")):
+        w, c = zip(*runs[who], strict=True)
+        wall[who] = statistics.median(w)
+        print(f"  {name:24s} median {wall[who]:6.2f} s  best {min(w):6.2f} s  "
+              f"CPU median {statistics.median(c):6.2f} s")  # fmt: skip
+    print(f"  ratio dicompyler / rtplan (medians): {wall['theirs'] / wall['ours']:.2f}")
 
 
 def profile(folder: Path) -> None:
@@ -157,6 +172,8 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} CPUs, load average {load()}")
     print(f"rtplan: {' '.join(rtplan_cmd())}; dicompyler-core 0.5.6 ({dcp_python})")
     with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         driver = Path(tmp) / "dicompyler_dvh.py"
         driver.write_text(DRIVER)
         plans = {
@@ -168,7 +185,7 @@ def main(argv=None) -> int:
             write_plan(folder, names or list(anchor._structures()), side)
             if args.profile:
                 profile(folder)
-            compare(label, folder, dcp_python, driver, args.repeat)
+            compare(label, folder, dcp_python, driver, args.repeat, env)
     print("\ntargets: faster than dicompyler-core on the small plan, >= 5x on the large one")
     return 0
 
