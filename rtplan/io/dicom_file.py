@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
@@ -586,17 +587,20 @@ def text(ds: Dataset, keyword: str, default: str = "", path: object = None) -> s
 
     A value pydicom cannot decode is an error naming the element (see :func:`value_of`), and
     so is a UID (VR UI) with several values or that is not a UID (:data:`_UID`): a damaged
-    file cannot make a frame of reference out of kilobytes of other elements.
+    file cannot make a frame of reference out of kilobytes of other elements.  A single
+    value of plain ASCII is taken from the file's bytes as they are (:func:`_plain_text`).
     """
-    value = value_of(ds, keyword, path)
-    if value is None:
-        return default
     uid = _vr(keyword) == "UI"
-    if uid:
-        value = _single(value, keyword, path, "")
-    with warnings.catch_warnings():  # pydicom checks lengths when it formats a value
-        warnings.simplefilter("ignore")
-        s = str(value).strip()
+    s = _plain_text(ds, keyword)
+    if s is None:
+        value = value_of(ds, keyword, path)
+        if value is None:
+            return default
+        if uid:
+            value = _single(value, keyword, path, "")
+        with warnings.catch_warnings():  # pydicom checks lengths when it formats a value
+            warnings.simplefilter("ignore")
+            s = str(value).strip()
     if uid:
         s = s.rstrip("\x00")
         if s and not _UID.fullmatch(s):
@@ -608,6 +612,38 @@ def text(ds: Dataset, keyword: str, default: str = "", path: object = None) -> s
 def _vr(keyword: str) -> str:
     tag = pydicom.datadict.tag_for_keyword(keyword)
     return pydicom.datadict.dictionary_VR(tag) if tag is not None else ""
+
+
+@functools.cache
+def _tag(keyword: str) -> int | None:
+    return pydicom.datadict.tag_for_keyword(keyword)
+
+
+#: Text VRs whose plain values :func:`_plain_text` reads from the raw bytes.
+_PLAIN_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UI"})
+#: One value of printable ASCII (no backslash: the value separator), NUL-padded for a UID:
+#: every DICOM character set decodes these bytes to the same characters.
+_PLAIN = {vr: re.compile(rb"[\x20-\x5b\x5d-\x7e]*") for vr in _PLAIN_VRS - {"UI"}}
+_PLAIN["UI"] = re.compile(rb"[\x20-\x5b\x5d-\x7e]*\x00?")
+
+
+def _plain_text(ds: Dataset | None, keyword: str) -> str | None:
+    """The stripped value of a text element not yet decoded by pydicom when its bytes are
+    plain (:data:`_PLAIN`), as pydicom would decode it (``""`` when absent); else None.
+
+    pydicom decodes each element on first access, through several layers, for every
+    header of a folder scan; plain ASCII needs none of that.
+    """
+    vr = _vr(keyword)
+    if ds is None or vr not in _PLAIN_VRS:
+        return None
+    elem = ds.get_item(_tag(keyword))
+    if elem is None:
+        return ""
+    raw = elem.value if isinstance(elem, RawDataElement) and elem.VR in (None, vr) else None
+    if not isinstance(raw, bytes) or not _PLAIN[vr].fullmatch(raw):
+        return None
+    return raw.decode("ascii").strip().rstrip("\x00").strip()
 
 
 def modality_of(ds: Dataset, path: object = None) -> str:

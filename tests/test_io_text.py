@@ -1,0 +1,60 @@
+"""rtplan.io.dicom_file.text: plain ASCII values are read from the raw bytes, every other
+value through pydicom; both give what pydicom decodes (the truth: pydicom's own decoding of
+the same element, in every character set)."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from rtplan.io.dicom_file import _plain_text, text
+
+CASES = [  # (character set, keyword, value, read from the raw bytes)
+    ("ISO_IR 100", "PatientName", "Bench^Process", True),
+    ("ISO_IR 100", "PatientName", "Müller^Hans", False),
+    ("ISO_IR 192", "StudyDescription", "Épaule gauche ✓", False),
+    (["", "ISO 2022 IR 87"], "PatientName", "Yamada^Tarou=山田^太郎", False),
+    ("ISO_IR 100", "PatientID", "  P 01  ", True),
+    ("ISO_IR 100", "StudyDescription", "", None),  # None: either way
+    ("ISO_IR 100", "ImageType", ["ORIGINAL", "PRIMARY", "AXIAL"], False),
+    ("ISO_IR 100", "ContourGeometricType", "CLOSED_PLANAR", True),
+    ("ISO_IR 100", "StudyDate", "20240131", True),
+    ("ISO_IR 100", "SeriesInstanceUID", "1.2.826.0.1.3680043.8.498.1", True),
+    ("ISO_IR 100", "SeriesInstanceUID", "1.2.3", True),  # odd length: NUL-padded
+    ("ISO_IR 100", "StructureSetLabel", "tab\there", False),
+]
+
+
+def _raw(charset: str, keyword: str, value, syntax) -> Dataset:
+    """A dataset written to bytes and read back: its elements are raw until accessed."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = charset
+    setattr(ds, keyword, value)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False, implicit_vr=syntax == ImplicitVRLittleEndian)
+    buf.seek(0)
+    return pydicom.dcmread(buf, force=True)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("charset,keyword,value,plain", CASES)
+def test_text_equals_pydicom_decoding(charset, keyword, value, plain, syntax):
+    fast = _raw(charset, keyword, value, syntax)
+    if plain is not None:
+        assert (_plain_text(fast, keyword) is not None) == plain
+    decoded = _raw(charset, keyword, value, syntax)
+    decoded.decode()  # pydicom decodes every element in its character set
+    truth = str(decoded.get(keyword, "")).strip().rstrip("\x00") or "default"
+    assert text(fast, keyword, "default") == truth
+
+
+def test_absent_element_gives_the_default():
+    ds = _raw("ISO_IR 100", "PatientID", "P1", ExplicitVRLittleEndian)
+    assert text(ds, "PatientName", "none") == "none"
+    assert _plain_text(ds, "PatientName") == ""
