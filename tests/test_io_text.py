@@ -11,7 +11,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from rtplan.io.dicom_file import _plain_text, text
+from rtplan.errors import DicomReadError
+from rtplan.io.dicom_file import _plain_int, _plain_text, int_value, text
 
 CASES = [  # (character set, keyword, value, read from the raw bytes)
     ("ISO_IR 100", "PatientName", "Bench^Process", True),
@@ -58,3 +59,25 @@ def test_absent_element_gives_the_default():
     ds = _raw("ISO_IR 100", "PatientID", "P1", ExplicitVRLittleEndian)
     assert text(ds, "PatientName", "none") == "none"
     assert _plain_text(ds, "PatientName") == ""
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS:UserWarning")  # "1.5", "1e2"
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("raw,plain", [("12", True), (" 7", True), ("+3", True), ("-2", True),
+                                       ("012", True), ("1.5", False), (["3", "4"], False),
+                                       ("", False), ("1e2", False)])  # fmt: skip
+def test_int_value_equals_pydicom_decoding(raw, plain, syntax):
+    fast = _raw("ISO_IR 100", "NumberOfContourPoints", raw, syntax)
+    assert (_plain_int(fast, "NumberOfContourPoints") is not None) == plain
+    decoded = _raw("ISO_IR 100", "NumberOfContourPoints", raw, syntax)
+    decoded.decode()
+    value = decoded.get("NumberOfContourPoints")
+    try:  # truth: pydicom's IS value, a whole number and single
+        truth = int(value) if value not in (None, "") and float(value) == int(value) else "x"
+    except TypeError:  # several values
+        truth = "x"
+    try:
+        got = int_value(fast, "NumberOfContourPoints", None, default="x")
+    except DicomReadError:
+        got = "x"
+    assert got == truth

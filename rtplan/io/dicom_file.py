@@ -387,20 +387,23 @@ def int_value(
     Missing or empty: ``default`` when given, else an error.  Several values, a value that
     is not a whole number, or one outside ``[minimum, maximum]``: a
     :class:`~rtplan.errors.DicomReadError` naming the file, the element and the value.
+    A plain integer string (VR IS) is read from the raw bytes (:func:`_plain_int`).
     """
-    value = value_of(ds, keyword, path, what)
-    if value is None:
-        if default is _MISSING:
-            raise _missing(keyword, path, what)
-        return default
-    value = _single(value, keyword, path, what)
-    try:
-        number = float(str(value).strip()) if not isinstance(value, int) else value
-        if not math.isfinite(number) or number != int(number):
-            raise ValueError
-        number = int(number)
-    except (TypeError, ValueError, OverflowError):
-        raise _fail(keyword, path, what, "is not an integer", value) from None
+    number = _plain_int(ds, keyword)
+    if number is None:
+        value = value_of(ds, keyword, path, what)
+        if value is None:
+            if default is _MISSING:
+                raise _missing(keyword, path, what)
+            return default
+        value = _single(value, keyword, path, what)
+        try:
+            number = float(str(value).strip()) if not isinstance(value, int) else value
+            if not math.isfinite(number) or number != int(number):
+                raise ValueError
+            number = int(number)
+        except (TypeError, ValueError, OverflowError):
+            raise _fail(keyword, path, what, "is not an integer", value) from None
     _check_range(number, keyword, path, what, minimum, maximum, None)
     return number
 
@@ -637,13 +640,34 @@ def _plain_text(ds: Dataset | None, keyword: str) -> str | None:
     vr = _vr(keyword)
     if ds is None or vr not in _PLAIN_VRS:
         return None
-    elem = ds.get_item(_tag(keyword))
-    if elem is None:
+    if _tag(keyword) not in ds:
         return ""
-    raw = elem.value if isinstance(elem, RawDataElement) and elem.VR in (None, vr) else None
-    if not isinstance(raw, bytes) or not _PLAIN[vr].fullmatch(raw):
+    raw = _raw_bytes(ds, keyword)
+    if raw is None or not _PLAIN[vr].fullmatch(raw):
         return None
     return raw.decode("ascii").strip().rstrip("\x00").strip()
+
+
+#: One integer string (VR IS) as pydicom reads it.
+_PLAIN_IS = re.compile(rb" *[+-]?[0-9]{1,15} *")
+
+
+def _plain_int(ds: Dataset | None, keyword: str) -> int | None:
+    """The value of an IS element not yet decoded by pydicom when it is one plain integer;
+    else None (absent, empty, several values, ...: :func:`int_value` decodes it)."""
+    if ds is None or _vr(keyword) != "IS":
+        return None
+    raw = _raw_bytes(ds, keyword)
+    return int(raw) if raw is not None and _PLAIN_IS.fullmatch(raw) else None
+
+
+def _raw_bytes(ds: Dataset, keyword: str) -> bytes | None:
+    """The bytes of an element pydicom has not decoded yet, stored with the VR of its
+    keyword (or implicitly), else None."""
+    elem = ds.get_item(_tag(keyword))
+    if isinstance(elem, RawDataElement) and elem.VR in (None, _vr(keyword)):
+        return elem.value if isinstance(elem.value, bytes) else None
+    return None
 
 
 def modality_of(ds: Dataset, path: object = None) -> str:
