@@ -151,8 +151,7 @@ def dvh_folder(
     # others were asked for
     matched = _usable(ss) if structures and dose.embedded_dvhs else chosen
     cap = choose_end_cap(end_cap, matched, dose.embedded_dvhs)
-    dvhs, piv = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed, threads)
-    rows = [_row(s, dvhs[s.name], parsed, rx, piv) for s in chosen]
+    dvhs, rows = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed, threads)
     unassigned = () if structures else ss.unassigned
     rows += _unused_rows(ss, broken, empty, metrics) + _unassigned_rows(unassigned, metrics)
     comparison = (
@@ -210,20 +209,24 @@ def _read(path, selection: Selection, fraction_dose: str):
 
 
 def _compute(ss, chosen, dose, end_cap: str, rx, outside_tolerance, parsed, threads=None):
-    """Phase 2: the DVH of every chosen structure (one sampling field of the dose; on up to
-    ``threads`` threads), and the prescription isodose volume (cc) when a conformity metric
-    needs it."""
+    """Phase 2: the DVH of every chosen structure and its report row (one sampling field of
+    the dose; on up to ``threads`` threads).  A row's metrics are evaluated on the thread
+    that made its DVH, unless a conformity metric needs the prescription isodose volume,
+    known once every DVH is."""
     field = axial_field(dose)
+    needs_piv = any(m.kind == "ci" for m in parsed)
 
     def one(s):
-        return compute(s, dose, end_cap=end_cap, prescription_gy=rx, field=field,
-                       outside_tolerance=outside_tolerance)  # fmt: skip
+        dvh = compute(s, dose, end_cap=end_cap, prescription_gy=rx, field=field,
+                      outside_tolerance=outside_tolerance)  # fmt: skip
+        return dvh, None if needs_piv else _row(s, dvh, parsed, rx, None)
 
     done = _each(one, chosen, threads, cost=_box_mm3)
-    dvhs = dict(zip([s.name for s in chosen], done, strict=True))
-    needs_piv = any(m.kind == "ci" for m in parsed)
+    dvhs = dict(zip([s.name for s in chosen], [d for d, _ in done], strict=True))
     piv = _isodose_volume(ss, dose, field, end_cap, dvhs) if needs_piv else None
-    return dvhs, piv
+    rows = [_row(s, dvh, parsed, rx, piv) if row is None else row
+            for s, (dvh, row) in zip(chosen, done, strict=True)]  # fmt: skip
+    return dvhs, rows
 
 
 def _each(fn, items: list, threads: int | None, cost=None) -> list:
