@@ -511,7 +511,14 @@ def _cell_samples(L, levels, crop, cells, nx, ny, cell_mm2):
     if some_nan:  # a NaN level dose makes its own plane's mean NaN, not the others'
         flat = np.where(nan, 0.0, flat)
     # each plane's levels summed in order (no matrix product: BLAS threads would only spin)
-    mean_k = np.add.reduceat(share[:, None] * flat, levels.first, axis=0)
+    count = levels.last - levels.first + 1
+    mean_k = share[levels.first, None] * flat[levels.first]
+    for k in range(1, int(count.max())):
+        rows = np.flatnonzero(count > k)
+        if len(rows) == len(count):
+            mean_k += share[levels.first + k, None] * flat[levels.first + k]
+        else:
+            mean_k[rows] += share[levels.first[rows] + k, None] * flat[levels.first[rows] + k]
     if some_nan:
         mean_k[np.logical_or.reduceat(nan & (share > 0)[:, None], levels.first, axis=0)] = np.nan
     mean_k = mean_k.reshape(len(thick), cy, cx)
