@@ -82,3 +82,28 @@ def test_int_value_equals_pydicom_decoding(raw, plain, syntax):
     except DicomReadError:
         got = "x"
     assert got == truth
+
+
+@pytest.mark.parametrize("implicit,little", [(True, True), (False, True), (False, False)])
+@pytest.mark.parametrize("keyword,value", [("Rows", 512), ("Rows", [2, 3]),
+                                           ("TagAngleSecondAxis", -7), ("ReferencePixelX0", -70000),
+                                           ("SimpleFrameList", 4000000000)])  # fmt: skip
+def test_binary_int_value_equals_pydicom_decoding(keyword, value, implicit, little):
+    ds = Dataset()
+    setattr(ds, keyword, value)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False, implicit_vr=implicit, little_endian=little)
+    raw = buf.getvalue()
+
+    def read():
+        return pydicom.filereader.read_dataset(io.BytesIO(raw), implicit, little)
+
+    fast = read()
+    assert (_plain_int(fast, keyword) is not None) == (not isinstance(value, list))
+    try:
+        got = int_value(fast, keyword, None)
+    except DicomReadError:
+        got = "several"
+    truth = read()
+    truth.decode()
+    assert got == ("several" if isinstance(value, list) else int(truth[keyword].value))

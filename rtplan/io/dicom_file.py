@@ -382,12 +382,12 @@ def int_value(
     minimum: int | None = None,
     maximum: int | None = None,
 ) -> int:
-    """A single integer attribute (IS, US, SS, UL, ...).
+    """A single integer attribute (IS, US, SS, UL, SL).
 
     Missing or empty: ``default`` when given, else an error.  Several values, a value that
     is not a whole number, or one outside ``[minimum, maximum]``: a
     :class:`~rtplan.errors.DicomReadError` naming the file, the element and the value.
-    A plain integer string (VR IS) is read from the raw bytes (:func:`_plain_int`).
+    A single plain value is read from the raw bytes (:func:`_plain_int`).
     """
     number = _plain_int(ds, keyword)
     if number is None:
@@ -642,31 +642,43 @@ def _plain_text(ds: Dataset | None, keyword: str) -> str | None:
         return None
     if _tag(keyword) not in ds:
         return ""
-    raw = _raw_bytes(ds, keyword)
-    if raw is None or not _PLAIN[vr].fullmatch(raw):
+    elem = _raw_element(ds, keyword)
+    if elem is None or not _PLAIN[vr].fullmatch(elem.value):
         return None
-    return raw.decode("ascii").strip().rstrip("\x00").strip()
+    return elem.value.decode("ascii").strip().rstrip("\x00").strip()
 
 
 #: One integer string (VR IS) as pydicom reads it.
 _PLAIN_IS = re.compile(rb" *[+-]?[0-9]{1,15} *")
+#: Binary integer VRs: (bytes of one value, signed).
+_BINARY_INTS = {"US": (2, False), "SS": (2, True), "UL": (4, False), "SL": (4, True)}
 
 
 def _plain_int(ds: Dataset | None, keyword: str) -> int | None:
-    """The value of an IS element not yet decoded by pydicom when it is one plain integer;
-    else None (absent, empty, several values, ...: :func:`int_value` decodes it)."""
-    if ds is None or _vr(keyword) != "IS":
+    """The value of an integer element not yet decoded by pydicom when it holds exactly
+    one value (an IS string of digits, or one binary US/SS/UL/SL number); else None
+    (absent, empty, several values, ...: :func:`int_value` decodes it)."""
+    vr = _vr(keyword)
+    if ds is None or (vr != "IS" and vr not in _BINARY_INTS):
         return None
-    raw = _raw_bytes(ds, keyword)
-    return int(raw) if raw is not None and _PLAIN_IS.fullmatch(raw) else None
+    elem = _raw_element(ds, keyword)
+    if elem is None:
+        return None
+    if vr == "IS":
+        return int(elem.value) if _PLAIN_IS.fullmatch(elem.value) else None
+    size, signed = _BINARY_INTS[vr]
+    if len(elem.value) != size:
+        return None
+    order = "little" if elem.is_little_endian else "big"
+    return int.from_bytes(elem.value, order, signed=signed)
 
 
-def _raw_bytes(ds: Dataset, keyword: str) -> bytes | None:
-    """The bytes of an element pydicom has not decoded yet, stored with the VR of its
-    keyword (or implicitly), else None."""
+def _raw_element(ds: Dataset, keyword: str) -> RawDataElement | None:
+    """An element pydicom has not decoded yet, with its bytes, stored with the VR of its
+    keyword (or implicitly); else None."""
     elem = ds.get_item(_tag(keyword))
     if isinstance(elem, RawDataElement) and elem.VR in (None, _vr(keyword)):
-        return elem.value if isinstance(elem.value, bytes) else None
+        return elem if isinstance(elem.value, bytes) else None
     return None
 
 
