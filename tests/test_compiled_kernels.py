@@ -4,23 +4,28 @@ Truths checked: the cache directory is the first usable one in the documented or
 (``NUMBA_CACHE_DIR``, the user cache directory, a private temporary directory), unusable ones
 are skipped, a temporary directory others can write to is refused, with no usable
 directory the kernels still run (compiled in memory), the chosen directory really receives
-the cache and a second process loads from it, and the kernels' own tests pass as plain
-Python (``NUMBA_DISABLE_JIT=1``, on small inputs).
+the cache and a second process loads from it, the kernels' own tests pass as plain Python
+(``NUMBA_DISABLE_JIT=1``, on small inputs), and the separate build process of the settle
+kernel (rtplan.volumes.kernel_build) fills the cache the margins then load, leaves the
+results unchanged, starts only where it can help, and neither prints nor outlives its
+command when it fails, hangs, the command fails or its parent is killed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from rtplan import caches
-from rtplan.volumes import compiled
+from rtplan.volumes import compiled, kernel_build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,14 +53,21 @@ def test_candidates_in_documented_order(monkeypatch, tmp_path):
     ]
 
 
-def test_unusable_directories_are_skipped(monkeypatch, tmp_path):
-    """A directory that cannot be created (its parent is a regular file: true even for
-    root) is skipped; the private temporary directory is then chosen."""
+def _block_home_and_setting(monkeypatch, tmp_path) -> Path:
+    """``NUMBA_CACHE_DIR``, ``XDG_CACHE_HOME`` and ``HOME`` below a regular file (unusable,
+    even for root); returns that file."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(blocker / "numba"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "xdg"))
     monkeypatch.setenv("HOME", str(blocker))
+    return blocker
+
+
+def test_unusable_directories_are_skipped(monkeypatch, tmp_path):
+    """A directory that cannot be created (its parent is a regular file: true even for
+    root) is skipped; the private temporary directory is then chosen."""
+    blocker = _block_home_and_setting(monkeypatch, tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     chosen = compiled.cache_dir()
     assert chosen is not None and chosen.parent == tmp_path / "tmp"
@@ -214,3 +226,118 @@ def test_kernels_pass_their_tests_without_the_jit():
     )
     assert out.returncode == 0, out.stdout[-3000:]
     assert "8 passed" in out.stdout, out.stdout[-3000:]
+
+
+# -------------------------------------------------------- the settle kernel built aside
+_BUILD_ASIDE = """
+import json, sys, time
+from rtplan.volumes import kernel_build
+mode = sys.argv[1]
+if mode == "fails":
+    kernel_build._PROGRAM = "raise SystemExit(1)"
+elif mode == "hangs":
+    kernel_build._PROGRAM = "import time; time.sleep(60)"
+    kernel_build.BUILD_TIMEOUT_S = 0.5
+with kernel_build.building():
+    process = kernel_build._build
+    import numpy as np
+    from rtplan.volumes import margins, refine
+    m = np.zeros((14, 18, 20), np.float32); m[4:9, 6:12, 5:14] = 1.0; m[9, 8, 9] = 0.4
+    out = margins.expand_mask(m, "right=4,left=2,anterior=3,posterior=5,superior=4,inferior=2",
+                              spacing_mm=(2.0, 1.0, 1.0))
+print(json.dumps({"started": process is not None,
+                  "returncode": None if process is None else process.returncode,
+                  "inside": np.flatnonzero(out).tolist(),
+                  "settle_hits": len(refine._settle_kernel.stats.cache_hits),
+                  "settle_signatures": len(refine._settle_kernel.signatures)}))
+"""
+
+
+def _build_aside(cache, mode="real"):
+    out = subprocess.run([sys.executable, "-c", _BUILD_ASIDE, mode], capture_output=True,
+                         text=True, env=_env(NUMBA_CACHE_DIR=str(cache)))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # the build process prints nothing, even when it fails
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_build_process_fills_the_cache_the_margins_load(tmp_path):
+    """Empty cache: a separate process builds the settle kernel, the margin loads it from
+    the cache (one signature, a cache hit: nothing compiled twice) and gives the voxels of
+    a process without it; the mark is written, so the next run starts no build and loads
+    both kernels."""
+    first = _build_aside(tmp_path / "cache")
+    assert first["started"] and first["returncode"] == 0
+    assert first["settle_hits"] == 1 and first["settle_signatures"] == 1
+    assert (tmp_path / "cache" / "rtplan-kernels.key").read_text() == kernel_build.mark()
+    plain = _build_aside(tmp_path / "plain", "fails")  # compiled in the margin's process
+    assert first["inside"] == plain["inside"] and len(plain["inside"]) > 5 * 6 * 9
+    second = _build_aside(tmp_path / "cache")
+    assert not second["started"] and second["settle_hits"] == 1
+    assert second["inside"] == first["inside"]
+
+
+@pytest.mark.parametrize("mode", ["fails", "hangs"])
+def test_failed_or_hung_build_process_changes_nothing(tmp_path, mode):
+    """A build process that exits with an error, or does not end before the timeout (then
+    killed), leaves no mark and no process; the margin compiles its kernel itself."""
+    got = _build_aside(tmp_path / "cache", mode)
+    assert got["started"]
+    assert got["returncode"] == (1 if mode == "fails" else -signal.SIGKILL)
+    assert got["settle_hits"] == 0 and got["settle_signatures"] == 1
+    assert not (tmp_path / "cache" / "rtplan-kernels.key").exists()
+
+
+def test_build_process_is_killed_when_the_command_fails(monkeypatch, tmp_path):
+    """An error inside ``building`` (a command failing before its first margin) kills and
+    reaps the build process still running."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(kernel_build, "_PROGRAM", "import time; time.sleep(60)")
+    with pytest.raises(ValueError, match="bad input"):
+        with kernel_build.building():
+            process = kernel_build._build
+            raise ValueError("bad input")
+    assert process is not None and process.returncode == -signal.SIGKILL
+    assert kernel_build._build is None
+
+
+def test_no_build_process_when_it_cannot_help(monkeypatch, tmp_path):
+    """No build process without a writable cache directory, with the JIT off, or when the
+    cache holds a marked build of the current sources."""
+    blocker = _block_home_and_setting(monkeypatch, tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker / "tmp"))
+    assert not kernel_build._start()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    assert not kernel_build._start()
+    monkeypatch.delenv("NUMBA_DISABLE_JIT")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "rtplan-kernels.key").write_text(kernel_build.mark())
+    assert not kernel_build._start()
+    assert kernel_build._build is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_build_process_ends_when_its_parent_is_killed(tmp_path):
+    """Parent killed with SIGKILL (no clean-up runs): the build process notices and exits
+    within a second or so instead of compiling on as an orphan."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from rtplan.volumes import kernel_build; import time; "
+         "kernel_build._start(); print(kernel_build._build.pid, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env=_env(NUMBA_CACHE_DIR=str(tmp_path / "c")),
+    )  # fmt: skip
+    pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    status = Path(f"/proc/{pid}/status")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = status.read_text().split("State:")[1].split()[0]
+        except (OSError, IndexError):
+            state = "gone"
+        if state in ("gone", "Z"):  # exited (a zombie until the adoptive parent reaps it)
+            break
+        time.sleep(0.1)
+    assert state in ("gone", "Z")
+    assert not (tmp_path / "c" / "rtplan-kernels.key").exists()

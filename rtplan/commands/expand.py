@@ -68,10 +68,14 @@ def add_folder_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from rtplan.volumes.margins import compile_in_background
-    from rtplan.workflows.volumes import expand_folder
+    from rtplan.volumes import kernel_build
 
-    compile_in_background()  # overlaps reading the input
+    with kernel_build.building():  # the margin kernels compile (or load) meanwhile
+        return _run(args)
+
+
+def _run(args) -> int:
+    from rtplan.workflows.volumes import expand_folder
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

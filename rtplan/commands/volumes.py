@@ -51,10 +51,14 @@ def _pairs(items, what: str) -> dict[str, str]:
 
 
 def run(args) -> int:
-    from rtplan.volumes.margins import compile_in_background
-    from rtplan.workflows.volumes import volumes_folder
+    from rtplan.volumes import kernel_build
 
-    compile_in_background()  # overlaps reading the input
+    with kernel_build.building():  # the margin kernels compile (or load) meanwhile
+        return _run(args)
+
+
+def _run(args) -> int:
+    from rtplan.workflows.volumes import volumes_folder
 
     mapping = _pairs(args.map, "--map")
     raw = _pairs(args.set, "--set")

@@ -8,30 +8,42 @@
 * :mod:`rtplan.volumes.builder` - structures in, logged operations, structures out.
 * :mod:`rtplan.volumes.recipes` - running the ``[volumes]`` recipes of the protocol files
   (read by :mod:`rtplan.protocols.recipe`).
+* :mod:`rtplan.volumes.kernel_build` - the compiled margin kernels built in a separate
+  process while a command reads its input.
 
 ``rtplan expand`` and ``rtplan volumes`` on DICOM folders: :mod:`rtplan.workflows.volumes`.
 Conventions and accuracy: ``docs/volumes.md``.
+
+The names below are loaded when first used (``rtplan.volumes.Margins`` imports
+:mod:`~rtplan.volumes.margins`), so that importing a submodule that needs neither numpy nor
+numba (:mod:`~rtplan.volumes.kernel_build`, first thing in ``rtplan expand`` and ``rtplan
+volumes``) does not load them.
 """
 
-from rtplan.volumes.booleans import avoid, intersection, subtract, union, within
-from rtplan.volumes.builder import Crop, Step, VolumeBuilder, expand_structure
-from rtplan.volumes.margins import Margins, apply_margin, expand_mask
-from rtplan.volumes.subvoxel import SubvoxelMask
-from rtplan.volumes.workspace import Workspace
+import importlib
 
-__all__ = [
-    "Crop",
-    "Margins",
-    "Step",
-    "SubvoxelMask",
-    "VolumeBuilder",
-    "Workspace",
-    "apply_margin",
-    "avoid",
-    "expand_mask",
-    "expand_structure",
-    "intersection",
-    "subtract",
-    "union",
-    "within",
-]
+#: public name -> the submodule defining it
+_WHERE = {
+    "avoid": "booleans",
+    "intersection": "booleans",
+    "subtract": "booleans",
+    "union": "booleans",
+    "within": "booleans",
+    "Crop": "builder",
+    "Step": "builder",
+    "VolumeBuilder": "builder",
+    "expand_structure": "builder",
+    "Margins": "margins",
+    "apply_margin": "margins",
+    "expand_mask": "margins",
+    "SubvoxelMask": "subvoxel",
+    "Workspace": "workspace",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"rtplan.volumes.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'rtplan.volumes' has no attribute '{name}'")

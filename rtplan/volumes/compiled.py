@@ -25,17 +25,10 @@ recreates its virtual environment); a CI job can keep the directory between runs
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numba
 from numba.core import config as numba_config
 
-from rtplan import caches
-
-
-def cache_dir() -> Path | None:
-    """The kernels' cache directory (:func:`rtplan.caches.cache_dir`), or ``None``."""
-    return caches.cache_dir("numba", setting="NUMBA_CACHE_DIR")
+from rtplan.volumes.kernel_build import cache_dir
 
 
 def kernel(fn=None, **options):

@@ -57,6 +57,7 @@ import numpy as np
 from rtplan.defaults import MAX_MARGIN_MM
 from rtplan.errors import GeometryError, InputError
 from rtplan.grid import DIRECTIONS, SHORTHANDS, Grid
+from rtplan.volumes import kernel_build
 from rtplan.volumes.chunks import run_in_chunks
 from rtplan.volumes.nearest_seed import nearest_seed
 from rtplan.volumes.refine import settle
@@ -337,23 +338,50 @@ def expand_mask(
     return out.centre_inside[sl]
 
 
-def compile_in_background() -> None:
-    """Start compiling the margin kernels (or loading them from the disk cache,
-    :mod:`rtplan.volumes.compiled`) on a background thread, so that it overlaps the
-    caller's reading of its input (``rtplan expand`` and ``rtplan volumes`` call this
-    first).  A margin called meanwhile waits for the compilation instead of repeating it
-    (numba's compiler lock); the results do not depend on it."""
+def tiny_margin() -> None:
+    """A margin of a few voxels with the argument types of every margin: compiles the
+    kernels (or loads them from the disk cache, :mod:`rtplan.volumes.compiled`) into the same
+    machine code the real margins use."""
+    m = np.zeros((5, 5, 5), np.float32)
+    m[2, 2, 2] = 0.5
+    apply_margin(SubvoxelMask.from_fraction(m, (1.0, 1.0, 1.0)), "all=1")
+
+
+def tiny_settle() -> None:
+    """:func:`~rtplan.volumes.refine.settle` on no candidate voxel, with the argument types
+    :func:`_dilate` passes: compiles (or loads) that kernel alone, into the machine code the
+    margins use (the build process of :mod:`rtplan.volumes.kernel_build`)."""
+    phi = np.full((3, 3, 3), np.inf, np.float32)
+    normal = np.zeros((3, 3, 3, 3), np.float32)
+    none = np.zeros(0, np.int64)
+    h = np.ones(3)
+    nearest = np.full(phi.shape, -1, np.int64)
+    settle(none, none, np.zeros(0), nearest, phi, normal, phi.copy(), normal.copy(), h, h, h,
+           0.5, 1.0, False)  # fmt: skip
+
+
+def compile_in_background(settle_too: bool = True) -> None:
+    """Compile the kernels (or load them from the disk cache) on a background thread, so
+    that it overlaps the caller's reading of its input (``rtplan expand`` and ``rtplan
+    volumes``, in :func:`rtplan.volumes.kernel_build.building`): :func:`tiny_margin`, or,
+    with ``settle_too`` False (a separate process builds the settle kernel), a tiny
+    :func:`~rtplan.volumes.nearest_seed.nearest_seed`.  A margin called meanwhile waits for
+    the compilation instead of repeating it (numba's compiler lock); the results do not
+    depend on it."""
     import threading
 
-    def tiny_margin():  # the argument types of every margin: the same machine code
-        m = np.zeros((5, 5, 5), np.float32)
-        m[2, 2, 2] = 0.5
+    def run():
         try:
-            apply_margin(SubvoxelMask.from_fraction(m, (1.0, 1.0, 1.0)), "all=1")
+            if settle_too:
+                tiny_margin()
+            else:
+                seeds = np.zeros((3, 3, 3), bool)
+                seeds[1, 1, 1] = True
+                nearest_seed(seeds, (1.0, 1.0, 1.0), np.ones(3), np.ones(3), 1.5)
         except Exception:  # the command's own margin meets the same problem and reports it
             pass
 
-    threading.Thread(target=tiny_margin, name="rtplan-kernels", daemon=True).start()
+    threading.Thread(target=run, name="rtplan-kernels", daemon=True).start()
 
 
 def _spacing_direction(spacing_mm, grid):
@@ -427,5 +455,6 @@ def _dilate(region: SubvoxelMask, plus: np.ndarray, minus: np.ndarray) -> Subvox
             minus, rho, float(pos[used].min()), degenerate,
         )  # fmt: skip
 
+    kernel_build.wait()  # a separate process building the settle kernel: load it when done
     run_in_chunks(run, len(flat), threads=_THREADS, min_chunk=_CHUNK_VOXELS)
     return SubvoxelMask(out_phi, out_normal, region.spacing_mm).normalised()
