@@ -30,7 +30,7 @@ means the command compiles the kernel itself, as without it.
 The build process prints nothing (its output goes to the null device) and does not outlive
 the command: leaving :func:`building` (the command's end, an error, Ctrl-C, SIGTERM) kills
 and reaps it if it still runs, and it exits by itself when its parent is gone (checked every
-0.2 s).  On an idle 2-CPU machine the first ``rtplan volumes`` after installing takes about
+0.2 s).  On a 2-CPU machine at load 0.6-1 the first ``rtplan volumes`` after installing took
 2.3 s more than a warm run instead of 3.4 s (``python benchmarks/startup.py --volumes``);
 the CPU time is the same (docs/install.md).
 
