@@ -12,7 +12,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from rtplan.errors import DicomReadError
-from rtplan.io.dicom_file import _plain_int, _plain_text, int_value, text
+from rtplan.io import dicom_file
+from rtplan.io.dicom_file import _plain_floats, _plain_int, _plain_text, floats, int_value, text
 
 CASES = [  # (character set, keyword, value, read from the raw bytes)
     ("ISO_IR 100", "PatientName", "Bench^Process", True),
@@ -107,3 +108,25 @@ def test_binary_int_value_equals_pydicom_decoding(keyword, value, implicit, litt
     truth = read()
     truth.decode()
     assert got == ("several" if isinstance(value, list) else int(truth[keyword].value))
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("value,plain", [(["-249.5", "-249.5", "12.25"], True),
+                                         (["1e2", " 3.5", "+0.1"], True), (["1", "2"], True),
+                                         (["1e400", "0", "0"], True)])  # fmt: skip
+def test_floats_equal_pydicom_decoding_and_fail_alike(value, plain, syntax, monkeypatch):
+    # truth: what floats() gives when pydicom decodes the element (the raw path switched off)
+    fast = _raw("ISO_IR 100", "ImagePositionPatient", value, syntax)
+    assert (_plain_floats(fast, "ImagePositionPatient") is not None) == plain
+
+    def outcome(ds):
+        try:
+            return floats(ds, "ImagePositionPatient", "f.dcm", 3).tolist()
+        except DicomReadError as exc:
+            return str(exc)
+
+    got = outcome(fast)
+    monkeypatch.setattr(dicom_file, "_plain_floats", lambda ds, keyword: None)
+    assert got == outcome(_raw("ISO_IR 100", "ImagePositionPatient", value, syntax))
+    if plain and len(value) == 3 and value[0] != "1e400":
+        assert got == [float(v) for v in value]

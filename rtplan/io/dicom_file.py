@@ -9,6 +9,7 @@ Every failure is a :class:`~rtplan.errors.DicomReadError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -458,7 +459,14 @@ def floats(
 
     The number of values must be ``count`` (when given); every value must be finite, at
     most ``limit`` in magnitude and within ``[minimum, maximum]`` (greater than ``above``).
+    Plain decimal strings (VR DS) are read from the raw bytes (:func:`_plain_floats`); a
+    value that fails a check is decoded by pydicom, so the message shows it as before.
     """
+    checks = dict(minimum=minimum, maximum=maximum, above=above, limit=limit)
+    arr = _plain_floats(ds, keyword)
+    if arr is not None:
+        with contextlib.suppress(DicomReadError):
+            return _checked_floats(arr, arr, keyword, path, count, what, **checks)
     value = require(ds, keyword, path, what)
     try:
         if isinstance(value, bytes | bytearray):
@@ -466,6 +474,11 @@ def floats(
         arr = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
     except (TypeError, ValueError, OverflowError):
         raise _fail(keyword, path, what, "is not numeric", value) from None
+    return _checked_floats(arr, value, keyword, path, count, what, **checks)
+
+
+def _checked_floats(arr, value, keyword, path, count, what, *, minimum, maximum, above, limit):
+    """``arr`` (the numbers of ``value``) when it passes the checks of :func:`floats`."""
     if count is not None and len(arr) != count:
         raise _fail(keyword, path, what, f"has {len(arr)} values, expected {count}", value)
     if not np.all(np.isfinite(arr)):
@@ -646,6 +659,24 @@ def _plain_text(ds: Dataset | None, keyword: str) -> str | None:
     if elem is None or not _PLAIN[vr].fullmatch(elem.value):
         return None
     return elem.value.decode("ascii").strip().rstrip("\x00").strip()
+
+
+#: Decimal strings (VR DS) separated by backslashes.
+_PLAIN_DS = re.compile(rb"[ 0-9eE+.\\\-]+")
+
+
+def _plain_floats(ds: Dataset | None, keyword: str) -> np.ndarray | None:
+    """The numbers of a DS element not yet decoded by pydicom when its bytes are plain
+    decimal strings (:data:`_PLAIN_DS`), as pydicom reads them; else None."""
+    if ds is None or _vr(keyword) != "DS":
+        return None
+    elem = _raw_element(ds, keyword)
+    if elem is None or not _PLAIN_DS.fullmatch(elem.value):
+        return None
+    try:
+        return np.array([float(v) for v in elem.value.split(b"\\")])
+    except ValueError:  # an empty or malformed value: pydicom decides
+        return None
 
 
 #: One integer string (VR IS) as pydicom reads it.
