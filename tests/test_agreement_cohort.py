@@ -232,3 +232,23 @@ def test_box_plots_show_every_pair_as_a_point_and_state_the_tolerance(cohort):
         assert len(ax.collections) == len(pairs)
     assert "tolerance 2 mm" in figures["surface_dice"].axes[0].get_title()
     assert "tolerance" not in figures["dice"].axes[0].get_title()
+
+
+def test_a_misspelt_structure_exits_2_naming_the_closest_names(cohort, tmp_path, capsys):
+    # 'Livr' is in no observer's set of any patient: one line naming it and 'Liver'
+    # (the closest names, rtplan.structure.names_hint), no rows, no output written
+    out_csv = tmp_path / "agree.csv"
+    argv = ["agree", str(cohort / "P01"), "--structure", "GTV", "--structure", "Livr",
+            "--jobs", "1", "--no-progress", "--csv", str(out_csv)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "'Livr'" in err[0] and "closest names present: 'Liver'" in err[0], err
+    assert "'GTV'" not in err[0]
+    assert not out_csv.exists()
+    # a name one patient lacks but another has: compared where drawn, a note for the other
+    lacking = tmp_path / "P04"
+    write_observer_patient(lacking, "P04", {k: v[:1] for k, v in OBSERVERS.items()}, ct_grid=CT)
+    result = run_cohort([cohort / "P01", lacking], AgreementOptions(structures=("Liver",)), jobs=1)
+    assert result.notes == ["P04: no observer has 'Liver'"]
+    assert {r["patient"] for r in result.rows if r["status"] == "ok"} == {"P01"}

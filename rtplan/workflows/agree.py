@@ -62,6 +62,7 @@ from rtplan.agreement.pairwise import (
 from rtplan.agreement.summary import SUMMARY_COLUMNS, SUMMARY_METRICS, summarise
 from rtplan.errors import InputError, RtplanError
 from rtplan.grid import Grid
+from rtplan.structure import names_hint
 from rtplan.io.output import check_output_file, check_output_folder, safe_filename, write_atomic
 from rtplan.report.agreement import box_plot_pngs, json_ready, to_csv
 from rtplan.workflows.execution import DEFAULT_TIMEOUT_S, absolute_paths, run_each
@@ -125,16 +126,19 @@ class PatientObservers:
     observers: dict[str, dict[str, object]]
     ct_grid: Grid | None = None
     notes: tuple[str, ...] = ()
+    #: Every structure name of every observer (also those not asked for).
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PatientOutcome:
-    """Rows (or the error) of one patient."""
+    """Rows (or the error) of one patient, and the structure names its observers have."""
 
     patient: str
     rows: list[dict] = field(default_factory=list)
     error: str | None = None
     notes: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,11 +309,12 @@ def load_patient(
         )
     wanted = {n.casefold() for n in structures} if structures else None
     notes: list[str] = []
-    observers = _rtstruct_observers(folder, sets, wanted, notes)
+    names: list[str] = []
+    observers = _rtstruct_observers(folder, sets, wanted, notes, names)
     grid = group.ct_series[0].grid if group.ct_series else None
-    _add_mask_observers(observers, masks, grid, group.frame_of_reference_uid, wanted)
+    _add_mask_observers(observers, masks, grid, group.frame_of_reference_uid, wanted, names)
     label = group.patient_id or folder.name
-    return PatientObservers(label, observers, grid, tuple(notes))
+    return PatientObservers(label, observers, grid, tuple(notes), tuple(dict.fromkeys(names)))
 
 
 def _observer_group(folder: Path, has_masks: bool, patient_id, structure_sets):
@@ -354,13 +359,15 @@ def _chosen_groups(folder: Path, patient_id, structure_sets):
     return groups, named
 
 
-def _rtstruct_observers(folder: Path, sets, wanted, notes: list[str]) -> dict[str, dict]:
+def _rtstruct_observers(folder: Path, sets, wanted, notes: list[str], names: list[str]):
     """Phase 2: each RTSTRUCT's usable structures (the ``wanted`` ones, case-insensitive),
-    by observer name; a malformed structure is left out and noted."""
+    by observer name; a malformed structure is left out and noted.  Every structure name
+    is added to ``names``."""
     observers = {}
     for observer, ss in zip(_observer_names(sets), sets, strict=True):
         kept = {}
         for s in ss.structures:
+            names.append(s.name)
             if wanted is not None and s.name.casefold() not in wanted:
                 continue
             reasons = ss.problems_for(s)
@@ -373,8 +380,9 @@ def _rtstruct_observers(folder: Path, sets, wanted, notes: list[str]) -> dict[st
     return observers
 
 
-def _add_mask_observers(observers: dict, masks, grid, frame_uid: str, wanted) -> None:
-    """Phase 3: each mask folder as an observer, placed on the CT lattice ``grid``."""
+def _add_mask_observers(observers: dict, masks, grid, frame_uid: str, wanted, names) -> None:
+    """Phase 3: each mask folder as an observer, placed on the CT lattice ``grid`` (its
+    structure names added to ``names``)."""
     from rtplan.io.masks import read_mask_observer
 
     for mask_folder in masks:
@@ -387,6 +395,7 @@ def _add_mask_observers(observers: dict, masks, grid, frame_uid: str, wanted) ->
             mask_folder.name if mask_folder.name not in observers else f"{mask_folder.name} (masks)"
         )
         found = read_mask_observer(mask_folder, grid, frame_uid)
+        names.extend(found)
         observers[name] = {
             n: m for n, m in found.items() if wanted is None or n.casefold() in wanted
         }
@@ -397,7 +406,8 @@ def _run_folder(folder: str, options: AgreementOptions) -> PatientOutcome:
     try:
         patient = load_patient(folder, options.structures, patient_id=options.patient_id,
                                structure_sets=options.structure_sets)  # fmt: skip
-        return PatientOutcome(patient.patient, agree_patient(patient, options), None, patient.notes)
+        rows = agree_patient(patient, options)
+        return PatientOutcome(patient.patient, rows, None, patient.notes, patient.names)
     except RtplanError as exc:
         return PatientOutcome(str(folder), error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug on one patient must not stop the cohort
@@ -438,11 +448,18 @@ def run_cohort(
     Returns
     -------
     CohortResult
-        Rows in patient order (as found), whatever the completion order.
+        Rows in patient order (as found), whatever the completion order.  A named
+        structure some patients lack is noted for each of them.
+
+    Raises
+    ------
+    InputError
+        A named structure that no observer of any patient read has (a misspelt name): one
+        line naming it and the closest names present.
     """
     options = options or AgreementOptions()
     folders = absolute_paths([f for p in paths for f in find_patients(p)])
-    rows, failures, notes = [], [], []
+    rows, failures, notes, read = [], [], [], []
     outcomes = run_each(_run_folder, folders, jobs=jobs, scheduler=scheduler,
                         timeout_s=timeout_s, progress=progress, options=options)  # fmt: skip
     for folder, outcome in zip(folders, outcomes, strict=True):
@@ -452,7 +469,28 @@ def run_cohort(
         notes.extend(outcome.notes)
         if outcome.error is not None:
             failures.append((folder, outcome.error))
+        else:
+            read.append(outcome)
+    _check_names(options.structures, read, notes)
     return CohortResult(rows, failures, notes, options)
+
+
+def _check_names(wanted, outcomes: list[PatientOutcome], notes: list[str]) -> None:
+    """Refuse a named structure no patient read has; note the patients lacking one."""
+    if not wanted or not outcomes:
+        return
+    present = [{n.casefold() for n in o.names} for o in outcomes]
+    unknown = [w for w in wanted if not any(w.casefold() in p for p in present)]
+    if unknown:
+        everything = list(dict.fromkeys(n for o in outcomes for n in o.names))
+        listed = ", ".join(map(repr, unknown))
+        raise InputError(
+            f"no structure {listed} in any observer's set; {names_hint(unknown, everything)}"
+        )
+    for o, names in zip(outcomes, present, strict=True):
+        lacking = [w for w in wanted if w.casefold() not in names]
+        if lacking:
+            notes.append(f"{o.patient}: no observer has {', '.join(map(repr, lacking))}")
 
 
 def result_metadata(result: CohortResult) -> dict:
