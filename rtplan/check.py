@@ -81,7 +81,7 @@ from rtplan.dose import Dose
 from rtplan.dosefield import axial_field
 from rtplan.dvh import DVH
 from rtplan.dvh.compute import compute
-from rtplan.dvh.embedded import EndCapChoice, choose_end_cap
+from rtplan.dvh.embedded import EndCapChoice, choose_bin_point, choose_end_cap
 from rtplan.dvh.radiobiology import eqd2, eqd2_dose
 from rtplan.errors import ContourError, InputError
 from rtplan.matching import Match, match_structures, union_structure
@@ -485,7 +485,9 @@ def check_plan(
     unbuilt = _unite_parts(protocol, matches, by_name, problems, notes)
     frac = _fractionation(protocol.prescription, plan, notes)
     usable = [s for s in structures if not (problems and problems.get(s.name))]
-    cap = choose_end_cap(end_cap, usable, dose.embedded_dvhs)
+    rx = plan.prescription_gy if plan is not None else None  # reads headers in % of it
+    point = choose_bin_point("auto", dose.embedded_dvhs, rx).used
+    cap = choose_end_cap(end_cap, usable, dose.embedded_dvhs, prescription_gy=rx, point=point)
     dvh_of = _DVHs(dose, frac.fractions, by_name, problems, dvh_function, cap.used)
     results: list[ConstraintResult] = []
     for c in protocol.constraints:

@@ -10,6 +10,11 @@ FRACTION_DOSE_MODES = ("per_fraction", "group_total")
 #: planning system's DVHs in the RTDOSE, else slab (:func:`rtplan.dvh.embedded.choose_end_cap`).
 END_CAP_MODES = ("auto", "slab", "none")
 DEFAULT_END_CAP = "auto"
+#: Where a cumulative volume of the planning system's DVHs sits in its bin
+#: (``rtplan dvh --embedded-bin-point``): ``auto`` takes the one the header mean doses match
+#: (:func:`rtplan.dvh.embedded.choose_bin_point`).
+BIN_POINT_MODES = ("auto", "lower", "centre")
+DEFAULT_BIN_POINT = "auto"
 #: Metrics of ``rtplan dvh`` when none are asked for (:mod:`rtplan.dvh.compute`).
 DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")
 #: Part of a structure allowed outside the dose grid with its dose metrics still computed:

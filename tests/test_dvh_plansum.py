@@ -61,3 +61,28 @@ def test_embedded_metrics_hand_computed():
     assert np.isnan(embedded_metrics(pct).values["volume_cc"])
     assert np.isnan(embedded_metrics(pct).values["D2cc"])
     assert embedded_metrics(pct).values["D95%"] == pytest.approx(1.0)
+
+
+def test_embedded_metrics_read_at_the_bin_centres():
+    # 1 Gy bins read at their centres: 3 cc receive >= 0.5 Gy, 1 cc >= 1.5 Gy, none 2.5 Gy.
+    # The curve does not start flat, so the volume below 0.5 Gy comes from DVHMeanDose
+    # (1.0 Gy) with the curve linear from (0, V) to (0.5, 3): the area under the curve taken
+    # flat below 0.5 Gy is 2 x 1 + 1 x 2 = 4 cc Gy, so V = (4 - 0.5 x 3 / 2) / (1 - 0.5 / 2)
+    e = EmbeddedDVH(1, np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 0.0]), mean_dose_gy=1.0)
+    m = embedded_metrics(e, point="centre")
+    total = (4 - 0.75) / 0.75
+    assert m.values["volume_cc"] == pytest.approx(total)
+    assert m.values["Dmean"] == 1.0  # the header, which agrees with the curve
+    # D50%: half the volume on the segment (0.5, 3) -> (1.5, 1)
+    assert m.values["D50%"] == pytest.approx(0.5 + (3 - total / 2) / 2)
+    assert m.values["Dmax"] == pytest.approx(2.0)  # centre of [1.5, 2.5]
+    assert any("from DVHMeanDose" in n for n in m.notes)
+    # read at the lower edges the first volume is the structure's
+    assert embedded_metrics(e).values["volume_cc"] == 3.0
+    # without a header mean the volume below is unknown: the first volume, with a note
+    bare = EmbeddedDVH(1, e.dose_gy, e.volume_cc)
+    m = embedded_metrics(bare, point="centre")
+    assert m.values["volume_cc"] == 3.0 and "no DVHMeanDose" in m.notes[0]
+    # a header outside [V_0, 2 V_0 - V_1] = [3, 5] cc is not used for the volume
+    far = EmbeddedDVH(1, e.dose_gy, e.volume_cc, mean_dose_gy=0.5)
+    assert embedded_metrics(far, point="centre").values["volume_cc"] == 3.0

@@ -237,82 +237,116 @@ def test_every_real_export_info_dvh_and_a_check_verdict(name, request, capsys):
     assert verdicts and set(verdicts) <= {"pass", "fail", "acceptable"}, verdicts
 
 
-def _planning_system_curves(rtdose: Path) -> dict:
-    """ROI number -> (volume cc, (lowest, highest) Dmean Gy, D50% Gy, curve) from the raw DVHData
-    (cumulative, GY, CM3): V_n is the volume receiving at least bin n's lower edge
-    (docs/dvh.md); within a bin the dose is unknown, so Dmean is bracketed by the edges."""
+def _planning_system_curves(rtdose: Path, rx_gy: float = 14.0) -> dict:
+    """ROI number -> (volume cc, (lowest, highest) Dmean Gy, D50% Gy, curve, header Dmean Gy)
+    from the raw DVHData (cumulative, GY, CM3; header statistics in % of the 14 Gy
+    prescription), read as Eclipse writes them: V_n is the volume receiving at least the
+    centre x_n of bin n (docs/dvh.md).  Within [x_n, x_n+1] the dose is unknown, so Dmean is
+    bracketed.  A curve that does not start flat (BODY) holds only the volume above x_0: the
+    volume V below is solved from the header Dmean with the curve linear from (0, V)."""
     ds = pydicom.dcmread(rtdose, stop_before_pixels=True)
     out = {}
     for d in ds.DVHSequence:
         assert (d.DVHType, d.DoseUnits, d.DVHVolumeUnits) == ("CUMULATIVE", "GY", "CM3")
         data = np.asarray(d.DVHData, float).reshape(-1, 2)
         width, v = data[:, 0] * float(d.DVHDoseScaling), data[:, 1]
-        up = np.cumsum(width)
-        lo = up - width
+        x = np.cumsum(width) - width / 2
+        x_end = np.append(x[1:], x[-1] + width[-1])
         dv = v - np.append(v[1:], 0.0)
-        mean = (float(np.sum(dv * lo) / v[0]), float(np.sum(dv * up) / v[0]))
-        d50 = float(np.interp(-0.5 * v[0], -np.append(v, 0.0), np.append(lo, up[-1])))
-        curve = (np.append(lo, up[-1]), np.append(v, 0.0))
-        out[int(d.DVHReferencedROISequence[0].ReferencedROINumber)] = (v[0], mean, d50, curve)
+        header = float(d.DVHMeanDose) * rx_gy / 100
+        total, xs, vs = v[0], np.append(x, x_end[-1]), np.append(v, 0.0)
+        if v[1] < v[0]:  # volume in the first bin: below x_0 unknown
+            area = float(np.sum(dv * (x + x_end)) / 2) - x[0] * v[0] / 2
+            total = area / (header - x[0] / 2)
+        xs, vs = np.append(0.0, xs), np.append(total, vs)
+        below = total - v[0]
+        mean = (float(np.sum(dv * x) / total), float((np.sum(dv * x_end) + below * x[0]) / total))
+        d50 = float(np.interp(-0.5 * total, -vs, xs))
+        out[int(d.DVHReferencedROISequence[0].ReferencedROINumber)] = (
+            total,
+            mean,
+            d50,
+            (xs, vs),
+            header,
+        )
     return out
 
 
 def test_compare_embedded_agrees_with_the_planning_system(breast, capsys):
-    # the planning system's numbers come from the raw curves parsed here; the tolerances are
-    # issue 11's 0.5 %: Dmean of the structure, D50% of the prescription (14 Gy; a local 0.5 %
-    # of a 0.1 Gy D50 is below the curve's 0.01 Gy bins), and locally for the targets
+    # the planning system's numbers come from the raw curves parsed here; the tolerance is
+    # issue 11's 0.5 % (Dmean; D50% where the curve is steep, else in volume %-points)
     code, out = _run(capsys, ["dvh", str(breast), "--compare-embedded", "--json"])
     assert code == 0, out.err
     report = json.loads(out.out)
     rx = report["prescription_gy"]
     assert rx == pytest.approx(14.0)
+    point = report["conventions"]["embedded_bin_point"]
+    assert point["used"] == "centre" and point["curves_matched"] == 8
     choice = report["conventions"]["end_cap_choice"]
     assert choice["used"] == "none"  # Eclipse ends structures on their end contours
     assert choice["median_abs_volume_difference_pct"]["none"] < 1.0
-    assert choice["median_abs_volume_difference_pct"]["slab"] > 2.0
+    assert choice["median_abs_volume_difference_pct"]["slab"] > 1.0
     tps = _planning_system_curves(breast / "rtdose.dcm")
     numbers = {s["name"]: s["number"] for s in report["structures"]}
     compared = {c["name"]: c for c in report["embedded_comparison"]}
     large = [n for n, num in numbers.items() if num in tps and tps[num][0] >= 10.0]
     assert len(large) == 6  # BODY, Breast, Heart, Lt Lung, Tumor Bed, Tumor Bed Block
-    judged = []
+    steep = []
     for name in large:
-        volume, mean, d50, curve = tps[numbers[name]]
+        volume, mean, d50, curve, header = tps[numbers[name]]
         m = compared[name]["metrics"]
+        assert compared[name]["like_for_like"] is True, name  # volumes within 1 %
         assert m["volume_cc"]["planning_system"] == pytest.approx(volume, rel=1e-9)
+        assert abs(m["volume_cc"]["difference_pct"]) < 1.0, name
         assert mean[0] <= m["Dmean"]["planning_system"] <= mean[1]
-        mean = m["Dmean"]["planning_system"]  # the header's, agreeing with the curve
+        assert m["Dmean"]["planning_system"] == pytest.approx(header, rel=1e-9)
+        assert abs(m["Dmean"]["rtplan"] - header) <= 0.005 * header, name
         assert m["D50%"]["planning_system"] == pytest.approx(d50, rel=1e-6)
-        if abs(m["volume_cc"]["difference_pct"]) > 1.0:
-            continue  # not the same structure (BODY: test below)
-        judged.append(name)
-        assert abs(m["Dmean"]["rtplan"] - mean) <= 0.005 * mean, name
-        assert abs(m["D50%"]["rtplan"] - d50) <= 0.005 * rx, name
-        if d50 >= 0.9 * rx:
-            assert abs(m["D50%"]["rtplan"] - d50) <= 0.005 * d50, name
-            assert not [n for n in compared[name]["notes"] if n.startswith("D50%")]
-        else:  # a flat stretch: the note gives the curve's volume at rtplan's D50%
-            held = 100 * np.interp(m["D50%"]["rtplan"], *curve) / volume
+        # the curves' distance in volume at rtplan's D50%, and its note when > 0.5 % apart
+        held = 100 * np.interp(m["D50%"]["rtplan"], *curve) / volume
+        assert m["D50%"]["difference_volume_points"] == pytest.approx(50 - held, abs=1e-9)
+        assert abs(50 - held) < 0.6, name
+        if abs(m["D50%"]["rtplan"] - d50) <= 0.005 * d50:
+            steep.append(name)
+        else:
             (note,) = [n for n in compared[name]["notes"] if n.startswith("D50%")]
             assert f"holds {held:.2f} % of the volume" in note, note
-            assert abs(held - 50) < 1.1  # the curves are within 1.1 %-points there
-    assert sorted(judged) == ["Breast", "Heart", "Lt Lung", "Tumor Bed", "Tumor Bed Block"]
+    assert sorted(steep) == ["Lt Lung", "Tumor Bed", "Tumor Bed Block"]
+    # BODY: the curve starts at 0.005 Gy; the volume below comes from DVHMeanDose
+    assert any("from DVHMeanDose" in n for n in compared["BODY"]["notes"])
     # the header's Dmean is in % of the prescription while the curve is in Gy: read as such
     assert any("in % of the prescription" in n for n in compared["Breast"]["notes"])
     assert compared["Areola"]["notes"] == ["empty structure: not compared"]
+    # small structures whose volumes differ by more than 1 % are flagged
+    assert compared["Scar"]["like_for_like"] is False
+    assert any(n.startswith("not like-for-like") for n in compared["Scar"]["notes"])
 
 
-def test_the_planning_systems_body_curve_is_not_of_the_exported_body(breast):
-    # premise of leaving BODY out above: the exported BODY contours (each plane's area x the
-    # 3 mm spacing) hold about 6 % more than the planning system's BODY curve
-    rs = pydicom.dcmread(breast / "rtss.dcm")
-    (body,) = [c for c in rs.ROIContourSequence if c.ReferencedROINumber == 1]
-    area_mm2 = 0.0
-    for c in body.ContourSequence:
-        x, y = np.asarray(c.ContourData, float).reshape(-1, 3)[:, :2].T
-        area_mm2 += abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2
-    tps_cc = _planning_system_curves(breast / "rtdose.dcm")[1][0]
-    assert area_mm2 * 3.0 / 1000 > 1.05 * tps_cc
+def test_eclipse_curves_are_sampled_at_the_bin_centres(breast, capsys):
+    # evidence of the centre bin point, from the raw file and rtplan's own BODY: (1) every
+    # curve that starts flat has a header Dmean half a bin (0.005 Gy) above its mean read at
+    # the lower edges; (2) the BODY's first volume is rtplan's BODY volume at 0.005 Gy, not
+    # its whole volume (about 800 cc of the BODY get less than 0.005 Gy)
+    ds = pydicom.dcmread(breast / "rtdose.dcm", stop_before_pixels=True)
+    offsets = []
+    for d in ds.DVHSequence:
+        data = np.asarray(d.DVHData, float).reshape(-1, 2)
+        v = data[:, 1]
+        if v[1] < v[0]:
+            continue
+        up = np.cumsum(data[:, 0])
+        dv = v - np.append(v[1:], 0.0)
+        lower_mean = float(np.sum(dv * (up - data[:, 0] / 2)) / v[0])
+        offsets.append(float(d.DVHMeanDose) * 0.14 - lower_mean)
+    assert len(offsets) == 8
+    assert all(abs(o - 0.005) < 0.0005 for o in offsets), offsets
+    code, out = _run(capsys, ["dvh", str(breast), "--structure", "BODY", "--json",
+                              "--metrics", "V0.005Gy,V0.01Gy", "--end-cap", "none"])  # fmt: skip
+    assert code == 0, out.err
+    body = json.loads(out.out)["structures"][0]
+    first = _planning_system_curves(breast / "rtdose.dcm")[1][3][1][1]  # V at x_0 = 0.005 Gy
+    assert body["metrics"]["V0.005Gy"] == pytest.approx(first, rel=0.002)
+    assert body["volume_cc"] - first > 700
 
 
 def test_body_a_hair_outside_the_dose_and_the_empty_roi(breast, capsys):

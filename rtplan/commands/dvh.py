@@ -19,6 +19,8 @@ from rtplan.commands.selection import (
     selection_from_args,
 )
 from rtplan.defaults import (
+    BIN_POINT_MODES,
+    DEFAULT_BIN_POINT,
     DEFAULT_METRICS,
     FRACTION_DOSE_MODES,
     OUTSIDE_TOLERANCE_CC,
@@ -90,6 +92,14 @@ def add_parser(subparsers) -> None:
     )
     add_end_cap_argument(p)
     p.add_argument(
+        "--embedded-bin-point",
+        choices=BIN_POINT_MODES,
+        default=DEFAULT_BIN_POINT,
+        help="where a cumulative volume of the planning system's DVHs sits in its dose bin: "
+        "lower (edge), centre, auto (the one the DVHs' mean doses match; else lower). "
+        "Default: %(default)s",
+    )
+    p.add_argument(
         "--outside-tolerance-pct",
         type=numbers.OUTSIDE_TOLERANCE_PCT,
         default=100 * OUTSIDE_TOLERANCE_FRACTION,
@@ -129,6 +139,7 @@ def run(args) -> int:
         selection=selection_from_args(args),
         compare_embedded=args.compare_embedded,
         end_cap=args.end_cap,
+        bin_point=args.embedded_bin_point,
         outside_tolerance=OutsideTolerance(
             args.outside_tolerance_pct / 100.0, args.outside_tolerance_cc
         ),

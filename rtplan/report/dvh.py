@@ -44,6 +44,7 @@ def to_text(report: dict, metrics) -> str:
     lines.append(_end_cap_line(report["conventions"]))
     comparison = report.get("embedded_comparison")
     if comparison:
+        lines.append(report["conventions"]["embedded_bin_point"]["description"])
         lines.append("rtplan vs planning system (difference = rtplan - planning system):")
         lines.append("  " + "Structure".ljust(20) + " ".join(f"{m:>26}" for m in COMPARED))
         for c in comparison:
@@ -58,7 +59,8 @@ def to_text(report: dict, metrics) -> str:
                     f"{_short(v['rtplan'])}/{_short(v['planning_system'])} "
                     + (f"{pct:+.2f}%" if pct is not None else "n/a").rjust(8)
                 )
-            lines.append(f"  {c['name'][:20]:<20}" + " ".join(f"{x:>26}" for x in cells))
+            mark = "" if c["like_for_like"] is not False else "  (not like-for-like)"
+            lines.append(f"  {c['name'][:20]:<20}" + " ".join(f"{x:>26}" for x in cells) + mark)
             lines += [f"    note: {n}" for n in c["notes"]]
     return "\n".join(lines)
 
@@ -90,6 +92,7 @@ def to_csv(rows, metrics, comparison=None) -> str:
         f"{m} {what}"
         for m in (COMPARED if comparison is not None else ())
         for what in ("rtplan", "planning system", "difference", "difference %")
+        + (("difference volume %-points",) if _by_volume(m) else ())
     ]
     fh = io.StringIO(newline="")
     w = csv.writer(fh)
@@ -98,7 +101,7 @@ def to_csv(rows, metrics, comparison=None) -> str:
         + [f"{m} [{units.get(m, '')}]" for m in metrics]
         + ["flags"]
         + cmp_head
-        + (["comparison notes"] if comparison is not None else [])
+        + (["like for like", "comparison notes"] if comparison is not None else [])
     )
     for r in rows:
         cmp_cells = [] if comparison is None else _comparison_cells(by_name.get(r["name"]))
@@ -115,12 +118,17 @@ def to_csv(rows, metrics, comparison=None) -> str:
 def _comparison_cells(c: dict | None) -> list:
     """A structure's comparison columns: for each compared metric rtplan's value, the
     planning system's and the difference (absolute and %), then the notes."""
-    c = c or {"metrics": {}, "notes": []}
+    c = c or {"metrics": {}, "notes": [], "like_for_like": None}
     cells = []
     for m in COMPARED:
         v = c["metrics"].get(m, {})
-        cells += [
-            "" if v.get(k) is None else v[k]
-            for k in ("rtplan", "planning_system", "difference", "difference_pct")
-        ]
-    return [*cells, "; ".join(c["notes"])]
+        keys = ("rtplan", "planning_system", "difference", "difference_pct")
+        cells += ["" if v.get(k) is None else v[k]
+                  for k in keys + (("difference_volume_points",) if _by_volume(m) else ())]  # fmt: skip
+    like = c.get("like_for_like")
+    return [*cells, "" if like is None else ("yes" if like else "no"), "; ".join(c["notes"])]
+
+
+def _by_volume(metric: str) -> bool:
+    """``D<v>%`` metrics also get their difference in volume %-points."""
+    return metric.startswith("D") and metric.endswith("%")

@@ -62,9 +62,9 @@ from rtplan.agreement.pairwise import (
 from rtplan.agreement.summary import SUMMARY_COLUMNS, SUMMARY_METRICS, summarise
 from rtplan.errors import InputError, RtplanError
 from rtplan.grid import Grid
-from rtplan.structure import names_hint
 from rtplan.io.output import check_output_file, check_output_folder, safe_filename, write_atomic
 from rtplan.report.agreement import box_plot_pngs, json_ready, to_csv
+from rtplan.structure import names_hint
 from rtplan.workflows.execution import DEFAULT_TIMEOUT_S, absolute_paths, run_each
 from rtplan.workflows.patients import find_patients
 

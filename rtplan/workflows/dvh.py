@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rtplan.defaults import DEFAULT_END_CAP
+from rtplan.defaults import DEFAULT_BIN_POINT, DEFAULT_END_CAP
 from rtplan.dosefield import axial_field
 from rtplan.dvh.compute import (
     DEFAULT_METRICS,
@@ -34,7 +34,7 @@ from rtplan.dvh.compute import (
     compute,
     dose_grid_structure,
 )
-from rtplan.dvh.embedded import choose_end_cap, compare_embedded
+from rtplan.dvh.embedded import choose_bin_point, choose_end_cap, compare_embedded
 from rtplan.dvh.histogram import DVH
 from rtplan.dvh.metrics import evaluate, parse
 from rtplan.errors import InputError
@@ -88,6 +88,7 @@ def dvh_folder(
     selection: Selection | None = None,
     compare_embedded: bool = False,
     end_cap: str = DEFAULT_END_CAP,
+    bin_point: str = DEFAULT_BIN_POINT,
     outside_tolerance: OutsideTolerance = DEFAULT_OUTSIDE_TOLERANCE,
     fraction_dose: str = "per_fraction",
     csv: str | os.PathLike | None = None,
@@ -112,6 +113,10 @@ def dvh_folder(
         Compare with the planning system's DVHs stored in the RTDOSE.
     end_cap : {"auto", "slab", "none"}
         End-cap convention (``auto``: the one matching the planning system's DVHs).
+    bin_point : {"auto", "lower", "centre"}
+        Where a cumulative volume of the planning system's DVHs sits in its dose bin
+        (:func:`rtplan.dvh.embedded.choose_bin_point`); used by ``auto`` end caps and the
+        comparison.
     outside_tolerance : OutsideTolerance
         Structure volume allowed outside the dose grid with dose metrics still computed.
     fraction_dose : {"per_fraction", "group_total"}
@@ -150,12 +155,14 @@ def dvh_folder(
     # auto matches every usable structure, so a structure's DVH does not depend on which
     # others were asked for
     matched = _usable(ss) if structures and dose.embedded_dvhs else chosen
-    cap = choose_end_cap(end_cap, matched, dose.embedded_dvhs)
+    point = choose_bin_point(bin_point, dose.embedded_dvhs, rx)
+    cap = choose_end_cap(end_cap, matched, dose.embedded_dvhs, prescription_gy=rx,
+                         point=point.used)  # fmt: skip
     dvhs, rows = _compute(ss, chosen, dose, cap.used, rx, outside_tolerance, parsed, threads)
     unassigned = () if structures else ss.unassigned
     rows += _unused_rows(ss, broken, empty, metrics) + _unassigned_rows(unassigned, metrics)
     comparison = (
-        _compare(dose, chosen, dvhs, rx, ss.empty_names if not structures else [])
+        _compare(dose, chosen, dvhs, rx, ss.empty_names if not structures else [], point.used)
         if compare_embedded
         else None
     )
@@ -173,7 +180,8 @@ def dvh_folder(
             "max_gy": float(dose.max_gy),
         },
         "prescription_gy": rx,
-        "conventions": _conventions(dvhs, cap, outside_tolerance),
+        "conventions": _conventions(dvhs, cap, outside_tolerance)
+        | ({"embedded_bin_point": point.as_dict()} if dose.embedded_dvhs else {}),
         "notes": notes,
         "structures": rows,
     }
@@ -412,22 +420,26 @@ def _isodose_volume(ss, dose, field, end_cap, dvhs):
     return dvh.volume_at_dose_cc
 
 
-def _compare(dose, structures, dvhs, rx, empty_names):
-    """rtplan against the planning system's DVHs, per structure (:mod:`rtplan.dvh.embedded`);
-    structures without an embedded DVH are listed with a note."""
+def _compare(dose, structures, dvhs, rx, empty_names, point):
+    """rtplan against the planning system's DVHs, per structure (:mod:`rtplan.dvh.embedded`;
+    ``point``: where the curves' volumes sit in their bins); structures without an embedded
+    DVH are listed with a note."""
     by_number = {e.roi_number: e for e in dose.embedded_dvhs}
     out = []
     for s in structures:
-        c = compare_embedded(dvhs[s.name], by_number.get(s.number), prescription_gy=rx)
+        e = by_number.get(s.number)
+        c = compare_embedded(dvhs[s.name], e, prescription_gy=rx, point=point)
         out.append(
             {
                 "name": s.name,
+                "like_for_like": c.like_for_like,
                 "metrics": {
                     m.metric: {
                         "rtplan": _num(m.rtplan),
                         "planning_system": _num(m.planning_system),
                         "difference": _num(m.difference),
                         "difference_pct": _num(m.difference_pct),
+                        "difference_volume_points": _num(m.volume_points),
                     }
                     for m in c.metrics
                 },
@@ -435,7 +447,8 @@ def _compare(dose, structures, dvhs, rx, empty_names):
             }
         )
     for name in empty_names:
-        out.append({"name": name, "metrics": {}, "notes": ["empty structure: not compared"]})
+        out.append({"name": name, "like_for_like": None, "metrics": {},
+                    "notes": ["empty structure: not compared"]})  # fmt: skip
     return out
 
 
