@@ -373,6 +373,18 @@ def _check_range(number, keyword, path, what, minimum, maximum, above):
         raise _fail(keyword, path, what, f"is above the allowed maximum {maximum:g}", number)
 
 
+def _single_or_default(ds: Dataset, keyword: str, path: object, what: str, default):
+    """``(True, value)`` of a present single-valued attribute, ``(False, default)`` when it
+    is absent or empty; an error when absent without a default or when it has several
+    values."""
+    value = value_of(ds, keyword, path, what)
+    if value is None:
+        if default is _MISSING:
+            raise _missing(keyword, path, what)
+        return False, default
+    return True, _single(value, keyword, path, what)
+
+
 def int_value(
     ds: Dataset,
     keyword: str,
@@ -392,12 +404,9 @@ def int_value(
     """
     number = _plain_int(ds, keyword)
     if number is None:
-        value = value_of(ds, keyword, path, what)
-        if value is None:
-            if default is _MISSING:
-                raise _missing(keyword, path, what)
-            return default
-        value = _single(value, keyword, path, what)
+        found, value = _single_or_default(ds, keyword, path, what, default)
+        if not found:
+            return value
         try:
             number = float(str(value).strip()) if not isinstance(value, int) else value
             if not math.isfinite(number) or number != int(number):
@@ -427,12 +436,9 @@ def float_value(
     greater than ``above``): a :class:`~rtplan.errors.DicomReadError` naming the file,
     the element and the value.
     """
-    value = value_of(ds, keyword, path, what)
-    if value is None:
-        if default is _MISSING:
-            raise _missing(keyword, path, what)
-        return default
-    value = _single(value, keyword, path, what)
+    found, value = _single_or_default(ds, keyword, path, what, default)
+    if not found:
+        return value
     try:
         number = float(str(value).strip()) if isinstance(value, str | bytes) else float(value)
     except (TypeError, ValueError, OverflowError):

@@ -9,24 +9,19 @@ report module (``rtplan dvh`` uses :mod:`rtplan.report.dvh`) does not import the
 reports and their dependencies.
 """
 
-from importlib import import_module
+import rtplan
 
-#: Exported name -> the module defining it.
+#: Exported name -> the submodule defining it.
 _EXPORTS = {
-    "PatientError": "rtplan.report.records",
-    "exit_code": "rtplan.report.records",
-    "overall_status": "rtplan.report.records",
-    "to_csv": "rtplan.report.formats",
-    "to_html": "rtplan.report.html_page",
-    "to_json": "rtplan.report.formats",
-    "to_junit_xml": "rtplan.report.formats",
-    "to_text": "rtplan.report.formats",
+    "PatientError": "records",
+    "exit_code": "records",
+    "overall_status": "records",
+    "to_csv": "formats",
+    "to_html": "html_page",
+    "to_json": "formats",
+    "to_junit_xml": "formats",
+    "to_text": "formats",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = rtplan.lazy_exports(__name__, _EXPORTS)

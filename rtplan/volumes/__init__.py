@@ -20,7 +20,7 @@ numba (:mod:`~rtplan.volumes.kernel_build`, first thing in ``rtplan expand`` and
 volumes``) does not load them.
 """
 
-import importlib
+import rtplan
 
 #: public name -> the submodule defining it
 _WHERE = {
@@ -43,7 +43,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"rtplan.volumes.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'rtplan.volumes' has no attribute '{name}'")
+__getattr__ = rtplan.lazy_exports(__name__, _WHERE)
