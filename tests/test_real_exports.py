@@ -15,6 +15,7 @@ checked here voxel by voxel), and a brute-force mean of the dose voxels inside t
 
 from __future__ import annotations
 
+import csv
 import json
 import lzma
 from pathlib import Path
@@ -453,3 +454,28 @@ def test_one_warning_for_contours_off_the_single_ct_slice(breast, capsys):
     assert len(lines) == 1, out.err
     assert f"of {len(drawn)} structure(s) not on a CT slice: " in lines[0]
     assert all(f"'{n}'" in lines[0] for n in drawn[:5]) and "and 4 more" in lines[0]
+
+
+def test_bin_point_forced_and_the_csv_columns(breast, tmp_path, capsys):
+    # --embedded-bin-point lower: the first volume is taken as the BODY's (13944 cc, the
+    # raw file's first value), 5 % less than its contours: flagged not like-for-like
+    out_csv = tmp_path / "compare.csv"
+    code, out = _run(capsys, ["dvh", str(breast), "--compare-embedded", "--embedded-bin-point",
+                              "lower", "--csv", str(out_csv)])  # fmt: skip
+    assert code == 0, out.err
+    assert "planning-system curve points: lower of each bin\n" in out.out
+    ds = pydicom.dcmread(breast / "rtdose.dcm", stop_before_pixels=True)
+    (body_item,) = [
+        d for d in ds.DVHSequence if d.DVHReferencedROISequence[0].ReferencedROINumber == 1
+    ]
+    with open(out_csv, newline="") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    body = rows["BODY"]
+    assert float(body["volume_cc planning system"]) == pytest.approx(float(body_item.DVHData[1]))
+    assert body["like for like"] == "no" and "not like-for-like" in body["comparison notes"]
+    assert rows["Breast"]["like for like"] == "yes" and rows["Areola"]["like for like"] == ""
+    # D<v>% columns carry the difference in volume %-points; other metrics do not
+    assert (
+        "D50% difference volume %-points" in body and "Dmean difference volume %-points" not in body
+    )
+    assert float(rows["Heart"]["D50% difference volume %-points"]) != 0
