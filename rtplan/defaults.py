@@ -13,7 +13,7 @@ DEFAULT_END_CAP = "auto"
 #: Where a cumulative volume of the planning system's DVHs sits in its bin
 #: (``rtplan dvh --embedded-bin-point``): ``auto`` takes the one the header mean doses match
 #: (:func:`rtplan.dvh.embedded.choose_bin_point`).
-BIN_POINT_MODES = ("auto", "lower", "centre")
+BIN_POINT_MODES = ("auto", "lower", "centre", "upper")
 DEFAULT_BIN_POINT = "auto"
 #: Metrics of ``rtplan dvh`` when none are asked for (:mod:`rtplan.dvh.compute`).
 DEFAULT_METRICS = ("Dmean", "Dmin", "Dmax", "D0.03cc", "D98%", "D95%", "D50%", "D2%")

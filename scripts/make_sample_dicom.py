@@ -544,8 +544,8 @@ def brute_force_dvh(structure: Structure, dose: np.ndarray, dose_grid: Grid, roi
     sub-planes do not repeat; even-odd inside test (matplotlib); dose by trilinear
     interpolation.  The samples of a plane share its exact area x slab thickness (even-odd
     polygon area), so the total is the contour volume.  Bins of ``DVH_BIN_GY``; volume
-    ``V_n`` (cc) is the volume receiving at least the upper edge of bin ``n`` (how rtplan's
-    reader reads DVHData).
+    ``V_n`` (cc) is the volume receiving at least the upper edge of bin ``n`` (the bin point
+    ``upper`` of :mod:`rtplan.dvh.embedded`, which ``auto`` recognises from DVHMeanDose).
     """
     step, subplanes = 0.5, 4
     t = structure.slab_thickness_mm

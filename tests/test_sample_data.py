@@ -251,3 +251,17 @@ def test_regeneration_reproduces_the_committed_files(tmp_path):
                 assert s_new[roi][0].volume_cc == pytest.approx(structure.volume_cc, rel=1e-3), roi
         else:
             assert new.RTPlanLabel == old.RTPlanLabel
+
+
+def test_compare_embedded_recognises_the_upper_bin_point(patient):
+    # the generator writes V_n as the volume receiving at least the upper edge of bin n
+    # (brute_force_dvh): read with the bin point auto finds from DVHMeanDose, the header means
+    # sit on the curves (0 bins), a bin away when read at the lower edges
+    from rtplan.dvh.embedded import choose_bin_point
+    from rtplan.io.rtdose import read_rtdose
+
+    embedded = read_rtdose(patient["folder"] / "RD.dose.dcm").embedded_dvhs
+    choice = choose_bin_point("auto", embedded)
+    assert choice.used == "upper"
+    assert choice.scores["upper"] < 0.05 and choice.scores["lower"] > 0.9
+    assert choice.structures == len(patient["spec"]["embedded_dvhs"])

@@ -96,7 +96,8 @@ def add_parser(subparsers) -> None:
         choices=BIN_POINT_MODES,
         default=DEFAULT_BIN_POINT,
         help="where a cumulative volume of the planning system's DVHs sits in its dose bin: "
-        "lower (edge), centre, auto (the one the DVHs' mean doses match; else lower). "
+        "lower (edge), centre, upper (edge), auto (the one the DVHs' mean doses match; "
+        "else lower). "
         "Default: %(default)s",
     )
     p.add_argument(

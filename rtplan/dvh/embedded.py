@@ -24,10 +24,13 @@ Bins
         ``(x_0, V_0)`` (``V = (I + x_0 V_0 / 2) / (Dmean - x_0 / 2)``, ``I`` the area under
         the curve above ``x_0``; kept when it lies in ``[V_0, 2 V_0 - V_1]``, the range the
         first two points allow), else ``V_0`` with a note.
+    ``upper``
+        ``x_n = up_n`` (rtplan's own sample data, ``scripts/make_sample_dicom.py``); the
+        volume below ``x_0`` as for ``centre``.
     ``auto`` (:func:`choose_bin_point`)
-        ``centre`` when the header DVHMeanDose of the curves that start flat agree with it
-        (median within :data:`BIN_POINT_MATCH` of a bin) and not with ``lower``; else
-        ``lower``.
+        the point whose curve means the header DVHMeanDose of the curves that start flat
+        agree with (median within :data:`BIN_POINT_MATCH` of a bin) when ``lower``'s do
+        not; else ``lower``.
 Dose units
     GY and CGY are absolute; PERCENT (DICOM RELATIVE) is in % of the prescription, which
     is then needed (the plan's TargetPrescriptionDose).
@@ -70,7 +73,7 @@ EXPLAIN_ABOVE_PCT = 0.5
 #: of a structure not like-for-like (they are of different volumes): flagged and noted.
 LIKE_FOR_LIKE_VOLUME_PCT = 1.0
 #: Where a cumulative volume sits in its bin (fraction of the bin width from its lower edge).
-BIN_POINTS = {"lower": 0.0, "centre": 0.5}
+BIN_POINTS = {"lower": 0.0, "centre": 0.5, "upper": 1.0}
 #: ``auto`` takes a bin point when the header means lie within this many bin widths of the
 #: curve's means read with it (median over the structures) and not with the other.
 BIN_POINT_MATCH = 0.25
@@ -517,8 +520,8 @@ def choose_bin_point(requested: str, embedded, prescription_gy: float | None = N
     ``auto`` uses the cumulative curves that start flat (their volume is the structure's
     under every point) and state DVHMeanDose: for each point, the median over them of
     ``|DVHMeanDose - curve mean| / first bin width`` (the header read as stated or as % of
-    the prescription, whichever is nearer); ``centre`` when its median is within
-    :data:`BIN_POINT_MATCH` and ``lower``'s is not, else ``lower``.
+    the prescription, whichever is nearer); the point with the smallest median when it is
+    within :data:`BIN_POINT_MATCH` and ``lower``'s is not, else ``lower``.
 
     Examples
     --------
@@ -555,5 +558,6 @@ def choose_bin_point(requested: str, embedded, prescription_gy: float | None = N
     if not n:
         return BinPointChoice("auto", "lower")
     scores = {p: float(np.median(d)) for p, d in distances.items()}
-    used = "centre" if scores["centre"] <= BIN_POINT_MATCH < scores["lower"] else "lower"
+    best = min(scores, key=scores.get)
+    used = best if scores[best] <= BIN_POINT_MATCH < scores["lower"] else "lower"
     return BinPointChoice("auto", used, scores, n)
