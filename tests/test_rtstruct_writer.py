@@ -12,7 +12,7 @@ import pytest
 from conftest import dciodvfy
 
 from rtplan.contouring import edges_meet, structure_from_mask
-from rtplan.errors import ContourError, GeometryError, InputError
+from rtplan.errors import ContourError, GeometryError, InputError, RtplanError
 from rtplan.io.ct import read_ct_series
 from rtplan.io.rtstruct import read_rtstruct
 from rtplan.io.rtstruct_writer import MAX_ELEMENT_BYTES, rtstruct_dataset, write_rtstruct
@@ -247,6 +247,26 @@ def test_copying_rois_never_modifies_the_input(tmp_path):
     with pytest.raises(InputError):
         rtstruct_dataset([body2], image, header, copy_rois_from=first)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
+
+
+def test_a_copied_element_with_a_corrupt_vr_is_refused_not_written(tmp_path):
+    # the reader never reads ROIGenerationAlgorithm, the copy would carry its VR 'ZZ' out
+    # into a file that no DICOM reader accepts: refused with one line, nothing written
+    image, header = _ct(tmp_path)
+    masks = _shapes(image.grid)
+    body = structure_from_mask(masks["Box"], image.grid, "BODY", interpreted_type="EXTERNAL")
+    first = write_rtstruct(tmp_path / "ct", [body], image, header)
+    corrupt = tmp_path / "corrupt.dcm"
+    raw = first.read_bytes()
+    assert raw.count(b"\x06\x30\x36\x00CS") == 1
+    corrupt.write_bytes(raw.replace(b"\x06\x30\x36\x00CS", b"\x06\x30\x36\x00ZZ"))
+    gtv = structure_from_mask(masks["Sphere_big"], image.grid, "GTV", interpreted_type="GTV")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RtplanError, match="ZZ") as err:
+        write_rtstruct(out, [gtv], image, header, copy_rois_from=corrupt)
+    assert "\n" not in str(err.value)
+    assert list(out.iterdir()) == []
 
 
 def test_output_name_is_sanitised_and_write_is_atomic(tmp_path):

@@ -320,6 +320,9 @@ def write_rtstruct(
 
 # ---------------------------------------------------------------------------- helpers
 _TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "UC", "PN")
+#: The VRs of the standard: a copied element with another (a corrupt file) is decoded, which
+#: fails with a one-line error instead of writing the corrupt element out.
+_KNOWN_VRS = frozenset(vr.value for vr in pydicom.valuerep.VR)
 
 
 def _dictionary_vr(tag) -> str | None:
@@ -343,8 +346,8 @@ def _character_set(ds: Dataset) -> str:
         # the contour data (decoding every copied ContourData cost ~0.8 s per written file)
         for raw in item.elements():
             vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(raw.tag)
-            if vr not in _TEXT_VRS and vr != "SQ":
-                continue
+            if vr not in _TEXT_VRS and vr != "SQ" and vr in _KNOWN_VRS:
+                continue  # an unknown (corrupt) VR is decoded below, which raises
             elem = item[raw.tag]
             if elem.VR == "SQ":
                 if not all(fits(sub) for sub in elem.value):
