@@ -102,6 +102,8 @@ def main(argv=None) -> int:
         return 2
     ent = pwd.getpwnam(args.user)
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min)")
+    # a PYTHONPATH (a checkout's) would make pip see rtplan as installed and skip the wheel
+    os.environ.pop("PYTHONPATH", None)
     tmp = Path(tempfile.mkdtemp(prefix="rtplan-install-"))
     try:
         tmp.chmod(0o755)
