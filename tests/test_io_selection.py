@@ -344,6 +344,36 @@ verification = "not verified"
 """
 
 
+def test_agree_named_patient_in_a_folder_of_patient_folders(tmp_path, capsys):
+    # a folder of two patient folders: --patient-id compares that patient's observers only,
+    # the other folder is not a failure (it was "skipped", exit 1); truth: a hand count,
+    # obs2 is obs1 shifted by 2 of its 20 voxels in x (Dice 0.9)
+    import csv
+
+    from rtplan.cli import main
+    from rtplan.grid import Grid
+    from rtplan.testing.agreement_phantoms import Ellipsoid, write_observer_patient
+
+    ct = Grid(shape=(12, 40, 40), origin_mm=(-20.0, -20.0, 0.0), spacing_mm=(2.5, 1.0, 1.0))
+
+    def box(dx=0.0):
+        return [Ellipsoid("GTV", (0.5 + dx, 0.5, 12.5), (10.0, 5.0, 6.0), "GTV", box=True)]
+
+    observers = {"obs1": box(), "obs2": box(dx=2.0)}
+    write_observer_patient(tmp_path / "cohort" / "a", "P01", {"obs1": box(), "obs2": box(4.0)},
+                           ct_grid=ct)  # fmt: skip
+    write_observer_patient(tmp_path / "cohort" / "b", "P02", observers, ct_grid=ct)
+    table = tmp_path / "agree.csv"
+    argv = ["agree", str(tmp_path / "cohort"), "--jobs", "1", "--csv", str(table)]
+    assert main([*argv, "--patient-id", "P02"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    with open(table, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["patient"] == "P02" and float(row["dice"]) == pytest.approx(0.9)
+    assert main([*argv, "--patient-id", "P09"]) == 2
+    assert "no patient 'P09'" in capsys.readouterr().err
+
+
 def test_check_and_dvh_on_a_folder_with_two_plans(tmp_path, capsys):
     # the layout issue 11 could not check at all: refused with the candidates and the option
     # that exists, then each plan checked against its own dose (PLAN2's is 0.9 x the first)

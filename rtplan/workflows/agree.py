@@ -428,7 +428,8 @@ def run_cohort(
     Parameters
     ----------
     paths : sequence of path
-        Patient folders or folders of patient folders (:func:`find_patients`).
+        Patient folders or folders of patient folders (:func:`find_patients`); with
+        ``options.patient_id``, folders holding that patient anywhere below them.
     options : AgreementOptions
         What to compare.
     jobs : int, optional
@@ -458,7 +459,10 @@ def run_cohort(
         line naming it and the closest names present.
     """
     options = options or AgreementOptions()
-    folders = absolute_paths([f for p in paths for f in find_patients(p)])
+    # a named patient is searched for in the whole of each path, not folder by folder
+    # (where every other patient's folder would fail as "no patient")
+    named = options.patient_id is not None
+    folders = absolute_paths([f for p in paths for f in ([p] if named else find_patients(p))])
     rows, failures, notes, read = [], [], [], []
     outcomes = run_each(_run_folder, folders, jobs=jobs, scheduler=scheduler,
                         timeout_s=timeout_s, progress=progress, options=options)  # fmt: skip
