@@ -309,11 +309,12 @@ def _prescription_notes(protocol: Protocol, p: TargetPrescription) -> list[str]:
     return []
 
 
-def _dose_basis(c, alpha_beta: float | None, frac: Fractionation, pres):
+def _dose_basis(c, alpha_beta: float | None, frac: Fractionation, pres, kind: str):
     """How a constraint's doses are judged (the EQD2 policy of the module docstring):
-    ``(alpha_beta or None for physical dose, limit-dose converter or None, basis label)``."""
+    ``(alpha_beta or None for the dose as read, limit-dose converter or None, basis
+    label)``; ``kind`` is the dose's (:attr:`rtplan.dose.Dose.kind`, e.g. "physical")."""
     if not c.is_absolute:
-        return None, None, "physical"
+        return None, None, kind
     ab_text = f"EQD2, α/β {format_number(alpha_beta)} Gy" if alpha_beta is not None else ""
     if c.dose_basis == "eqd2":
         return alpha_beta, None, f"{ab_text}, limits in EQD2"
@@ -326,7 +327,7 @@ def _dose_basis(c, alpha_beta: float | None, frac: Fractionation, pres):
             return eqd2(x, _n, alpha_beta_gy=_ab)
 
         return alpha_beta, to_basis, f"{ab_text}, limits of {reference} fx"
-    return None, None, "physical"
+    return None, None, kind
 
 
 def _within(value: float, low: float, high: float | None) -> bool:
@@ -645,7 +646,8 @@ def _judge(c, protocol, matches, unbuilt, prescriptions, frac, dvh_of) -> list[C
         and not _within(target.plan_gy, target.protocol_gy, None)
         else None
     )
-    alpha_beta, to_basis, basis = _dose_basis(c, role.alpha_beta_gy, frac, pres)
+    kind = dvh_of.doses[None].kind
+    alpha_beta, to_basis, basis = _dose_basis(c, role.alpha_beta_gy, frac, pres, kind)
     results = []
     for name in match.structures:
         results.append(
@@ -664,7 +666,7 @@ def _judge(c, protocol, matches, unbuilt, prescriptions, frac, dvh_of) -> list[C
                 dvh_of(name, None),
                 structure_name=name,
                 prescription_gy=rx_protocol,
-                basis=f"physical, protocol Rx {format_number(rx_protocol)} Gy",
+                basis=f"{kind}, protocol Rx {format_number(rx_protocol)} Gy",
             )
             results.append(dataclasses.replace(second, protocol_rx=True))
     seconds = (time.perf_counter() - started) / max(1, len(results))

@@ -272,8 +272,8 @@ def evaluate_constraint(
         ``x`` of ``V<x>Gy`` and to dose limits of absolute-dose constraints.  Identity when
         omitted; never applied to prescription-relative constraints.
     basis : str
-        Label of the evaluation basis, for the report (``"physical"``,
-        ``"EQD2, α/β 3 Gy, limits of 25 fx"``).
+        Label of the evaluation basis, for the report (``"physical"``, ``"RBE-weighted"``
+        for an EFFECTIVE dose, ``"EQD2, α/β 3 Gy, limits of 25 fx"``).
 
     Returns
     -------
@@ -295,9 +295,9 @@ def evaluate_constraint(
     name = dvh.name if structure_name is None else structure_name
     m = constraint.parsed_metric
     to_basis = dose_to_basis if dose_to_basis is not None else (lambda x: x)
-    if not constraint.is_absolute:  # judged on physical dose; the label may name the Rx
+    if not constraint.is_absolute:  # judged on the dose as read; the label may name the Rx
         to_basis = lambda x: x  # noqa: E731
-        basis = basis if basis.startswith("physical") else "physical"
+        basis = "physical" if basis.startswith("EQD2") else basis
     query = constraint.metric
     if m.kind == "vgy":
         query = f"V{format_number(to_basis(m.number))}Gy" + ("%" if m.unit == "%" else "")

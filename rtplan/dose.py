@@ -80,6 +80,22 @@ class Dose:
             )
 
     @property
+    def kind(self) -> str:
+        """How the values are to be read, for reports: ``"physical"`` (DoseType PHYSICAL),
+        ``"RBE-weighted"`` (EFFECTIVE: physical dose times the RBE, Gy(RBE)), otherwise the
+        DoseType in lower case.
+
+        >>> import numpy as np
+        >>> from rtplan.grid import Grid
+        >>> grid = Grid((1, 1, 1), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        >>> Dose(np.zeros((1, 1, 1)), grid, dose_type="EFFECTIVE").kind
+        'RBE-weighted'
+        """
+        return {"PHYSICAL": "physical", "EFFECTIVE": "RBE-weighted"}.get(
+            self.dose_type, self.dose_type.lower()
+        )
+
+    @property
     def max_gy(self) -> float:
         """Largest dose value on the grid (Gy)."""
         return float(np.max(self.values_gy))

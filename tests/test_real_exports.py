@@ -238,6 +238,33 @@ def test_every_real_export_info_dvh_and_a_check_verdict(name, request, capsys):
     assert verdicts and set(verdicts) <= {"pass", "fail", "acceptable"}, verdicts
 
 
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_the_dose_type_of_the_file_is_stated(name, request, capsys):
+    """A proton export's EFFECTIVE (RBE-weighted) dose is not called physical: dvh states
+    the DoseType the chosen RTDOSE carries (read here with pydicom), check's basis names it."""
+    data, options = EXPORTS[name]
+    folder = request.getfixturevalue("export" if data == DATA else "breast")
+    code, out = _run(capsys, ["dvh", str(folder), "--json", *options])
+    assert code == 0, out.err
+    dose = json.loads(out.out)["dose"]
+    dose_type = pydicom.dcmread(dose["source"], stop_before_pixels=True).DoseType
+    kind = {"PHYSICAL": "physical", "EFFECTIVE": "RBE-weighted"}[dose_type]
+    assert (dose["dose_type"], dose["kind"]) == (dose_type, kind)
+    code, out = _run(capsys, ["dvh", str(folder), *options])
+    assert (f", RBE-weighted (DoseType {dose_type}))" in out.out) == (dose_type == "EFFECTIVE")
+    argv = ["check", str(folder), "--protocol", str(data / "protocol.toml"),
+            "--map", str(data / "mapping.toml"), "--json", *options]  # fmt: skip
+    code, out = _run(capsys, argv)
+    assert code in (0, 1), out.err
+    bases = {
+        c["basis"].split(",")[0] for p in json.loads(out.out)["patients"] for c in p["constraints"]
+    }
+    assert bases == {kind}
+    code, out = _run(capsys, ["info", str(folder)])
+    assert code == 0, out.err
+    assert (f"Dose PLAN {dose_type}" in out.out) == (dose_type == "EFFECTIVE")
+
+
 def _planning_system_curves(rtdose: Path, rx_gy: float = 14.0) -> dict:
     """ROI number -> (volume cc, (lowest, highest) Dmean Gy, D50% Gy, curve, header Dmean Gy)
     from the raw DVHData (cumulative, GY, CM3; header statistics in % of the 14 Gy

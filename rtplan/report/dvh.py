@@ -38,7 +38,9 @@ def to_text(report: dict, metrics) -> str:
         lines.append(" ".join(cells))
     rx = report["prescription_gy"]
     lines.append(
-        f"dose: {report['dose']['source']} (max {report['dose']['max_gy']:.3f} Gy)"
+        f"dose: {report['dose']['source']} (max {report['dose']['max_gy']:.3f} Gy"
+        + _kind(report["dose"])
+        + ")"
         + ("" if rx is None else f"; prescription {rx:g} Gy")
     )
     lines.append(_end_cap_line(report["conventions"]))
@@ -132,3 +134,9 @@ def _comparison_cells(c: dict | None) -> list:
 def _by_volume(metric: str) -> bool:
     """``D<v>%`` metrics also get their difference in volume %-points."""
     return metric.startswith("D") and metric.endswith("%")
+
+
+def _kind(dose: dict) -> str:
+    """``", RBE-weighted (DoseType EFFECTIVE)"``; nothing for a physical dose."""
+    kind = dose.get("kind", "physical")
+    return "" if kind == "physical" else f", {kind} (DoseType {dose['dose_type']})"

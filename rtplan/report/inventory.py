@@ -49,7 +49,8 @@ def _frame_lines(f: dict) -> list[str]:
     for d in f["doses"]:
         scale = f", x {d['fraction_scaling']} fractions" if d["fraction_scaling"] != 1 else ""
         top = "max -" if d["max_gy"] is None else f"max {d['max_gy']:.2f} Gy"
-        lines.append(f"    Dose {d['summation_type']}{scale}: {top}; {_grid(d['grid'])}")
+        kind = "" if d["dose_type"] in ("", "PHYSICAL") else f" {d['dose_type']}"
+        lines.append(f"    Dose {d['summation_type']}{kind}{scale}: {top}; {_grid(d['grid'])}")
         lines += [f"      warning: {w}" for w in d["warnings"]]
     return lines
 

@@ -177,6 +177,8 @@ def dvh_folder(
         "dose": {
             "source": dose.source,
             "summation_type": dose.summation_type,
+            "dose_type": dose.dose_type,
+            "kind": dose.kind,
             "max_gy": float(dose.max_gy),
         },
         "prescription_gy": rx,
