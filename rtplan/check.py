@@ -499,7 +499,7 @@ def check_plan(
     schedule = _schedule(protocol, prescriptions, matches, frac)
     if not strict:
         notes += _relaxed_notes(protocol, results, schedule)
-    _check_plausible(dose, prescriptions, matches, dvh_of)
+    _check_plausible(dose, plan, prescriptions, matches, dvh_of)
     return PlanCheck(
         protocol=protocol,
         patient=patient,
@@ -705,10 +705,11 @@ MAX_DOSE_OVER_PRESCRIPTION = 2.0
 MAX_TARGET_D95_PCT = 150.0
 
 
-def _check_plausible(dose: Dose, prescriptions, matches, dvh_of) -> None:
+def _check_plausible(dose: Dose, plan: Plan | None, prescriptions, matches, dvh_of) -> None:
     """Plausibility guards (docs/protocols.md): raise an :class:`InputError` for a dose no
     check may pass: negative doses, a maximum above :data:`MAX_DOSE_OVER_PRESCRIPTION` x the
-    highest prescription, a target D95% above :data:`MAX_TARGET_D95_PCT` % of its own."""
+    highest prescription (not for brachytherapy: next to a source the dose is tens of times
+    the prescription), a target D95% above :data:`MAX_TARGET_D95_PCT` % of its own."""
     values = dose.values_gy
     if values.size and float(values.min()) < 0:
         raise InputError(
@@ -717,7 +718,8 @@ def _check_plausible(dose: Dose, prescriptions, matches, dvh_of) -> None:
         )
     rx_top = max((p.used_gy for p in prescriptions.values() if p.used_gy), default=None)
     top = float(dose.max_gy)
-    if rx_top and top > MAX_DOSE_OVER_PRESCRIPTION * rx_top:
+    brachy = (plan is not None and plan.brachytherapy) or dose.summation_type.startswith("BRACHY")
+    if rx_top and not brachy and top > MAX_DOSE_OVER_PRESCRIPTION * rx_top:
         raise InputError(
             f"dose maximum {top:.4g} Gy is {top / rx_top:.1f} x the {rx_top:g} Gy prescription "
             f"(plausible up to {MAX_DOSE_OVER_PRESCRIPTION:g} x): check DoseGridScaling and "

@@ -60,6 +60,8 @@ class Plan:
     series_instance_uid: str = ""
     study_instance_uid: str = ""
     patient_id: str = ""
+    #: A brachytherapy plan (BrachyTreatmentTechnique or ApplicationSetupSequence present).
+    brachytherapy: bool = False
 
     @property
     def fractions(self) -> int:

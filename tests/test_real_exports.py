@@ -26,6 +26,7 @@ import pytest
 
 from rtplan.cli import main
 from rtplan.io import load_plan_folder
+from rtplan.testing.synthetic import write_phantom_patient
 
 DATA = Path(__file__).parent / "data" / "dcpt_let_plan03"
 BREAST = Path(__file__).parent / "data" / "dicompyler_core_example"
@@ -263,6 +264,45 @@ def test_the_dose_type_of_the_file_is_stated(name, request, capsys):
     code, out = _run(capsys, ["info", str(folder)])
     assert code == 0, out.err
     assert (f"Dose PLAN {dose_type}" in out.out) == (dose_type == "EFFECTIVE")
+
+
+def _hot_spot_next_to_a_source(phantom, brachytherapy: bool) -> None:
+    """The layout of a brachytherapy export (Varian ARIA HDR, brachify/brachify): a dose
+    maximum of 70 x the prescription at one voxel of the BODY outside the target (next to a
+    dwell position), and an RTPLAN with the brachytherapy modules' treatment technique and
+    type; ``brachytherapy=False`` leaves the plan an external-beam one."""
+    ds = pydicom.dcmread(phantom.dose_paths[0])
+    gy = ds.pixel_array * float(ds.DoseGridScaling)
+    gy[0, 16, 16] = 70 * phantom.prescription_gy  # slice 0: BODY, below the PTV's slices
+    scale = float(gy.max()) / 65535
+    ds.PixelData = np.round(gy / scale).astype("<u2").tobytes()
+    ds.DoseGridScaling = f"{scale:.10g}"
+    ds.save_as(phantom.dose_paths[0])
+    if brachytherapy:
+        plan = pydicom.dcmread(phantom.plan_path)
+        plan.BrachyTreatmentTechnique, plan.BrachyTreatmentType = "INTERSTITIAL", "HDR"
+        plan.save_as(phantom.plan_path)
+
+
+@pytest.mark.parametrize("brachytherapy", [True, False])
+def test_brachytherapy_hot_spot_at_a_source_is_judged(tmp_path, capsys, brachytherapy):
+    """A brachytherapy dose is tens of times the prescription next to its sources (the
+    brachify HDR exports: 394.8 Gy for 5.5 Gy, 71.8 x): check judges it (the target D95%
+    guard still catches a wrong scaling) instead of refusing it as implausible; the same
+    dose with an external-beam plan is still refused with one line."""
+    phantom = write_phantom_patient(tmp_path / "p", fractions=1, prescription_gy=2.0)
+    _hot_spot_next_to_a_source(phantom, brachytherapy)
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[structures]\nptv = "PTV"\n')
+    argv = ["check", str(phantom.folder), "--protocol", str(DATA / "protocol.toml"),
+            "--map", str(mapping)]  # fmt: skip
+    code, out = _run(capsys, argv)
+    if brachytherapy:
+        assert code in (0, 1), out.err
+        assert "PTV" in out.out and "D95%Rx" in out.out
+    else:
+        assert code == 2
+        assert out.err.count("\n") == 1 and "70.0 x the 2 Gy prescription" in out.err
 
 
 def _planning_system_curves(rtdose: Path, rx_gy: float = 14.0) -> dict:

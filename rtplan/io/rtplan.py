@@ -142,4 +142,5 @@ def _plan_from_dataset(ds: Dataset, path: Path) -> Plan:
         series_instance_uid=text(ds, "SeriesInstanceUID", "", path),
         study_instance_uid=text(ds, "StudyInstanceUID", "", path),
         patient_id=text(ds, "PatientID", "", path),
+        brachytherapy="BrachyTreatmentTechnique" in ds or "ApplicationSetupSequence" in ds,
     )
