@@ -3,6 +3,8 @@
 * ``dcpt_let_plan03``: RayStation 14 proton plan of the DCPT water phantom with its PLAN dose
   and both BEAM doses; the RTPLAN carries another PatientID than the structure set and doses
   it is tied to by UID;
+* ``dcpt_let_plan06``: RayStation 14 one-field proton plan whose only dose is the BEAM dose
+  of that field (EFFECTIVE, RBE-weighted); its structure set is written by the test;
 * ``dicompyler_core_example``: a Varian photon breast boost plan whose RTDOSE carries the
   planning system's DVHs (header Dmean/Dmax in % of the prescription, an empty ROI, a BODY
   a hair outside the dose grid with the slab end cap).
@@ -26,9 +28,15 @@ import pytest
 
 from rtplan.cli import main
 from rtplan.io import load_plan_folder
-from rtplan.testing.synthetic import write_phantom_patient
+from rtplan.testing.synthetic import (
+    SyntheticROI,
+    rtstruct_dataset_from_contours,
+    write_datasets,
+    write_phantom_patient,
+)
 
 DATA = Path(__file__).parent / "data" / "dcpt_let_plan03"
+ONE_FIELD = Path(__file__).parent / "data" / "dcpt_let_plan06"
 BREAST = Path(__file__).parent / "data" / "dicompyler_core_example"
 PLAN_DOSE = "RD1.2.752.243.1.1.20250523160113556.3000.73252.dcm"
 BEAM_DOSES = (
@@ -215,13 +223,17 @@ def test_empty_roi_in_the_export_fatal_only_when_the_protocol_needs_it(export, t
 # and mapping reaches a verdict. The phantom's RTPLAN is tied by UID to its dose but carries
 # another PatientID and PatientName: dvh and check refuse that by default (a wrong-patient
 # risk, test above) and run with --mixed-patients, the documented option for phantoms.
-EXPORTS = {"dcpt_let_plan03": (DATA, ["--mixed-patients"]), "dicompyler_core_example": (BREAST, [])}
+EXPORTS = {
+    "dcpt_let_plan03": (DATA, ["--mixed-patients"], "export"),
+    "dcpt_let_plan06": (ONE_FIELD, [], "one_field"),
+    "dicompyler_core_example": (BREAST, [], "breast"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPORTS))
 def test_every_real_export_info_dvh_and_a_check_verdict(name, request, capsys):
-    data, options = EXPORTS[name]
-    folder = request.getfixturevalue("export" if data == DATA else "breast")
+    data, options, fixture = EXPORTS[name]
+    folder = request.getfixturevalue(fixture)
     code, out = _run(capsys, ["info", str(folder)])
     assert code == 0, out.err
     code, out = _run(capsys, ["dvh", str(folder), "--json", *options])
@@ -243,8 +255,8 @@ def test_every_real_export_info_dvh_and_a_check_verdict(name, request, capsys):
 def test_the_dose_type_of_the_file_is_stated(name, request, capsys):
     """A proton export's EFFECTIVE (RBE-weighted) dose is not called physical: dvh states
     the DoseType the chosen RTDOSE carries (read here with pydicom), check's basis names it."""
-    data, options = EXPORTS[name]
-    folder = request.getfixturevalue("export" if data == DATA else "breast")
+    data, options, fixture = EXPORTS[name]
+    folder = request.getfixturevalue(fixture)
     code, out = _run(capsys, ["dvh", str(folder), "--json", *options])
     assert code == 0, out.err
     dose = json.loads(out.out)["dose"]
@@ -263,7 +275,63 @@ def test_the_dose_type_of_the_file_is_stated(name, request, capsys):
     assert bases == {kind}
     code, out = _run(capsys, ["info", str(folder)])
     assert code == 0, out.err
-    assert (f"Dose PLAN {dose_type}" in out.out) == (dose_type == "EFFECTIVE")
+    assert (f" {dose_type}: max" in out.out) == (dose_type == "EFFECTIVE")
+
+
+@pytest.fixture(scope="module")
+def one_field(tmp_path_factory):
+    """The one-field RayStation export with its structure set written here: a box whose
+    faces lie on dose-voxel boundaries around the voxels above 90 % of the maximum."""
+    folder = _unpack(ONE_FIELD, tmp_path_factory.mktemp("dcpt_let_plan06"))
+    (rd,) = folder.glob("RD*.dcm")
+    ds = pydicom.dcmread(rd)
+    gy = ds.pixel_array * float(ds.DoseGridScaling)
+    assert list(map(float, ds.ImageOrientationPatient)) == [1, 0, 0, 0, 1, 0]
+    hot = np.argwhere(gy > 0.9 * gy.max())  # (frame, row, column)
+    step = float(ds.PixelSpacing[0])
+    ipp = np.array(ds.ImagePositionPatient, dtype=float)
+    frames = ipp[2] + np.array(ds.GridFrameOffsetVector, dtype=float)
+    (x0, x1), (y0, y1) = (ipp[a] + step * (np.array([hot[:, b].min(), hot[:, b].max()]) + [-0.5, 0.5])
+                          for a, b in ((0, 2), (1, 1)))  # fmt: skip
+    planes = frames[hot[:, 0].min() : hot[:, 0].max() + 1]
+    square = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    box = SyntheticROI("Box", [np.array([[x, y, z] for x, y in square]) for z in planes],
+                       interpreted_type="PTV")  # fmt: skip
+    rs = rtstruct_dataset_from_contours([box], patient_id=ds.PatientID,
+                                        patient_name=str(ds.PatientName),
+                                        study_uid=ds.StudyInstanceUID,
+                                        frame_of_reference_uid=ds.FrameOfReferenceUID)  # fmt: skip
+    write_datasets([rs], folder, ["RS.dcm"])
+    return folder
+
+
+def test_one_field_plan_with_only_its_beam_dose(one_field, capsys):
+    """RayStation's export of a one-field plan holds the BEAM dose of that field and no PLAN
+    dose: it is the plan's dose (info, dvh, check); Dmean against the mean of the dose voxels
+    inside the box (slab end caps: the box's planes each stand for one voxel layer)."""
+    code, out = _run(capsys, ["info", str(one_field)])
+    assert code == 0, out.err
+    assert "Dose BEAM EFFECTIVE" in out.out and "2.2 Gy prescribed" in out.out
+    code, out = _run(capsys, ["dvh", str(one_field), "--json", "--end-cap", "slab"])
+    assert code == 0, out.err
+    report = json.loads(out.out)
+    (rd,) = one_field.glob("RD*.dcm")
+    assert report["dose"]["summation_type"] == "BEAM" and report["dose"]["source"] == str(rd)
+    ds = pydicom.dcmread(rd)
+    gy = ds.pixel_array * float(ds.DoseGridScaling)
+    hot = np.argwhere(gy > 0.9 * gy.max())
+    lo, hi = hot.min(axis=0), hot.max(axis=0) + 1
+    brute = float(gy[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].mean())
+    (row,) = report["structures"]
+    assert row["volume_cc"] == pytest.approx(np.prod(hi - lo) * 2.5**3 / 1000, rel=1e-6)
+    assert row["metrics"]["Dmean"] == pytest.approx(brute, rel=0.005)
+    argv = ["check", str(one_field), "--protocol", str(ONE_FIELD / "protocol.toml"),
+            "--map", str(ONE_FIELD / "mapping.toml"), "--json"]  # fmt: skip
+    code, out = _run(capsys, argv)
+    assert code in (0, 1), out.err
+    (patient,) = json.loads(out.out)["patients"]
+    assert {c["verdict"] for c in patient["constraints"]} <= {"pass", "fail"}
+    assert patient["schedule"][0]["verdict"] == "match"
 
 
 def _hot_spot_next_to_a_source(phantom, brachytherapy: bool) -> None:
