@@ -278,6 +278,11 @@ def test_the_dose_type_of_the_file_is_stated(name, request, capsys):
     assert (f" {dose_type}: max" in out.out) == (dose_type == "EFFECTIVE")
 
 
+def _plans(info: dict) -> list[dict]:
+    """Every plan of an ``rtplan info --json`` report."""
+    return [p for pat in info["patients"] for f in pat["frames_of_reference"] for p in f["plans"]]
+
+
 @pytest.fixture(scope="module")
 def one_field(tmp_path_factory):
     """The one-field RayStation export with its structure set written here: a box whose
@@ -312,6 +317,15 @@ def test_one_field_plan_with_only_its_beam_dose(one_field, capsys):
     code, out = _run(capsys, ["info", str(one_field)])
     assert code == 0, out.err
     assert "Dose BEAM EFFECTIVE" in out.out and "2.2 Gy prescribed" in out.out
+    (rp,) = one_field.glob("RP*.dcm")
+    ion_beams = pydicom.dcmread(rp, stop_before_pixels=True).IonBeamSequence
+    code, out = _run(capsys, ["info", str(one_field), "--json"])
+    beams = [
+        b for p in _plans(json.loads(out.out)) for g in p["fraction_groups"] for b in g["beams"]
+    ]
+    assert [(b["number"], b["name"]) for b in beams] == [
+        (int(b.BeamNumber), b.BeamName) for b in ion_beams
+    ]  # an RT Ion Plan names its beams in IonBeamSequence
     code, out = _run(capsys, ["dvh", str(one_field), "--json", "--end-cap", "slab"])
     assert code == 0, out.err
     report = json.loads(out.out)

@@ -2,9 +2,10 @@
 
 What is read: RTPlanLabel and RTPlanName; every FractionGroupSequence item
 (FractionGroupNumber, NumberOfFractionsPlanned, and its beams with ReferencedBeamNumber,
-BeamDose and, from BeamSequence, BeamName); every DoseReferenceSequence item
-(:class:`~rtplan.plan.DoseReference`); the referenced structure set
-(ReferencedStructureSetSequence).  The plan's prescription is the TargetPrescriptionDose
+BeamDose and, from BeamSequence or IonBeamSequence, BeamName); every DoseReferenceSequence
+item (:class:`~rtplan.plan.DoseReference`); the referenced structure set
+(ReferencedStructureSetSequence); whether it is a brachytherapy plan
+(BrachyTreatmentTechnique or ApplicationSetupSequence present).  The plan's prescription is the TargetPrescriptionDose
 (Gy, total) of the first TARGET dose reference that states one, ``None`` when none does.
 """
 
@@ -68,10 +69,11 @@ def _plan_from_dataset(ds: Dataset, path: Path) -> Plan:
     label = str(require(ds, "RTPlanLabel", path)).strip()
 
     names = {}
-    for n, item in enumerate(value_of(ds, "BeamSequence", path) or [], start=1):
-        number = int_value(item, "BeamNumber", path, f"BeamSequence item {n}", default=None)
-        if number is not None:
-            names[number] = text(item, "BeamName", "", path)
+    for sequence in ("BeamSequence", "IonBeamSequence"):  # RT Plan, RT Ion Plan
+        for n, item in enumerate(value_of(ds, sequence, path) or [], start=1):
+            number = int_value(item, "BeamNumber", path, f"{sequence} item {n}", default=None)
+            if number is not None:
+                names[number] = text(item, "BeamName", "", path)
     groups = []
     # Type 1 in the RT Fraction Scheme module (PS3.3 C.8.8.13): a plan without fraction
     # groups states no fractionation, and rtplan does not guess one
