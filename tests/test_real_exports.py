@@ -378,6 +378,11 @@ def test_brachytherapy_hot_spot_at_a_source_is_judged(tmp_path, capsys, brachyth
     mapping.write_text('[structures]\nptv = "PTV"\n')
     argv = ["check", str(phantom.folder), "--protocol", str(DATA / "protocol.toml"),
             "--map", str(mapping)]  # fmt: skip
+    code_info, info = _run(capsys, ["info", str(phantom.folder)])
+    assert code_info == 0, info.err
+    assert ("1 fractions, 2 Gy prescribed (2 Gy per fraction), brachytherapy" in info.out) == (
+        brachytherapy
+    )
     code, out = _run(capsys, argv)
     if brachytherapy:
         assert code in (0, 1), out.err

@@ -60,7 +60,11 @@ def _plan_line(pl: dict) -> str:
     return (
         f"    Plan '{pl['label']}': {pl['fractions']} fractions, "
         + (f"{rx:g} Gy prescribed ({per:.3g} Gy per fraction)" if rx else "no prescription")
-        + f", {sum(len(g['beams']) for g in pl['fraction_groups'])} beams"
+        + (
+            ", brachytherapy"
+            if pl["brachytherapy"]
+            else f", {sum(len(g['beams']) for g in pl['fraction_groups'])} beams"
+        )
     )
 
 

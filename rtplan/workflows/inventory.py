@@ -219,6 +219,7 @@ def _plan(p: Plan) -> dict:
             for g in p.fraction_groups
         ],
         "referenced_structure_set_uid": p.referenced_structure_set_uid,
+        "brachytherapy": p.brachytherapy,
     }
 
 
