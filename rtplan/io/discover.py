@@ -173,16 +173,23 @@ class Catalog:
         return sorted(out, key=lambda g: (g.patient_id, g.frame_of_reference_uid))
 
     def _frames(self) -> dict[str, str]:
-        """FrameOfReferenceUID of every object by SOPInstanceUID; a plan without one takes
-        its structure set's (or a dose's)."""
+        """FrameOfReferenceUID of every object by SOPInstanceUID; a structure set takes the
+        frame of the CT series it references by UID (rt-utils before 1.2.6 wrote a new random
+        frame UID into every structure set it made; the series reference is exact); a plan
+        without one takes its structure set's (or a dose's)."""
         by_uid = {f.sop_instance_uid: f for f in self.files}
         frame_of = {f.sop_instance_uid: f.frame_of_reference_uid for f in self.files}
+        series_frame = {f.series_instance_uid: f.frame_of_reference_uid
+                        for f in self.files if f.modality == "CT"}  # fmt: skip
+        for f in self.files:
+            if f.modality == "RTSTRUCT" and series_frame.get(f.referenced_series_uid):
+                frame_of[f.sop_instance_uid] = series_frame[f.referenced_series_uid]
         for f in self.files:
             if f.modality == "RTPLAN" and not f.frame_of_reference_uid:
                 ss = by_uid.get(f.referenced_structure_set_uid)
                 doses = [d for d in self.files if d.referenced_plan_uid == f.sop_instance_uid]
                 source = ss or (doses[0] if doses else None)
-                frame_of[f.sop_instance_uid] = source.frame_of_reference_uid if source else ""
+                frame_of[f.sop_instance_uid] = frame_of[source.sop_instance_uid] if source else ""
         return frame_of
 
     def _check_references(self, frame_of: dict[str, str]) -> None:
@@ -213,7 +220,7 @@ class Catalog:
                 check(f, plan, frame_of[plan.sop_instance_uid], "its RTPLAN")
             elif f.modality == "RTPLAN" and f.referenced_structure_set_uid in by_uid:
                 ss = by_uid[f.referenced_structure_set_uid]
-                check(f, ss, ss.frame_of_reference_uid, "its RTSTRUCT")
+                check(f, ss, frame_of[ss.sop_instance_uid], "its RTSTRUCT")
 
     def _linked(self, frame_of: dict[str, str]) -> list[list[DicomFile]]:
         """The files in groups: one per (PatientID, frame), joined with every group an object

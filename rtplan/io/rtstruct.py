@@ -104,9 +104,12 @@ def read_rtstruct(
         contours_by_roi, unassigned = _roi_contours(ds, path, rois)
         types = _interpreted_types(ds, path)
         frame_uid = frame_uid or _first_roi_frame(rois, path)
-        spacing = _reference_spacing(reference, frame_uid, referenced_series, path, warnings)
+        declared_frame = frame_uid
+        frame_uid = _frame_taken(reference, frame_uid, referenced_series, path, warnings)
+        spacing = _reference_spacing(reference, referenced_series, path, warnings)
         structures = [
-            _structure(number, item, contours_by_roi.get(number), types, frame_uid, spacing,
+            _structure(number, item, contours_by_roi.get(number), types,
+                       (declared_frame, frame_uid), spacing,
                        reference, path, warnings)
             for number, item in rois.items()
         ]  # fmt: skip
@@ -186,17 +189,33 @@ def _first_roi_frame(rois: dict[int, Dataset], path: Path) -> str:
     return ""
 
 
-def _reference_spacing(reference, frame_uid, referenced_series, path, warnings) -> float | None:
-    """Phase 4: checks against the reference CT; the slab spacing it gives (or None)."""
-    if reference is None:
-        return None
+def _frame_taken(reference, frame_uid, referenced_series, path, warnings) -> str:
+    """Phase 4a: the structure set's frame of reference, checked against the reference CT's.
+
+    A structure set that references the CT series by UID but declares another frame (rt-utils
+    before 1.2.6 wrote a new random frame UID) is taken in the series' frame, with a warning.
+    """
     ref_frame = getattr(reference, "frame_of_reference_uid", "")
-    if frame_uid and ref_frame and frame_uid != ref_frame:
+    if not (frame_uid and ref_frame and frame_uid != ref_frame):
+        return frame_uid
+    ref_series = getattr(reference, "series_instance_uid", "")
+    if not referenced_series or referenced_series != ref_series:
         raise GeometryError(
             f"mismatched frames of reference: structure set {frame_uid}, "
             f"CT series {ref_frame} ({getattr(reference, 'source', '')})",
             path=path,
         )
+    warnings.append(
+        f"the structure set declares frame of reference {frame_uid} but references CT "
+        f"series {ref_series} (frame {ref_frame}) by UID: contours taken in the series' frame"
+    )
+    return ref_frame
+
+
+def _reference_spacing(reference, referenced_series, path, warnings) -> float | None:
+    """Phase 4b: the slab spacing the reference CT gives (or None)."""
+    if reference is None:
+        return None
     ref_series = getattr(reference, "series_instance_uid", "")
     if referenced_series and ref_series and referenced_series != ref_series:
         warnings.append(
@@ -214,12 +233,16 @@ def _reference_spacing(reference, frame_uid, referenced_series, path, warnings) 
     return None
 
 
-def _structure(number, item, rc, types, frame_uid, spacing, reference, path, warnings):
-    """Phase 5: one :class:`~rtplan.structure.Structure` from its definition and contours."""
+def _structure(number, item, rc, types, frames, spacing, reference, path, warnings):
+    """Phase 5: one :class:`~rtplan.structure.Structure` from its definition and contours;
+    ``frames`` = (frame the structure set declares, frame it is taken in)."""
+    declared_frame, frame_uid = frames
     name = text(item, "ROIName", "", path) or f"ROI {number}"
     contours, contour_warnings = _contours(rc, path, name)
     warnings.extend(contour_warnings)
     roi_frame = text(item, "ReferencedFrameOfReferenceUID", "", path) or frame_uid
+    if roi_frame == declared_frame:
+        roi_frame = frame_uid
     if roi_frame != frame_uid and contours:
         ref_frame = getattr(reference, "frame_of_reference_uid", "")
         if ref_frame and roi_frame != ref_frame:

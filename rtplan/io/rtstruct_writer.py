@@ -210,7 +210,9 @@ def rtstruct_dataset(
 
     ss_rois, roi_contours, observations = [], [], []
     if copy_rois_from is not None:
-        ss_rois, roi_contours, observations = _copied_rois(copy_rois_from, frame_uid)
+        ss_rois, roi_contours, observations = _copied_rois(
+            copy_rois_from, frame_uid, image.series_instance_uid
+        )
     used_numbers = {int(item.ROINumber) for item in ss_rois}
     used_names = {str(item.ROIName).strip().lower() for item in ss_rois}
     used_observations = {int(item.ObservationNumber) for item in observations}
@@ -561,14 +563,26 @@ def _color(structure: Structure, n: int) -> tuple[int, int, int]:
     return DEFAULT_COLORS.get(structure.interpreted_type, _ORGAN_PALETTE[n % len(_ORGAN_PALETTE)])
 
 
-def _copied_rois(source, frame_uid: str):
-    """Deep copies of the ROI items of an existing structure set on frame ``frame_uid``."""
+def _copied_rois(source, frame_uid: str, series_uid: str):
+    """Deep copies of the ROI items of an existing structure set on frame ``frame_uid``.
+
+    A frame the source declares for CT series ``series_uid`` itself (rt-utils before 1.2.6
+    wrote a new random frame UID) is rewritten to ``frame_uid``."""
     ds = _as_dataset(source)
     where = source if not isinstance(source, Dataset) else None
     if str(ds.get("SOPClassUID", "")) != RT_STRUCTURE_SET_STORAGE:
         raise InputError("copy_rois_from is not an RT Structure Set", path=where)
+    same_series_frames = {
+        str(ref.get("FrameOfReferenceUID", ""))
+        for ref in ds.get("ReferencedFrameOfReferenceSequence", [])
+        for study in ref.get("RTReferencedStudySequence", [])
+        for series in study.get("RTReferencedSeriesSequence", [])
+        if str(series.get("SeriesInstanceUID", "")) == series_uid
+    }
     ss_rois = [deepcopy(item) for item in ds.get("StructureSetROISequence", [])]
     for item in ss_rois:
+        if str(item.get("ReferencedFrameOfReferenceUID", "")) in same_series_frames:
+            item.ReferencedFrameOfReferenceUID = frame_uid
         if str(item.get("ReferencedFrameOfReferenceUID", "")) != frame_uid:
             raise GeometryError(
                 "ROI is on another frame of reference than the CT; it cannot be copied",
