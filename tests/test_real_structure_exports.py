@@ -100,3 +100,18 @@ def test_another_frame_without_the_series_reference_is_still_refused(export, tmp
     ct = read_ct_series([export / "ct_1.dcm", export / "ct_2.dcm"])
     with pytest.raises(GeometryError, match="mismatched frames of reference"):
         read_rtstruct(tmp_path / "rt.dcm", reference=ct)
+
+
+@pytest.mark.parametrize(("margin_mm", "beyond"), [("5", True), ("2", False)])
+def test_expand_says_when_the_new_volume_reaches_beyond_the_ct(
+    export, tmp_path, capsys, margin_mm, beyond
+):
+    """ROI-1 lies on the first of the two CT slices (z 60 and 65 mm, slab 57.5-62.5 mm): grown
+    by 5 mm it covers the slab centred at z = 55 mm, where there is no CT slice; by 2 mm it
+    does not."""
+    argv = ["expand", str(export), "--structure", "ROI-1", "--name", "X", "--margin", margin_mm]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "beyond the CT" in line]
+    assert len(lines) == int(beyond)
+    if beyond:
+        assert "1 slice position(s) beyond the CT not written" in lines[0]

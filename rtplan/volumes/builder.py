@@ -256,9 +256,10 @@ class VolumeBuilder:
         if name not in self._built:
             raise StructureNotFoundError(f"volume '{name}' has not been built")
         frame = next((s.frame_of_reference_uid for s in self.structures.values()), "")
+        region = self._built[name]
         try:
-            return self.workspace.structure(
-                self._built[name],
+            new = self.workspace.structure(
+                region,
                 name,
                 interpreted_type=interpreted_type or guess_type(name),
                 color=color,
@@ -269,6 +270,11 @@ class VolumeBuilder:
                 f"{exc.problem} (it lies between the CT slices or outside the scan)",
                 structure=name,
             ) from None
+        off_ct = self.workspace.slabs_off_ct(region)
+        if off_ct:
+            detail = f"{off_ct} slice position(s) beyond the CT not written"
+            self._log(name, "on the CT slices", "", detail, region.volume_cc, new.volume_cc)
+        return new
 
 
 def guess_type(name: str) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import contourpy
 import numpy as np
@@ -66,12 +66,16 @@ class Workspace:
         z (mm) of the CT slices inside the workspace: where contours are written.
     slice_k : numpy.ndarray
         Fine-grid slice index of each of them.
+    off_ct_k : numpy.ndarray
+        Fine-grid slice index of the slab centres with no CT slice (beyond the scan): nothing
+        is written there.
     """
 
     grid: Grid
     slab_mm: float
     slice_z_mm: np.ndarray
     slice_k: np.ndarray
+    off_ct_k: np.ndarray = field(default_factory=lambda: np.empty(0, int))
 
     @classmethod
     def around(
@@ -148,8 +152,8 @@ class Workspace:
             if ct is None
             else np.min(np.abs(slices[:, None] - ct[None, :]), axis=1) <= PLANE_TOLERANCE_MM
         )
-        slice_k = (np.arange(len(slices)) * m + m // 2)[on_ct]
-        return cls(grid, float(slab), slices[on_ct], slice_k)
+        centre_k = np.arange(len(slices)) * m + m // 2
+        return cls(grid, float(slab), slices[on_ct], centre_k[on_ct], centre_k[~on_ct])
 
     # ------------------------------------------------------------------ structures in
     @property
@@ -193,6 +197,10 @@ class Workspace:
         )
 
     # ------------------------------------------------------------------ structures out
+    def slabs_off_ct(self, region: SubvoxelMask) -> int:
+        """How many slab centres without a CT slice ``region`` crosses (not written)."""
+        return sum(bool(np.any(region.section_distance(int(k)) < 0)) for k in self.off_ct_k)
+
     def contours(self, region: SubvoxelMask) -> list[np.ndarray]:
         """Closed planar contours (LPS mm) of ``region`` on the CT slices."""
         if region.shape != self.grid.shape:
