@@ -193,29 +193,21 @@ class Catalog:
         return frame_of
 
     def _check_references(self, frame_of: dict[str, str]) -> None:
-        """Raise :class:`GeometryError` when a reference crosses frames of reference."""
+        """Raise :class:`GeometryError` when a reference crosses frames of reference (a
+        structure set cannot: it is in the frame of the series it references, :meth:`_frames`)."""
         by_uid = {f.sop_instance_uid: f for f in self.files}
-        series_frame = {
-            f.series_instance_uid: f.frame_of_reference_uid
-            for f in self.files
-            if f.modality == "CT"
-        }
 
-        def check(f: DicomFile, target: DicomFile | None, target_frame: str, what: str):
+        def check(f: DicomFile, target: DicomFile, target_frame: str, what: str):
             mine = frame_of[f.sop_instance_uid]
             if target_frame and mine and target_frame != mine:
-                where = f" ({target.path})" if target is not None else ""
                 raise GeometryError(
                     f"mismatched frames of reference: this {f.modality} ({mine}) references "
-                    f"{what}{where} in frame of reference {target_frame}",
+                    f"{what} ({target.path}) in frame of reference {target_frame}",
                     path=f.path,
                 )
 
         for f in self.files:
-            if f.modality == "RTSTRUCT" and f.referenced_series_uid in series_frame:
-                check(f, None, series_frame[f.referenced_series_uid],
-                      f"image series {f.referenced_series_uid}")  # fmt: skip
-            elif f.modality == "RTDOSE" and f.referenced_plan_uid in by_uid:
+            if f.modality == "RTDOSE" and f.referenced_plan_uid in by_uid:
                 plan = by_uid[f.referenced_plan_uid]
                 check(f, plan, frame_of[plan.sop_instance_uid], "its RTPLAN")
             elif f.modality == "RTPLAN" and f.referenced_structure_set_uid in by_uid:
